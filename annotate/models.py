@@ -1,0 +1,220 @@
+"""Batches of comparisons, the HITs that hand them out, and the judgments people make.
+
+A judgment is always stored in the item's own orientation: "response 1" is
+`Item.response_1` whatever side the annotator saw it on.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Rating(models.IntegerChoices):
+    """The lecture's four-level scale, as a number toward response 2."""
+
+    RESPONSE_1_BETTER = -2, "Response 1 is better."
+    RESPONSE_1_SLIGHTLY = -1, "Response 1 is only slightly better. (only pick this if it's truly close)"
+    RESPONSE_2_SLIGHTLY = 1, "Response 2 is only slightly better. (only pick this if it's truly close)"
+    RESPONSE_2_BETTER = 2, "Response 2 is better."
+
+    @classmethod
+    def from_choice(cls, chosen: int, strength: str = "clear") -> Rating:
+        """The rating for 'response `chosen` (1 or 2) wins, clearly or slightly'."""
+        magnitude = 2 if strength == "clear" else 1
+        return cls(magnitude if chosen == 2 else -magnitude)
+
+
+class Batch(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
+    samples_per_hit = models.PositiveSmallIntegerField(default=6)
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="How many annotators should judge each item.")
+    gold_rate = models.FloatField(
+        default=0.0, help_text="Share of each HIT drawn from the batch's gold items (0 to 1)."
+    )
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "batches"
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Item(models.Model):
+    """One comparison: a prompt and two responses to it."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=200)
+    # Chat messages [{"role": "user"|"assistant"|"system", "content": str}, ...];
+    # the last user message is the instruction shown to annotators.
+    prompt = models.JSONField()
+    # The optional "Input" of a one-shot instruction (AlpacaFarm), kept apart for display.
+    prompt_input = models.TextField(blank=True)
+    response_1 = models.TextField()
+    response_2 = models.TextField()
+    source = models.JSONField(default=dict, blank=True)
+    # Known answer (a rating, item orientation), e.g. from an imported preference data set.
+    gold = models.SmallIntegerField(choices=Rating.choices, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["batch", "external_id"], name="item_external_id_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.batch.name}/{self.external_id}"
+
+    @property
+    def earlier_turns(self) -> list[dict]:
+        """Every message before the final instruction (a multi-turn transcript)."""
+        return self.prompt[:-1]
+
+    @property
+    def instruction(self) -> str:
+        return self.prompt[-1]["content"] if self.prompt else ""
+
+    def chat_messages(self) -> list[dict]:
+        """The prompt as a model sees it: the input joined to the last user turn."""
+        messages = [dict(m) for m in self.prompt]
+        if self.prompt_input and messages:
+            messages[-1]["content"] = f"{messages[-1]['content']}\n\n{self.prompt_input}"
+        return messages
+
+    def response(self, number: int) -> str:
+        return self.response_1 if number == 1 else self.response_2
+
+    @property
+    def gold_chosen(self) -> int | None:
+        return None if self.gold is None else (2 if self.gold > 0 else 1)
+
+
+class HitQuerySet(models.QuerySet):
+    def open(self) -> HitQuerySet:
+        return self.filter(submitted_at__isnull=True)
+
+    def live(self) -> HitQuerySet:
+        """Unsubmitted HITs whose annotator was active within the timeout."""
+        cutoff = timezone.now() - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES)
+        return self.open().filter(last_activity_at__gte=cutoff)
+
+
+class Hit(models.Model):
+    """One annotator's unit of work: N items of one batch, in order."""
+
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hits")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="hits")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = HitQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"HIT {self.pk} ({self.annotator})"
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.submitted_at is not None
+
+    def ordered_slots(self) -> list[HitSlot]:
+        return list(self.slots.select_related("item").order_by("position"))
+
+    def judgments_by_item(self) -> dict[int, Judgment]:
+        item_ids = self.slots.values("item_id")
+        judged = Judgment.objects.filter(annotator_id=self.annotator_id, item_id__in=item_ids)
+        return {j.item_id: j for j in judged}
+
+    def completed_count(self) -> int:
+        return Judgment.objects.filter(annotator_id=self.annotator_id, item_id__in=self.slots.values("item_id")).count()
+
+    def touch(self) -> None:
+        self.last_activity_at = timezone.now()
+        Hit.objects.filter(pk=self.pk).update(last_activity_at=self.last_activity_at)
+
+
+class HitSlot(models.Model):
+    """An item's place in a HIT, and which side its responses were shown on."""
+
+    hit = models.ForeignKey(Hit, on_delete=models.CASCADE, related_name="slots")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="slots")
+    position = models.PositiveSmallIntegerField()
+    # True: the screen's "AI Response 1" is the item's response_2.
+    swapped = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["hit", "position"], name="slot_position_unique"),
+            models.UniqueConstraint(fields=["hit", "item"], name="slot_item_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hit} sample {self.position}"
+
+    def shown_response(self, screen_number: int) -> str:
+        """The text shown as 'AI Response <screen_number>'."""
+        item_number = (3 - screen_number) if self.swapped else screen_number
+        return self.item.response(item_number)
+
+    def to_item_rating(self, screen_rating: int) -> int:
+        return -screen_rating if self.swapped else screen_rating
+
+    def to_screen_rating(self, item_rating: int) -> int:
+        return -item_rating if self.swapped else item_rating
+
+
+class Judgment(models.Model):
+    """One annotator's rating of one item, in the item's own orientation."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments")
+    hit = models.ForeignKey(Hit, null=True, blank=True, on_delete=models.SET_NULL, related_name="judgments")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    swapped = models.BooleanField(default=False, help_text="Responses were shown in swapped order.")
+    time_ms = models.PositiveIntegerField(default=0, help_text="Time spent on the item.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="judgment_unique_per_annotator")]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.item}: {self.rating:+d}"
+
+    @property
+    def chosen(self) -> int:
+        """Which response (1 or 2, item orientation) won."""
+        return 2 if self.rating > 0 else 1
+
+    @property
+    def rejected(self) -> int:
+        return 3 - self.chosen
+
+    @property
+    def strength(self) -> str:
+        return "clear" if abs(self.rating) == 2 else "slight"
+
+    @property
+    def chosen_text(self) -> str:
+        return self.item.response(self.chosen)
+
+    @property
+    def rejected_text(self) -> str:
+        return self.item.response(self.rejected)
+
+    @property
+    def shown_first_chosen(self) -> bool:
+        """True when the annotator picked the response shown on the left/top."""
+        return self.chosen == (2 if self.swapped else 1)

@@ -1,0 +1,159 @@
+"""One function per annotator action, shared by the pages, the API and commands."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
+
+# Longest time one visit to an item may add; guards against a tab left open overnight.
+MAX_ELAPSED_MS = 30 * 60 * 1000
+
+
+class AnnotationError(Exception):
+    """An action the annotator may not take (the message says why)."""
+
+
+def _count_subquery(queryset: QuerySet) -> Coalesce:
+    counted = queryset.order_by().values("item").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def annotate_taken(items: QuerySet[Item]) -> QuerySet[Item]:
+    """Add `taken`: judgments so far plus live HIT slots still waiting for a judgment."""
+    cutoff = timezone.now() - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES)
+    judged_by_slot_owner = Judgment.objects.filter(
+        item_id=OuterRef("item_id"), annotator_id=OuterRef("hit__annotator_id")
+    )
+    pending = HitSlot.objects.filter(
+        item_id=OuterRef("pk"),
+        hit__submitted_at__isnull=True,
+        hit__last_activity_at__gte=cutoff,
+    ).filter(~Exists(judged_by_slot_owner))
+    judgments = Judgment.objects.filter(item_id=OuterRef("pk"))
+    return items.annotate(n_judgments=_count_subquery(judgments), n_pending=_count_subquery(pending)).annotate(
+        taken=Coalesce("n_judgments", 0) + Coalesce("n_pending", 0)
+    )
+
+
+def open_items_for(user, batch: Batch) -> QuerySet[Item]:
+    """Items of `batch` this user has neither judged nor holds, that still need judgments."""
+    mine = Q(judgments__annotator=user) | Q(slots__hit__annotator=user, slots__hit__submitted_at__isnull=True)
+    candidates = batch.items.exclude(pk__in=Item.objects.filter(mine).values("pk"))
+    return annotate_taken(candidates).filter(taken__lt=batch.overlap).order_by("pk")
+
+
+def current_hit(user) -> Hit | None:
+    return Hit.objects.live().filter(annotator=user).order_by("created_at", "pk").first()
+
+
+def next_hit(user) -> Hit | None:
+    """The annotator's current HIT, or a new one; None when no work is left for them.
+
+    Items are locked with SKIP LOCKED (PostgreSQL) so two annotators asking at the
+    same moment never take the same slot; on SQLite the IMMEDIATE transaction mode
+    serialises the whole function instead.
+    """
+    hit = current_hit(user)
+    if hit is not None:
+        return hit
+    for batch in Batch.objects.filter(active=True).order_by("created_at", "pk"):
+        with transaction.atomic():
+            hit = _new_hit(user, batch)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _new_hit(user, batch: Batch) -> Hit | None:
+    wanted = batch.samples_per_hit
+    # Lock a few more rows than needed: some may turn out taken once re-counted.
+    locked_ids = list(
+        open_items_for(user, batch)
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("pk", flat=True)[: wanted * 4]
+    )
+    if not locked_ids:
+        return None
+    # Re-count in a fresh statement: it sees assignments committed while we waited.
+    item_ids = list(
+        annotate_taken(Item.objects.filter(pk__in=locked_ids))
+        .filter(taken__lt=batch.overlap)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:wanted]
+    )
+    if not item_ids:
+        return None
+    hit = Hit.objects.create(annotator=user, batch=batch)
+    HitSlot.objects.bulk_create(
+        HitSlot(hit=hit, item_id=item_id, position=position, swapped=random.random() < 0.5)
+        for position, item_id in enumerate(item_ids, start=1)
+    )
+    return hit
+
+
+@transaction.atomic
+def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) -> Judgment:
+    """Save (or change) the rating the annotator clicked for sample `position`.
+
+    `screen_rating` is relative to what was on screen; it is stored in the item's
+    orientation. Time on the item adds up over visits.
+    """
+    hit = Hit.objects.select_for_update().get(pk=hit.pk)
+    if hit.is_submitted:
+        raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
+    if screen_rating not in Rating.values:
+        raise AnnotationError(f"Unknown rating {screen_rating!r}.")
+    try:
+        slot = hit.slots.select_related("item").get(position=position)
+    except HitSlot.DoesNotExist:
+        raise AnnotationError(f"This HIT has no sample {position}.") from None
+    elapsed_ms = max(0, min(int(elapsed_ms), MAX_ELAPSED_MS))
+    judgment, created = Judgment.objects.select_for_update().get_or_create(
+        item=slot.item,
+        annotator=hit.annotator,
+        defaults={
+            "hit": hit,
+            "rating": slot.to_item_rating(screen_rating),
+            "swapped": slot.swapped,
+            "time_ms": elapsed_ms,
+        },
+    )
+    if not created:
+        judgment.rating = slot.to_item_rating(screen_rating)
+        judgment.time_ms += elapsed_ms
+        judgment.save(update_fields=["rating", "time_ms", "updated_at"])
+    hit.touch()
+    return judgment
+
+
+def add_time(hit: Hit, position: int, elapsed_ms: int) -> None:
+    """Record time spent on a sample that was left without a new click."""
+    elapsed_ms = max(0, min(int(elapsed_ms), MAX_ELAPSED_MS))
+    slot = hit.slots.filter(position=position).first()
+    if slot is None or hit.is_submitted or elapsed_ms == 0:
+        return
+    Judgment.objects.filter(item_id=slot.item_id, annotator_id=hit.annotator_id).update(
+        time_ms=F("time_ms") + elapsed_ms
+    )
+    hit.touch()
+
+
+@transaction.atomic
+def submit_hit(hit: Hit) -> Hit:
+    hit = Hit.objects.select_for_update().get(pk=hit.pk)
+    if hit.is_submitted:
+        return hit
+    missing = hit.slots.count() - hit.completed_count()
+    if missing:
+        raise AnnotationError(f"{missing} sample(s) still need a rating before this HIT can be submitted.")
+    hit.submitted_at = timezone.now()
+    hit.save(update_fields=["submitted_at"])
+    return hit

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include("arbiter.api_urls")),
+    path("dashboard/reward/", include("rewardmodel.urls")),
+    path("dashboard/policy/", include("policy.urls")),
+    path("", include("annotate.urls")),
+]
