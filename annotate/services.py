@@ -15,6 +15,8 @@ from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
 
 # Longest time one visit to an item may add; guards against a tab left open overnight.
 MAX_ELAPSED_MS = 30 * 60 * 1000
+# Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
+LOCK_ATTEMPTS = 5
 
 
 class AnnotationError(Exception):
@@ -74,29 +76,53 @@ def next_hit(user) -> Hit | None:
 
 def _new_hit(user, batch: Batch) -> Hit | None:
     wanted = batch.samples_per_hit
-    # Lock a few more rows than needed: some may turn out taken once re-counted.
-    locked_ids = list(
-        open_items_for(user, batch)
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("pk", flat=True)[: wanted * 4]
-    )
-    if not locked_ids:
-        return None
-    # Re-count in a fresh statement: it sees assignments committed while we waited.
-    item_ids = list(
-        annotate_taken(Item.objects.filter(pk__in=locked_ids))
-        .filter(taken__lt=batch.overlap)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:wanted]
-    )
+    # Gold items (known answers) are mixed in at the batch's rate and shown to every
+    # annotator regardless of overlap; they look like any other item.
+    n_gold = round(batch.gold_rate * wanted) if batch.gold_rate > 0 else 0
+    gold_ids = _gold_items_for(user, batch, n_gold) if n_gold else []
+    regular = open_items_for(user, batch)
+    if batch.gold_rate > 0:
+        regular = regular.filter(gold__isnull=True)
+    n_regular = wanted - len(gold_ids)
+    item_ids: list[int] = []
+    checked: list[int] = []
+    for _attempt in range(LOCK_ATTEMPTS):
+        need = n_regular - len(item_ids)
+        if need <= 0:
+            break
+        locked = list(
+            regular.exclude(pk__in=checked)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:need]
+        )
+        if not locked:
+            break
+        checked += locked
+        # Re-count in a fresh statement: it sees HITs committed while we waited for the lock.
+        item_ids += (
+            annotate_taken(Item.objects.filter(pk__in=locked))
+            .filter(taken__lt=batch.overlap)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
     if not item_ids:
-        return None
+        return None  # gold alone is no work
+    item_ids += gold_ids
+    if gold_ids:
+        random.shuffle(item_ids)
     hit = Hit.objects.create(annotator=user, batch=batch)
     HitSlot.objects.bulk_create(
         HitSlot(hit=hit, item_id=item_id, position=position, swapped=random.random() < 0.5)
         for position, item_id in enumerate(item_ids, start=1)
     )
     return hit
+
+
+def _gold_items_for(user, batch: Batch, count: int) -> list[int]:
+    mine = Q(judgments__annotator=user) | Q(slots__hit__annotator=user)
+    seen = Item.objects.filter(mine).values("pk")
+    candidates = list(batch.items.filter(gold__isnull=False).exclude(pk__in=seen).values_list("pk", flat=True))
+    return random.sample(candidates, min(count, len(candidates)))
 
 
 @transaction.atomic

@@ -1,0 +1,179 @@
+"""Who gets which items: overlap, abandoned HITs, gold mixing, and concurrency."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+
+from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
+from annotate.services import AnnotationError, next_hit, rate_item, submit_hit
+
+
+def make_batch(name="b", n_items=12, **fields) -> Batch:
+    batch = Batch.objects.create(name=name, **fields)
+    Item.objects.bulk_create(
+        Item(
+            batch=batch,
+            external_id=str(i),
+            prompt=[{"role": "user", "content": f"Question {i}?"}],
+            response_1=f"first answer {i}",
+            response_2=f"second answer {i}",
+        )
+        for i in range(n_items)
+    )
+    return batch
+
+
+def annotators(n: int) -> list:
+    User = get_user_model()
+    return [User.objects.create_user(f"annotator{i}", password="x") for i in range(n)]
+
+
+def rate_all(hit: Hit, screen_rating: int = Rating.RESPONSE_1_BETTER) -> None:
+    for slot in hit.ordered_slots():
+        rate_item(hit, slot.position, screen_rating)
+
+
+def test_hit_holds_samples_per_hit_items_in_order(alice):
+    make_batch(samples_per_hit=6)
+    hit = next_hit(alice)
+    positions = [s.position for s in hit.ordered_slots()]
+    assert positions == [1, 2, 3, 4, 5, 6]
+    assert next_hit(alice) == hit, "the current HIT comes back until it is submitted"
+
+
+def test_overlap_one_never_hands_an_item_twice(alice, bob):
+    make_batch(n_items=8, samples_per_hit=6)
+    alice_items = {s.item_id for s in next_hit(alice).slots.all()}
+    bob_items = {s.item_id for s in next_hit(bob).slots.all()}
+    assert len(alice_items) == 6
+    assert len(bob_items) == 2
+    assert not alice_items & bob_items
+
+
+def test_overlap_two_gives_each_item_to_two_different_annotators(alice, bob, charlie):
+    make_batch(n_items=6, samples_per_hit=6, overlap=2)
+    a = {s.item_id for s in next_hit(alice).slots.all()}
+    b = {s.item_id for s in next_hit(bob).slots.all()}
+    assert a == b
+    assert next_hit(charlie) is None, "both slots of every item are taken"
+
+
+def test_judged_items_are_not_handed_out_again(alice, bob):
+    make_batch(n_items=6, samples_per_hit=6)
+    hit = next_hit(alice)
+    rate_all(hit)
+    submit_hit(hit)
+    assert next_hit(alice) is None
+    assert next_hit(bob) is None, "overlap 1 is reached for every item"
+
+
+def test_abandoned_hit_gives_its_items_back(alice, bob, settings):
+    settings.HIT_TIMEOUT_MINUTES = 30
+    make_batch(n_items=6, samples_per_hit=6)
+    hit = next_hit(alice)
+    rate_item(hit, 1, Rating.RESPONSE_2_BETTER)
+    assert next_hit(bob) is None
+    Hit.objects.filter(pk=hit.pk).update(last_activity_at=timezone.now() - timedelta(minutes=31))
+    bob_items = {s.item_id for s in next_hit(bob).slots.all()}
+    judged = Judgment.objects.get(annotator=alice).item_id
+    assert len(bob_items) == 5
+    assert judged not in bob_items, "the item alice judged keeps her judgment and is done"
+    assert Judgment.objects.filter(annotator=alice).count() == 1, "no judgment is lost"
+
+
+def test_inactive_batches_give_no_work(alice):
+    make_batch(active=False)
+    assert next_hit(alice) is None
+
+
+def test_gold_items_are_mixed_in_at_the_batch_rate(alice, bob):
+    batch = make_batch(n_items=12, samples_per_hit=6, gold_rate=0.5)
+    batch.items.filter(external_id__in=["0", "1", "2", "3"]).update(gold=Rating.RESPONSE_1_BETTER)
+    alice_slots = next_hit(alice).ordered_slots()
+    bob_slots = next_hit(bob).ordered_slots()
+    for slots in (alice_slots, bob_slots):
+        assert len(slots) == 6
+        assert sum(s.item.gold is not None for s in slots) == 3
+    alice_regular = {s.item_id for s in alice_slots if s.item.gold is None}
+    bob_regular = {s.item_id for s in bob_slots if s.item.gold is None}
+    assert not alice_regular & bob_regular, "gold is shared, regular items still respect overlap"
+
+
+def test_swapped_rating_is_stored_in_item_orientation(alice):
+    make_batch(n_items=6)
+    hit = next_hit(alice)
+    HitSlot.objects.filter(hit=hit, position=1).update(swapped=True)
+    HitSlot.objects.filter(hit=hit, position=2).update(swapped=False)
+    j1 = rate_item(hit, 1, Rating.RESPONSE_1_BETTER, elapsed_ms=1500)
+    j2 = rate_item(hit, 2, Rating.RESPONSE_1_SLIGHTLY)
+    assert (j1.rating, j1.swapped, j1.chosen, j1.strength) == (Rating.RESPONSE_2_BETTER, True, 2, "clear")
+    assert j1.chosen_text == j1.item.response_2
+    assert (j2.rating, j2.swapped, j2.chosen, j2.strength) == (Rating.RESPONSE_1_SLIGHTLY, False, 1, "slight")
+    assert j1.time_ms == 1500
+
+
+def test_answer_can_change_until_submitted_and_time_adds_up(alice):
+    make_batch(n_items=6)
+    hit = next_hit(alice)
+    HitSlot.objects.filter(hit=hit).update(swapped=False)
+    rate_item(hit, 1, Rating.RESPONSE_1_BETTER, elapsed_ms=1000)
+    rate_item(hit, 1, Rating.RESPONSE_2_SLIGHTLY, elapsed_ms=500)
+    judgment = Judgment.objects.get(annotator=alice)
+    assert judgment.rating == Rating.RESPONSE_2_SLIGHTLY
+    assert judgment.time_ms == 1500
+    with pytest.raises(AnnotationError, match="5 sample"):
+        submit_hit(hit)
+    rate_all(hit)
+    submit_hit(hit)
+    with pytest.raises(AnnotationError, match="submitted"):
+        rate_item(hit, 1, Rating.RESPONSE_1_BETTER)
+    assert Judgment.objects.filter(annotator=alice).count() == 6
+
+
+def _ask_concurrently(users) -> list[Hit | None]:
+    barrier = threading.Barrier(len(users))
+    results: dict[int, Hit | None] = {}
+    errors: list[BaseException] = []
+
+    def ask(index, user):
+        try:
+            barrier.wait()
+            results[index] = next_hit(user)
+        except BaseException as exc:  # surfaced in the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(i, u)) for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return [results[i] for i in range(len(users))]
+
+
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_annotators_asking_at_once_never_share_a_slot(transactional_db, overlap):
+    batch = make_batch(n_items=20, samples_per_hit=4, overlap=overlap)
+    _ask_concurrently(annotators(8))
+    slots = HitSlot.objects.filter(hit__batch=batch)
+    per_item = Counter(slots.values_list("item_id", flat=True))
+    assert max(per_item.values()) <= overlap
+    per_user_item = Counter(slots.values_list("hit__annotator_id", "item_id"))
+    assert max(per_user_item.values()) == 1
+    assert sum(per_item.values()) >= 16, "locked rows are skipped, not waited on, yet work is handed out"
+
+
+def test_concurrent_first_round_hands_out_distinct_items(transactional_db):
+    make_batch(n_items=40, samples_per_hit=5, overlap=1)
+    hits = _ask_concurrently(annotators(8))
+    assert all(h is not None for h in hits)
+    item_ids = [s.item_id for h in hits for s in h.slots.all()]
+    assert len(item_ids) == 40
+    assert len(set(item_ids)) == 40
