@@ -1,12 +1,66 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
+from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment
+
+
+class ImportComparisonsForm(forms.Form):
+    file = forms.FileField(help_text="JSON array or JSONL, optionally gzipped.")
+    batch_name = forms.CharField(
+        max_length=200, help_text="A new batch is created; an existing one gets the items added."
+    )
+    format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="auto")
+    as_judgments = forms.BooleanField(
+        required=False,
+        label="As judgments",
+        help_text="Also store the file's known preference (hh, trl) as judgments by the import user.",
+    )
 
 
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
     list_display = ["name", "active", "samples_per_hit", "overlap", "created_at"]
     list_filter = ["active"]
+
+    def get_urls(self):
+        import_view = self.admin_site.admin_view(self.import_comparisons_view)
+        return [path("import/", import_view, name="annotate_batch_import"), *super().get_urls()]
+
+    def import_comparisons_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload a comparisons file: the same all-or-nothing import as the command."""
+        if not (self.has_add_permission(request) and request.user.has_perm("annotate.add_item")):
+            raise PermissionDenied
+        form = ImportComparisonsForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = import_comparisons(
+                    upload,
+                    form.cleaned_data["batch_name"],
+                    fmt=form.cleaned_data["format"],
+                    as_judgments=form.cleaned_data["as_judgments"],
+                    created_by=request.user,
+                )
+            except ImportFileError as exc:
+                form.add_error(None, f"{upload.name}: {exc}. Nothing was imported.")
+            else:
+                message = f"Imported {result.count} items into batch {result.batch.name}."
+                if result.judgment_count:
+                    message += f" Stored {result.judgment_count} judgments by {result.judgments_by}."
+                self.message_user(request, message, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:annotate_batch_change", args=[result.batch.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import comparisons",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/annotate/batch/import_comparisons.html", context)
 
 
 @admin.register(Item)

@@ -1,0 +1,478 @@
+"""Import comparisons from JSON / JSONL files (gzip accepted) into a batch.
+
+One service function, `import_comparisons`, used by the `import_comparisons` command and
+the admin upload alike. It reads and checks the whole file first, then writes everything
+in one transaction: any bad record means nothing is written.
+
+Formats (auto-detected from the keys of the first record):
+
+- ``alpacafarm``: ``instruction``, ``input`` (optional, may be empty), ``output_1``,
+  ``output_2``; optional ``generator_1`` / ``generator_2`` go to ``Item.source``.
+- ``hh`` (Anthropic HH-RLHF): ``chosen`` and ``rejected``, each a whole dialogue
+  ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` ending with an Assistant turn. See `parse_hh_pair`
+  for how a pair is split into one prompt and two responses.
+- ``trl`` (TRL preference data): ``prompt``, ``chosen``, ``rejected``, either all strings
+  (standard format) or message lists (conversational format: the prompt a list of
+  ``{role, content}`` ending with a user turn, chosen and rejected one assistant message each).
+- ``plain``: ``prompt`` (string or message list), ``response_1``, ``response_2``.
+
+An optional ``id`` or ``external_id`` key gives the item's external id; otherwise it is the
+line number (JSONL) or the record number (JSON array), 1-based.
+
+When the file knows which response is preferred (hh, trl), the two responses are put in
+random order (seeded when `seed` is given) and the known answer is kept as ``Item.gold``;
+with ``as_judgments`` it is also stored as a judgment by the import user
+(``settings.IMPORT_USERNAME``), so existing preference data can train a reward model.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from annotate.models import Batch, Item, Judgment, Rating
+
+FORMATS = ("alpacafarm", "hh", "trl", "plain")
+FORMAT_CHOICES = [("auto", "Detect from the first record")] + [(f, f) for f in FORMATS]
+KNOWN_PREFERENCE_FORMATS = ("hh", "trl")
+ROLES = ("system", "user", "assistant")
+CHUNK_SIZE = 500
+EXTERNAL_ID_MAX_LENGTH = Item._meta.get_field("external_id").max_length
+
+# A turn marker starts the text or follows a blank line, as in the HH-RLHF files.
+HH_TURN = re.compile(r"(?:\A\s*|\n\n)(Human|Assistant):")
+HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+class ImportFileError(Exception):
+    """The file cannot be imported; the message names the line (or record) and field."""
+
+    def __init__(self, message: str, where: str = "", field: str = "") -> None:
+        self.where = where
+        self.field = field
+        prefix = ", ".join(part for part in (where, f"field '{field}'" if field else "") if part)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+@dataclass
+class ImportResult:
+    count: int
+    batch: Batch
+    format: str
+    batch_created: bool
+    judgment_count: int = 0
+    judgments_by: str = ""
+
+
+@dataclass
+class Comparison:
+    """One record, checked and normalised; `chosen` is 1 or 2 when the file knows the answer."""
+
+    external_id: str
+    prompt: list[dict]
+    response_1: str
+    response_2: str
+    prompt_input: str = ""
+    chosen: int | None = None
+    source: dict | None = None
+    where: str = ""  # "line 7" or "record 7", for error messages
+    id_field: str = ""  # the key that gave the external id; empty when it is the line/record number
+
+
+@dataclass
+class Record:
+    data: dict
+    where: str  # "line 7" or "record 7"
+    number: int
+
+    def fail(self, message: str, field: str = "") -> ImportFileError:
+        return ImportFileError(message, self.where, field)
+
+
+# Reading ------------------------------------------------------------------------------
+
+
+def read_text(fileobj_or_path: str | Path | IO) -> str:
+    """The file's text, gunzipped when it starts with gzip's magic bytes."""
+    if isinstance(fileobj_or_path, str | Path):
+        try:
+            raw = Path(fileobj_or_path).read_bytes()
+        except OSError as exc:
+            raise ImportFileError(f"cannot read {fileobj_or_path}: {exc.strerror or exc}") from None
+    else:
+        raw = fileobj_or_path.read()
+        if isinstance(raw, str):
+            raw = raw.encode()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ImportFileError(f"the file looks gzipped but cannot be decompressed ({exc})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"the file is not UTF-8 text (byte {exc.start})") from None
+
+
+def iter_records(text: str) -> Iterator[Record]:
+    """Records of a JSON array ("record N") or of JSONL ("line N"); blank lines are skipped."""
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ImportFileError(f"malformed JSON: {exc.msg} (column {exc.colno})", f"line {exc.lineno}") from None
+        for number, element in enumerate(data, start=1):
+            yield _as_record(element, f"record {number}", number)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            element = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportFileError(f"malformed JSON: {exc.msg} (column {exc.colno})", f"line {number}") from None
+        yield _as_record(element, f"line {number}", number)
+
+
+def _as_record(element: Any, where: str, number: int) -> Record:
+    if not isinstance(element, dict):
+        raise ImportFileError(f"expected a JSON object, got {_type_name(element)}", where)
+    return Record(element, where, number)
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def detect_format(record: Record) -> str:
+    keys = set(record.data)
+    if {"instruction", "output_1", "output_2"} <= keys:
+        return "alpacafarm"
+    if {"prompt", "chosen", "rejected"} <= keys:
+        return "trl"
+    if {"chosen", "rejected"} <= keys:
+        return "hh"
+    if {"prompt", "response_1", "response_2"} <= keys:
+        return "plain"
+    raise record.fail(
+        f"cannot tell the format from the keys {sorted(keys)}; expected alpacafarm (instruction, output_1, "
+        "output_2), hh (chosen, rejected), trl (prompt, chosen, rejected) or plain (prompt, response_1, "
+        "response_2), or name the format"
+    )
+
+
+# Field checks -------------------------------------------------------------------------
+
+
+def _text(record: Record, field: str, *, required: bool = True, allow_empty: bool = False) -> str:
+    if field not in record.data or (not required and record.data[field] is None):
+        if required:
+            raise record.fail("missing", field)
+        return ""
+    value = record.data[field]
+    if not isinstance(value, str):
+        raise record.fail(f"expected a string, got {_type_name(value)}", field)
+    if not allow_empty and not value.strip():
+        raise record.fail("empty", field)
+    return value.strip()
+
+
+def _messages(record: Record, field: str, value: list) -> list[dict]:
+    if not value:
+        raise record.fail("empty message list", field)
+    messages = []
+    for index, message in enumerate(value, start=1):
+        if not isinstance(message, dict):
+            raise record.fail(f"message {index}: expected an object, got {_type_name(message)}", field)
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise record.fail(f"message {index}: role must be one of {', '.join(ROLES)}, got {role!r}", field)
+        if not isinstance(content, str):
+            raise record.fail(f"message {index}: content must be a string, got {_type_name(content)}", field)
+        if not content.strip():
+            raise record.fail(f"message {index}: empty content", field)
+        messages.append({"role": role, "content": content.strip()})
+    return messages
+
+
+def _prompt(record: Record, field: str = "prompt") -> list[dict]:
+    """A prompt string (one user turn) or a message list ending with the user's instruction."""
+    value = record.data.get(field)
+    if isinstance(value, list):
+        messages = _messages(record, field, value)
+        if messages[-1]["role"] != "user":
+            raise record.fail("the last message must be the user's (the instruction)", field)
+        return messages
+    if field in record.data and value is not None and not isinstance(value, str):
+        raise record.fail(f"expected a string or a list of messages, got {_type_name(value)}", field)
+    return [{"role": "user", "content": _text(record, field)}]
+
+
+def _response(record: Record, field: str) -> str:
+    """A response string, or (TRL conversational) a list holding one assistant message."""
+    value = record.data.get(field)
+    if isinstance(value, list):
+        messages = _messages(record, field, value)
+        if len(messages) != 1 or messages[0]["role"] != "assistant":
+            raise record.fail("expected one assistant message", field)
+        return messages[0]["content"]
+    return _text(record, field)
+
+
+def _external_id(record: Record) -> str:
+    for field in ("external_id", "id"):
+        if field in record.data:
+            value = record.data[field]
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise record.fail(f"expected a string or an integer, got {_type_name(value)}", field)
+            external_id = str(value).strip()
+            if not external_id:
+                raise record.fail("empty", field)
+            if len(external_id) > EXTERNAL_ID_MAX_LENGTH:
+                raise record.fail(f"longer than {EXTERNAL_ID_MAX_LENGTH} characters", field)
+            return external_id
+    return str(record.number)
+
+
+def _base_source(record: Record, fmt: str) -> dict:
+    return {"format": fmt, record.where.split()[0]: record.number}
+
+
+# Formats ------------------------------------------------------------------------------
+
+
+def parse_alpacafarm(record: Record) -> Comparison:
+    source = _base_source(record, "alpacafarm")
+    for field in ("generator_1", "generator_2"):
+        if record.data.get(field) is not None:
+            source[field] = _text(record, field, allow_empty=True)
+    return Comparison(
+        external_id=_external_id(record),
+        prompt=[{"role": "user", "content": _text(record, "instruction")}],
+        prompt_input=_text(record, "input", required=False, allow_empty=True),
+        response_1=_text(record, "output_1"),
+        response_2=_text(record, "output_2"),
+        source=source,
+    )
+
+
+def parse_plain(record: Record) -> Comparison:
+    return Comparison(
+        external_id=_external_id(record),
+        prompt=_prompt(record),
+        response_1=_response(record, "response_1"),
+        response_2=_response(record, "response_2"),
+        source=_base_source(record, "plain"),
+    )
+
+
+def parse_trl(record: Record) -> Comparison:
+    return Comparison(
+        external_id=_external_id(record),
+        prompt=_prompt(record),
+        response_1=_response(record, "chosen"),
+        response_2=_response(record, "rejected"),
+        chosen=1,
+        source=_base_source(record, "trl"),
+    )
+
+
+def split_hh_dialogue(record: Record, field: str) -> tuple[list[dict], str]:
+    """(prompt messages, last assistant turn) of one HH dialogue."""
+    text = _text(record, field)
+    parts = HH_TURN.split(record.data[field])
+    if parts[0].strip():
+        raise record.fail("text before the first 'Human:' turn", field)
+    turns = [
+        {"role": HH_ROLES[role], "content": content.strip()}
+        for role, content in zip(parts[1::2], parts[2::2], strict=True)
+    ]
+    if not any(turn["role"] == "assistant" for turn in turns):
+        raise record.fail(f"no '\\n\\nAssistant:' turn in {text[:60]!r}", field)
+    if turns[-1]["role"] != "assistant":
+        raise record.fail("the dialogue must end with an Assistant turn", field)
+    prompt = turns[:-1]
+    if not any(turn["role"] == "user" for turn in prompt):
+        raise record.fail("no 'Human:' turn before the last Assistant turn", field)
+    return prompt, turns[-1]["content"]
+
+
+def parse_hh_pair(record: Record) -> Comparison:
+    """Split an HH-RLHF pair into one prompt and two responses.
+
+    Rule: each dialogue is cut into turns at "\\n\\nHuman:" / "\\n\\nAssistant:"; its last turn
+    (which must be an Assistant turn) is the response, every turn before it the prompt. The
+    item's prompt is the *chosen* dialogue's; the rejected response is the rejected dialogue's
+    last Assistant turn. A few rows' dialogues differ before their last turn too (e.g. a
+    "Human:" glued into an assistant turn without the blank line): they are imported by the
+    same rule, with ``source["prompts_differ"] = True`` and the rejected dialogue's own prompt
+    kept in ``source["rejected_prompt"]``. A last Assistant turn may be empty (the assistant
+    said nothing, which HH sometimes prefers).
+    """
+    chosen_prompt, chosen = split_hh_dialogue(record, "chosen")
+    rejected_prompt, rejected = split_hh_dialogue(record, "rejected")
+    source = _base_source(record, "hh")
+    if rejected_prompt != chosen_prompt:
+        source["prompts_differ"] = True
+        source["rejected_prompt"] = rejected_prompt
+    return Comparison(
+        external_id=_external_id(record),
+        prompt=chosen_prompt,
+        response_1=chosen,
+        response_2=rejected,
+        chosen=1,
+        source=source,
+    )
+
+
+PARSERS: dict[str, Callable[[Record], Comparison]] = {
+    "alpacafarm": parse_alpacafarm,
+    "hh": parse_hh_pair,
+    "trl": parse_trl,
+    "plain": parse_plain,
+}
+
+
+def parse_comparisons(text: str, fmt: str = "auto") -> tuple[str, list[Comparison]]:
+    """The file's format and its comparisons, all checked; raises ImportFileError at the first bad one."""
+    if fmt != "auto" and fmt not in PARSERS:
+        raise ImportFileError(f"unknown format {fmt!r}; choose auto, {', '.join(FORMATS)}")
+    comparisons: list[Comparison] = []
+    seen: dict[str, str] = {}
+    for record in iter_records(text):
+        if fmt == "auto":
+            fmt = detect_format(record)
+        comparison = PARSERS[fmt](record)
+        comparison.where = record.where
+        comparison.id_field = next((f for f in ("external_id", "id") if f in record.data), "")
+        if comparison.external_id in seen:
+            raise record.fail(
+                f"duplicate external id {comparison.external_id!r} (also at {seen[comparison.external_id]})",
+                comparison.id_field,
+            )
+        seen[comparison.external_id] = record.where
+        comparisons.append(comparison)
+    if not comparisons:
+        raise ImportFileError("the file holds no records")
+    return fmt, comparisons
+
+
+# Writing ------------------------------------------------------------------------------
+
+
+def import_user():
+    """The user that imported judgments belong to; it cannot log in."""
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(username=settings.IMPORT_USERNAME, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def _to_item(batch: Batch, comparison: Comparison, rng: random.Random) -> Item:
+    response_1, response_2, gold = comparison.response_1, comparison.response_2, None
+    if comparison.chosen is not None:
+        # Shuffle so the preferred answer is not always response 1.
+        chosen_first = rng.random() < 0.5
+        if not chosen_first:
+            response_1, response_2 = response_2, response_1
+        gold = Rating.RESPONSE_1_BETTER if chosen_first else Rating.RESPONSE_2_BETTER
+    return Item(
+        batch=batch,
+        external_id=comparison.external_id,
+        prompt=comparison.prompt,
+        prompt_input=comparison.prompt_input,
+        response_1=response_1,
+        response_2=response_2,
+        source=comparison.source or {},
+        gold=gold,
+    )
+
+
+def import_comparisons(
+    fileobj_or_path: str | Path | IO,
+    batch_name: str,
+    fmt: str = "auto",
+    as_judgments: bool = False,
+    created_by=None,
+    seed: int | None = None,
+) -> ImportResult:
+    """Import every comparison of the file into batch `batch_name` (created if missing), or nothing."""
+    batch_name = (batch_name or "").strip()
+    if not batch_name:
+        raise ImportFileError("a batch name is needed")
+    if len(batch_name) > Batch._meta.get_field("name").max_length:
+        raise ImportFileError("the batch name is too long")
+    fmt, comparisons = parse_comparisons(read_text(fileobj_or_path), fmt)
+    if as_judgments and fmt not in KNOWN_PREFERENCE_FORMATS:
+        raise ImportFileError(
+            f"--as-judgments needs a file with a known preference ({', '.join(KNOWN_PREFERENCE_FORMATS)}); "
+            f"{fmt} has none"
+        )
+    rng = random.Random(seed)
+    try:
+        with transaction.atomic():
+            return _write(comparisons, batch_name, fmt, as_judgments, created_by, rng)
+    except IntegrityError as exc:
+        # Only reachable when another import writes the same batch at the same moment.
+        raise ImportFileError(f"the batch changed while importing ({exc}); nothing was imported") from None
+
+
+def _write(
+    comparisons: list[Comparison],
+    batch_name: str,
+    fmt: str,
+    as_judgments: bool,
+    created_by,
+    rng: random.Random,
+) -> ImportResult:
+    batch, batch_created = Batch.objects.get_or_create(name=batch_name, defaults={"created_by": created_by})
+    if not batch_created:
+        wanted = {c.external_id: c for c in comparisons}
+        existing = list(
+            batch.items.filter(external_id__in=list(wanted)).order_by("pk").values_list("external_id", flat=True)[:1]
+        )
+        if existing:
+            clash = wanted[existing[0]]
+            default = (
+                "" if clash.id_field else f" (without an id, a record's id is its {clash.where.split()[0]} number)"
+            )
+            raise ImportFileError(
+                f"duplicate external id {clash.external_id!r}: batch {batch_name!r} already has an item with it"
+                + default,
+                clash.where,
+                clash.id_field,
+            )
+    items = [_to_item(batch, comparison, rng) for comparison in comparisons]
+    for start in range(0, len(items), CHUNK_SIZE):
+        Item.objects.bulk_create(items[start : start + CHUNK_SIZE])
+    judgment_count = 0
+    if as_judgments:
+        if any(item.pk is None for item in items):  # databases that cannot return ids from bulk inserts
+            ids = dict(batch.items.values_list("external_id", "pk"))
+            for item in items:
+                item.pk = ids[item.external_id]
+        user = import_user()
+        judgments = [Judgment(item=item, annotator=user, rating=item.gold) for item in items]
+        Judgment.objects.bulk_create(judgments, batch_size=CHUNK_SIZE)
+        judgment_count = len(judgments)
+    return ImportResult(
+        count=len(items),
+        batch=batch,
+        format=fmt,
+        batch_created=batch_created,
+        judgment_count=judgment_count,
+        judgments_by=settings.IMPORT_USERNAME if judgment_count else "",
+    )

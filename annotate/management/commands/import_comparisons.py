@@ -1,0 +1,38 @@
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons
+
+
+class Command(BaseCommand):
+    help = (
+        "Import comparisons (AlpacaFarm, HH-RLHF, TRL or plain; JSON or JSONL, gzip accepted) into a batch, "
+        "all or nothing."
+    )
+    # The checks load every URL conf and so the training code (torch): seconds an import does not need.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="JSON array or JSONL file, optionally gzipped.")
+        parser.add_argument("--batch", required=True, help="Batch name; created when it does not exist.")
+        parser.add_argument("--format", default="auto", choices=[value for value, _ in FORMAT_CHOICES])
+        parser.add_argument(
+            "--as-judgments",
+            action="store_true",
+            help="Also store the file's known preference (hh, trl) as judgments by the import user.",
+        )
+        parser.add_argument("--seed", type=int, default=None, help="Seed for the order of the two responses.")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            result = import_comparisons(
+                options["file"],
+                options["batch"],
+                fmt=options["format"],
+                as_judgments=options["as_judgments"],
+                seed=options["seed"],
+            )
+        except ImportFileError as exc:
+            raise CommandError(f"{options['file']}: {exc}. Nothing was imported.") from exc
+        self.stdout.write(f"Imported {result.count} items into batch {result.batch.name}.")
+        if result.judgment_count:
+            self.stdout.write(f"Stored {result.judgment_count} judgments by {result.judgments_by}.")
