@@ -1,7 +1,181 @@
+"""The annotator's pages: home, the HIT page with its htmx partials, submit and thanks.
+
+Views stay thin: every change goes through annotate.services; a HIT is always
+looked up together with its annotator, so another user's HIT answers 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from annotate import services
+from annotate.models import Hit, HitSlot, Rating
+from annotate.rendering import render_markdown
+
+ROLE_NAMES = {"user": "User", "assistant": "AI", "system": "System"}
 
 
 @login_required
-def home(request):
-    return render(request, "annotate/home.html")
+def home(request: HttpRequest) -> HttpResponse:
+    """Annotators go straight to their work; staff get a start page with their tools."""
+    if request.user.is_staff:
+        return render(request, "annotate/home.html", {"current_hit": services.current_hit(request.user)})
+    return start_next_hit(request)
+
+
+@login_required
+def start_next_hit(request: HttpRequest) -> HttpResponse:
+    hit = services.next_hit(request.user)
+    if hit is None:
+        return render(request, "annotate/home.html", {"no_work": True})
+    return redirect("hit", hit_id=hit.pk)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def hit_page(request: HttpRequest, hit_id: int) -> HttpResponse:
+    hit = _own_hit(request, hit_id)
+    if hit.is_submitted:
+        return _redirect(request, reverse("hit_done", args=[hit.pk]))
+    sample = request.GET.get("sample")
+    if sample is not None and not sample.isdigit():
+        raise Http404("sample must be a sample number")
+    context = _sample_context(hit, int(sample) if sample else None)
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "annotate/hit.html#sample", context)
+    return render(request, "annotate/hit.html", context)
+
+
+@login_required
+@require_POST
+def rate(request: HttpRequest, hit_id: int) -> HttpResponse:
+    """Save one click; answers with the re-drawn sample and the new progress (htmx)."""
+    hit = _own_hit(request, hit_id)
+    try:
+        position = int(request.POST["position"])
+        screen_rating = int(request.POST["rating"])
+        elapsed_ms = int(request.POST.get("elapsed_ms") or 0)
+    except (KeyError, ValueError):
+        return HttpResponseBadRequest(
+            "position and rating are required; position, rating and elapsed_ms must be whole numbers."
+        )
+    try:
+        services.rate_item(hit, position, screen_rating, elapsed_ms)
+    except services.AnnotationError as error:
+        messages.error(request, str(error))
+        return _redirect(request, reverse("hit", args=[hit.pk]))
+    if not request.htmx:
+        return redirect(f"{reverse('hit', args=[hit.pk])}?sample={position}")
+    context = _sample_context(hit, position)
+    sample_html = render_to_string("annotate/hit.html#sample", context, request)
+    progress_html = render_to_string("annotate/hit.html#progress", {**context, "oob": True}, request)
+    return HttpResponse(sample_html + progress_html)
+
+
+@login_required
+@require_POST
+def record_time(request: HttpRequest, hit_id: int) -> HttpResponse:
+    """Time spent on an already-rated sample the annotator left without a new click."""
+    hit = _own_hit(request, hit_id)
+    try:
+        services.add_time(hit, int(request.POST["position"]), int(request.POST["elapsed_ms"]))
+    except (KeyError, ValueError):
+        return HttpResponseBadRequest("position and elapsed_ms are required whole numbers.")
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def submit(request: HttpRequest, hit_id: int) -> HttpResponse:
+    hit = _own_hit(request, hit_id)
+    try:
+        services.submit_hit(hit)
+    except services.AnnotationError as error:
+        messages.error(request, str(error))
+        return redirect("hit", hit_id=hit.pk)
+    return redirect("hit_done", hit_id=hit.pk)
+
+
+@login_required
+@require_GET
+def done(request: HttpRequest, hit_id: int) -> HttpResponse:
+    hit = _own_hit(request, hit_id)
+    if not hit.is_submitted:
+        return redirect("hit", hit_id=hit.pk)
+    return render(request, "annotate/done.html", {"hit": hit})
+
+
+def _own_hit(request: HttpRequest, hit_id: int) -> Hit:
+    return get_object_or_404(Hit.objects.select_related("batch"), pk=hit_id, annotator=request.user)
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect that also works for htmx requests (a whole-page visit, not a swap)."""
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _sample_context(hit: Hit, position: int | None) -> dict:
+    """Everything the HIT page shows for one sample; `position` None means the first un-marked one."""
+    slots = hit.ordered_slots()
+    judgments = hit.judgments_by_item()
+    positions = [slot.position for slot in slots]
+    marked = {slot.position: slot.item_id in judgments for slot in slots}
+    completed = sum(marked.values())
+    if position is None:
+        position = next((p for p in positions if not marked[p]), positions[0] if positions else 1)
+    if position not in marked:
+        raise Http404(f"This HIT has no sample {position}.")
+    index = positions.index(position)
+    slot = slots[index]
+    judgment = judgments.get(slot.item_id)
+    screen_rating = slot.to_screen_rating(judgment.rating) if judgment else None
+    # The next un-marked sample after this one, wrapping round to the start.
+    later_first = positions[index + 1 :] + positions[: index + 1]
+    next_unmarked = next((p for p in later_first if not marked[p] and p != position), None)
+    return {
+        "hit": hit,
+        "batch": hit.batch,
+        "slot": slot,
+        "position": position,
+        "slot_marked": judgment is not None,
+        "sample_number": index + 1,
+        "total": len(slots),
+        "completed": completed,
+        "all_marked": completed == len(slots),
+        "marked_positions": [(p, marked[p]) for p in positions],
+        "previous_position": positions[index - 1] if index > 0 else None,
+        "next_position": positions[index + 1] if index + 1 < len(positions) else None,
+        "next_unmarked": next_unmarked,
+        "guidelines_html": render_markdown(hit.batch.guidelines),
+        **_sample_texts(slot),
+        "rating_options": [
+            {"key": key, "value": value, "label": label, "checked": value == screen_rating}
+            for key, (value, label) in enumerate(Rating.choices, start=1)
+        ],
+    }
+
+
+def _sample_texts(slot: HitSlot) -> dict:
+    item = slot.item
+    return {
+        "transcript": [
+            {
+                "role": ROLE_NAMES.get(m.get("role", ""), m.get("role", "")),
+                "html": render_markdown(m.get("content", "")),
+            }
+            for m in item.earlier_turns
+        ],
+        "instruction_html": render_markdown(item.instruction),
+        "input_html": render_markdown(item.prompt_input) if item.prompt_input.strip() else "",
+        "response_1_html": render_markdown(slot.shown_response(1)),
+        "response_2_html": render_markdown(slot.shown_response(2)),
+    }

@@ -1,0 +1,51 @@
+"""`manage.py create_demo`: users that can log in and a demo batch that shows every kind of item."""
+
+from io import StringIO
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from annotate.models import Batch, Item
+from annotate.rendering import render_markdown
+
+
+def run() -> str:
+    out = StringIO()
+    call_command("create_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_creates_users_and_batch_and_prints_logins(db, client):
+    output = run()
+    for login in ("alice / alice-demo", "bob / bob-demo", "admin / admin-demo"):
+        assert login in output
+    assert client.login(username="alice", password="alice-demo")
+    assert client.login(username="admin", password="admin-demo")
+    User = get_user_model()
+    assert User.objects.get(username="admin").is_staff and not User.objects.get(username="bob").is_staff
+    batch = Batch.objects.get(name="demo")
+    assert batch.active and batch.samples_per_hit == 6 and "helpful" in batch.guidelines
+    assert 10 <= batch.items.count() <= 14
+    assert "12 items (12 new)" in output
+
+
+def test_running_twice_changes_nothing(db):
+    run()
+    items_before = list(Item.objects.values_list("pk", "external_id", "response_1"))
+    output = run()
+    assert list(Item.objects.values_list("pk", "external_id", "response_1")) == items_before
+    assert get_user_model().objects.count() == 3 and Batch.objects.count() == 1
+    assert "(0 new)" in output
+
+
+def test_demo_items_cover_input_dialogue_code_list_and_html(db):
+    run()
+    items = list(Batch.objects.get(name="demo").items.all())
+    assert any(item.prompt_input for item in items), "a one-shot instruction with an Input"
+    assert any(len(item.prompt) >= 3 and item.earlier_turns for item in items), "a multi-turn dialogue"
+    rendered = [str(render_markdown(item.response_1)) + str(render_markdown(item.response_2)) for item in items]
+    assert any("<pre><code>" in html for html in rendered), "a response with a code block"
+    assert any("<li>" in html for html in rendered), "a response with a list"
+    raw_html = [item for item in items if "<script>" in item.response_1 + item.response_2]
+    assert raw_html, "a response with HTML, to show it neutralised"
+    assert all("<script>" not in html for html in rendered)

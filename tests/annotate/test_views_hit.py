@@ -1,0 +1,271 @@
+"""The HIT page as an annotator uses it: progress, navigation, rating through htmx, submit."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
+from annotate.services import next_hit
+
+RATING_LABELS = [label for _, label in Rating.choices]
+
+
+def make_batch(name: str = "b", n_items: int = 12, **fields) -> Batch:
+    batch = Batch.objects.create(name=name, guidelines="Prefer the **more helpful** answer.", **fields)
+    Item.objects.bulk_create(
+        Item(
+            batch=batch,
+            external_id=str(i),
+            prompt=[{"role": "user", "content": f"Question number {i}?"}],
+            response_1=f"first answer {i}",
+            response_2=f"second answer {i}",
+        )
+        for i in range(n_items)
+    )
+    return batch
+
+
+@pytest.fixture
+def hit(alice) -> Hit:
+    make_batch()
+    hit = next_hit(alice)
+    hit.slots.update(swapped=False)
+    return hit
+
+
+def hit_url(hit: Hit, sample: int | None = None) -> str:
+    url = reverse("hit", args=[hit.pk])
+    return url if sample is None else f"{url}?sample={sample}"
+
+
+def rate(client, hit: Hit, position: int, screen_rating: int, htmx: bool = True, **extra):
+    headers = {"HX-Request": "true"} if htmx else {}
+    data = {"position": position, "rating": screen_rating, "elapsed_ms": 1500, **extra}
+    return client.post(reverse("hit_rate", args=[hit.pk]), data, headers=headers)
+
+
+def slot_at(hit: Hit, position: int) -> HitSlot:
+    return hit.slots.select_related("item").get(position=position)
+
+
+def checked_label(html: str) -> str | None:
+    """The label text of the checked rating option on the page."""
+    match = re.search(
+        r'<input type="radio" name="rating" value="-?\d" data-key="\d" checked>\s*<kbd>\d</kbd>\s*'
+        r'<span class="option-label">([^<]*)</span>',
+        html,
+    )
+    return match.group(1).replace("&#x27;", "'") if match else None
+
+
+def test_page_shows_progress_sample_and_the_lecture_wording(alice_client, hit):
+    html = alice_client.get(hit_url(hit)).content.decode()
+    assert "Your annotation progress for this HIT: 0/6 completed." in html
+    assert "Sample 1 of 6." in html
+    assert "→ Next sample" in html and "Go to next un-marked sample" in html
+    assert "<summary>Annotation Guidelines</summary>" in html
+    assert "<strong>more helpful</strong>" in html, "guidelines render as markdown"
+    for heading in ("Instruction", "AI Response 1", "AI Response 2", "Rating"):
+        assert f"<h2>{heading}</h2>" in html
+    for label in RATING_LABELS:
+        assert label.replace("'", "&#x27;") in html
+    assert "Hi alice. Not alice?" in html
+    assert slot_at(hit, 1).item.instruction in html
+
+
+def test_sample_parameter_moves_between_samples(alice_client, hit):
+    html = alice_client.get(hit_url(hit, 3)).content.decode()
+    assert "Sample 3 of 6." in html
+    assert slot_at(hit, 3).item.instruction in html
+    assert slot_at(hit, 1).item.instruction not in html
+    assert alice_client.get(hit_url(hit, 7)).status_code == 404
+    assert alice_client.get(hit_url(hit) + "?sample=abc").status_code == 404
+
+
+def test_htmx_navigation_returns_only_the_sample(alice_client, hit):
+    response = alice_client.get(hit_url(hit, 2), headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert "Sample 2 of 6." in html
+    assert "<html" not in html and "Your annotation progress" not in html
+    assert response["Vary"] and "HX-Request" in response["Vary"]
+    # Going back in history asks for the whole page again.
+    full = alice_client.get(hit_url(hit, 2), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" in full.content.decode()
+
+
+def test_rating_via_htmx_saves_and_returns_sample_with_progress(alice_client, hit):
+    response = rate(alice_client, hit, 1, Rating.RESPONSE_1_SLIGHTLY)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="progress" class="progress" hx-swap-oob="true"' in html
+    assert "Your annotation progress for this HIT: 1/6 completed." in html
+    assert "Sample 1 of 6." in html
+    assert checked_label(html) == Rating.RESPONSE_1_SLIGHTLY.label
+    judgment = Judgment.objects.get(annotator__username="alice")
+    assert (judgment.rating, judgment.item, judgment.hit, judgment.time_ms) == (-1, slot_at(hit, 1).item, hit, 1500)
+    # A reload shows the saved answer and progress.
+    page = alice_client.get(hit_url(hit, 1)).content.decode()
+    assert "1/6 completed." in page
+    assert checked_label(page) == Rating.RESPONSE_1_SLIGHTLY.label
+
+
+def test_rating_without_htmx_redirects_back_to_the_sample(alice_client, hit):
+    response = rate(alice_client, hit, 4, Rating.RESPONSE_2_BETTER, htmx=False)
+    assert response.status_code == 302 and response["Location"] == hit_url(hit, 4)
+    assert Judgment.objects.get().rating == Rating.RESPONSE_2_BETTER
+
+
+def test_swapped_sides_are_shown_swapped_and_stored_unswapped(alice_client, hit):
+    hit.slots.filter(position=2).update(swapped=True)
+    item = slot_at(hit, 2).item
+    html = alice_client.get(hit_url(hit, 2)).content.decode()
+    assert html.index(item.response_2) < html.index(item.response_1), "item's response 2 is on screen as AI Response 1"
+    # The annotator says the response on screen as "AI Response 1" is clearly better...
+    html = rate(alice_client, hit, 2, Rating.RESPONSE_1_BETTER).content.decode()
+    judgment = Judgment.objects.get(item=item)
+    # ...which is the item's response 2.
+    assert judgment.rating == Rating.RESPONSE_2_BETTER and judgment.swapped is True
+    assert judgment.chosen_text == item.response_2
+    assert checked_label(html) == Rating.RESPONSE_1_BETTER.label, "the page shows the answer as it was clicked"
+
+
+def test_changing_an_answer_keeps_one_judgment(alice_client, hit):
+    rate(alice_client, hit, 1, Rating.RESPONSE_1_BETTER)
+    html = rate(alice_client, hit, 1, Rating.RESPONSE_2_SLIGHTLY).content.decode()
+    judgment = Judgment.objects.get()
+    assert judgment.rating == Rating.RESPONSE_2_SLIGHTLY
+    assert judgment.time_ms == 3000, "time adds up over both clicks"
+    assert "1/6 completed." in html
+
+
+def test_time_on_a_rated_sample_adds_up_when_leaving_it(alice_client, hit):
+    rate(alice_client, hit, 1, Rating.RESPONSE_1_BETTER)
+    url = reverse("hit_time", args=[hit.pk])
+    assert alice_client.post(url, {"position": 1, "elapsed_ms": 700}).status_code == 204
+    assert Judgment.objects.get().time_ms == 2200
+    assert alice_client.post(url, {"position": 1}).status_code == 400
+
+
+def test_bad_rating_input_is_refused_with_a_reason(alice_client, hit):
+    response = rate(alice_client, hit, 1, "better")
+    assert response.status_code == 400 and b"rating" in response.content
+    response = rate(alice_client, hit, 1, 3, htmx=False)
+    assert response.status_code == 302
+    assert "Unknown rating 3" in alice_client.get(response["Location"]).content.decode()
+    assert not Judgment.objects.exists()
+
+
+def test_submit_refused_until_every_sample_is_marked(alice_client, hit):
+    for position in range(1, 6):
+        rate(alice_client, hit, position, Rating.RESPONSE_1_BETTER)
+    html = alice_client.get(hit_url(hit)).content.decode()
+    assert "5/6 completed." in html
+    assert "Sample 6 of 6." in html, "the page opens on the first un-marked sample"
+    assert re.search(r'<button type="submit" id="submit-hit"[^>]* disabled', html)
+    response = alice_client.post(reverse("hit_submit", args=[hit.pk]), follow=True)
+    hit.refresh_from_db()
+    assert hit.submitted_at is None
+    assert "1 sample(s) still need a rating" in response.content.decode()
+
+
+def test_submit_leads_to_thank_you_and_the_next_hit(alice_client, hit):
+    for position in range(1, 7):
+        html = rate(alice_client, hit, position, Rating.RESPONSE_2_BETTER).content.decode()
+    assert "6/6 completed." in html
+    assert not re.search(r'<button type="submit" id="submit-hit"[^>]* disabled', html), "submit is enabled"
+    response = alice_client.post(reverse("hit_submit", args=[hit.pk]), follow=True)
+    html = response.content.decode()
+    assert "<h1>Thank You!</h1>" in html
+    hit.refresh_from_db()
+    assert hit.is_submitted
+    next_url = reverse("next_hit")
+    assert f'href="{next_url}"' in html and "Start the next HIT" in html
+    response = alice_client.get(next_url)
+    new_hit = Hit.objects.exclude(pk=hit.pk).get(annotator__username="alice")
+    assert response["Location"] == hit_url(new_hit)
+    assert set(new_hit.slots.values_list("item_id", flat=True)).isdisjoint(hit.slots.values_list("item_id", flat=True))
+
+
+def test_a_submitted_hit_can_no_longer_change(alice_client, hit):
+    for position in range(1, 7):
+        rate(alice_client, hit, position, Rating.RESPONSE_2_BETTER)
+    alice_client.post(reverse("hit_submit", args=[hit.pk]))
+    response = rate(alice_client, hit, 1, Rating.RESPONSE_1_BETTER)
+    assert response.status_code == 200 and response["HX-Redirect"] == hit_url(hit)
+    assert Judgment.objects.get(item=slot_at(hit, 1).item).rating == Rating.RESPONSE_2_BETTER
+    assert alice_client.get(hit_url(hit))["Location"] == reverse("hit_done", args=[hit.pk])
+
+
+def test_thank_you_page_needs_a_submitted_hit(alice_client, hit):
+    assert alice_client.get(reverse("hit_done", args=[hit.pk]))["Location"] == hit_url(hit)
+
+
+def test_another_annotators_hit_is_not_found(client, bob, hit):
+    client.force_login(bob)
+    assert client.get(hit_url(hit)).status_code == 404
+    assert client.get(reverse("hit_done", args=[hit.pk])).status_code == 404
+    assert rate(client, hit, 1, Rating.RESPONSE_1_BETTER).status_code == 404
+    assert client.post(reverse("hit_submit", args=[hit.pk])).status_code == 404
+    assert client.post(reverse("hit_time", args=[hit.pk]), {"position": 1, "elapsed_ms": 5}).status_code == 404
+    assert not Judgment.objects.exists()
+
+
+def test_login_required(client, hit):
+    for url in (hit_url(hit), reverse("hit_done", args=[hit.pk]), reverse("next_hit")):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    response = rate(client, hit, 1, Rating.RESPONSE_1_BETTER, htmx=False)
+    assert response["Location"].startswith(reverse("login"))
+    assert not Judgment.objects.exists()
+
+
+def test_html_in_responses_is_neutralised(alice_client, hit):
+    Item.objects.filter(pk=slot_at(hit, 1).item_id).update(
+        response_1='Here: <script>alert("pwned")</script> <img src=x onerror=alert(1)> and <b>bold</b>'
+    )
+    html = alice_client.get(hit_url(hit, 1)).content.decode()
+    assert '<script>alert("pwned")' not in html and "<img src=x" not in html and "<b>bold" not in html
+    assert '&lt;script&gt;alert("pwned")&lt;/script&gt;' in html, "shown as text"
+
+
+def test_markdown_in_responses_renders(alice_client, hit):
+    Item.objects.filter(pk=slot_at(hit, 1).item_id).update(
+        response_2="Steps:\n\n- one\n- two\n\n```\nprint(1 < 2)\n```"
+    )
+    html = alice_client.get(hit_url(hit, 1)).content.decode()
+    assert "<li>one</li>" in html and "<pre><code>print(1 &lt; 2)\n</code></pre>" in html
+
+
+def test_input_section_only_when_the_item_has_an_input(alice_client, hit):
+    html = alice_client.get(hit_url(hit, 1)).content.decode()
+    assert "<h2>Input</h2>" not in html
+    Item.objects.filter(pk=slot_at(hit, 1).item_id).update(prompt_input="The quick brown fox.")
+    html = alice_client.get(hit_url(hit, 1)).content.decode()
+    assert "<h2>Input</h2>" in html and "The quick brown fox." in html
+
+
+def test_multi_turn_prompt_shows_earlier_turns_as_a_transcript(alice_client, hit):
+    Item.objects.filter(pk=slot_at(hit, 1).item_id).update(
+        prompt=[
+            {"role": "user", "content": "Can you suggest a houseplant?"},
+            {"role": "assistant", "content": "A snake plant is hard to kill."},
+            {"role": "user", "content": "How often should I water it?"},
+        ]
+    )
+    html = alice_client.get(hit_url(hit, 1)).content.decode()
+    assert "Conversation so far" in html
+    transcript = html[html.index("Conversation so far") : html.index("<h2>Instruction</h2>")]
+    assert "Can you suggest a houseplant?" in transcript and "A snake plant is hard to kill." in transcript
+    assert '<span class="speaker">AI</span>' in transcript
+    instruction = html[html.index("<h2>Instruction</h2>") : html.index("<h2>AI Response 1</h2>")]
+    assert "How often should I water it?" in instruction and "houseplant" not in instruction
+    assert "Conversation so far" not in alice_client.get(hit_url(hit, 2)).content.decode()
+
+
+def test_next_unmarked_button_skips_marked_samples(alice_client, hit):
+    rate(alice_client, hit, 2, Rating.RESPONSE_1_BETTER)
+    rate(alice_client, hit, 3, Rating.RESPONSE_1_BETTER)
+    html = alice_client.get(hit_url(hit, 1)).content.decode()
+    button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
+    assert button and button.group(1) == hit_url(hit, 4)

@@ -1,0 +1,43 @@
+"""Headless Debian Chromium driven by Playwright's sync API, for tests marked `browser`.
+
+Playwright's sync API runs an asyncio loop in the test thread; Django would then refuse
+database calls made by the test itself, hence DJANGO_ALLOW_ASYNC_UNSAFE.
+"""
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    chromium_path = shutil.which("chromium")
+    if chromium_path is None:
+        pytest.skip("chromium is not installed (Debian package 'chromium'); browser tests need it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
