@@ -1,0 +1,55 @@
+"""Reward-model training runs: what went in, how it went, where the model is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import models
+from django.urls import reverse
+
+from rewardmodel.runs import RunStatus, TrainingLog, TrainingRun
+
+
+class RewardModelRun(TrainingRun):
+    batches = models.ManyToManyField("annotate.Batch", related_name="reward_runs")
+    # Which judgments went in: how many, and a sha256 over (id, rating, updated_at) of each,
+    # so two runs on the same data can be told apart from runs on changed data.
+    judgments_count = models.PositiveIntegerField(default=0)
+    judgments_hash = models.CharField(max_length=64, blank=True)
+    pairs_count = models.PositiveIntegerField(default=0)
+
+    class Meta(TrainingRun.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"Reward run {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("rewardmodel:run_detail", args=[self.pk])
+
+    @property
+    def backbone(self) -> str:
+        return self.config.get("backbone", "")
+
+    @property
+    def artifact_dir(self) -> Path | None:
+        """The trained model folder, only once the run succeeded and the folder is there."""
+        if self.status != RunStatus.SUCCEEDED or not self.artifact_path:
+            return None
+        path = Path(self.artifact_path)
+        return path if path.is_dir() else None
+
+    def level_accuracy(self) -> list[tuple[str, float | None]]:
+        """Final eval accuracy overall and per rating level, for the table on the run page."""
+        return [
+            ("All pairs", self.metrics.get("eval_accuracy")),
+            ("Clearly better", self.metrics.get("eval_accuracy_clear")),
+            ("Slightly better", self.metrics.get("eval_accuracy_slight")),
+        ]
+
+
+class RewardModelLog(TrainingLog):
+    run = models.ForeignKey(RewardModelRun, on_delete=models.CASCADE, related_name="logs")
+
+    class Meta(TrainingLog.Meta):
+        pass

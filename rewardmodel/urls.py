@@ -5,4 +5,10 @@ from rewardmodel import views
 app_name = "rewardmodel"
 urlpatterns = [
     path("", views.run_list, name="run_list"),
+    path("new/", views.run_new, name="run_new"),
+    path("<int:pk>/", views.run_detail, name="run_detail"),
+    path("<int:pk>/live/", views.run_live, name="run_live"),
+    path("<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
+    path("<int:pk>/download/", views.run_download, name="run_download"),
+    path("<int:pk>/score/", views.run_score, name="run_score"),
 ]

@@ -6,6 +6,8 @@ alice and bob annotate; charlie is staff.
 import pytest
 from django.contrib.auth import get_user_model
 
+pytest_plugins = ["tests.worker"]
+
 PASSWORD = "password"
 
 

@@ -1,0 +1,72 @@
+"""Train a reward model on batches' judgments in the foreground (no worker needed)."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotate.models import Batch
+from rewardmodel.runs import RunStatus
+from rewardmodel.services import AGGREGATES, RewardRunError, run_reward_training, start_reward_run
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a reward model on the judgments of one or more batches, in this process. "
+        "Prints the run id, progress lines, and ends with one JSON line of final metrics."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch", action="append", required=True, metavar="NAME", help="Batch name (repeatable).")
+        parser.add_argument("--backbone", help="Local model folder or cached hub id (default: MiniLM-L6).")
+        parser.add_argument("--epochs", type=int)
+        parser.add_argument("--learning-rate", type=float)
+        parser.add_argument("--batch-size", type=int, help="Pairs per step.")
+        parser.add_argument("--eval-fraction", type=float, help="Share of prompts held out for evaluation.")
+        parser.add_argument("--margin", choices=("none", "level"))
+        parser.add_argument("--aggregate", choices=AGGREGATES, default="each")
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--log-every", type=int, metavar="STEPS", help="Print a progress line every STEPS steps.")
+
+    def handle(self, *args, **options) -> None:
+        names = list(dict.fromkeys(options["batch"]))
+        batches = list(Batch.objects.filter(name__in=names))
+        missing = sorted(set(names) - {b.name for b in batches})
+        if missing:
+            raise CommandError(f"No batch named {', '.join(repr(n) for n in missing)}.")
+        training = {
+            key: options[key]
+            for key in (
+                "backbone",
+                "epochs",
+                "learning_rate",
+                "batch_size",
+                "eval_fraction",
+                "margin",
+                "seed",
+                "log_every",
+            )
+            if options[key] is not None
+        }
+        try:
+            run = start_reward_run(None, batches, aggregate=options["aggregate"], dispatch=False, **training)
+        except RewardRunError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"Run {run.pk}")
+        self.stdout.flush()
+
+        run = run_reward_training(run, on_log=self._print_progress)
+        if run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"Run {run.pk} {run.status}: {run.error or 'stopped'}")
+        self.stdout.write(f"Model saved in {run.artifact_path}")
+        self.stdout.write(json.dumps(run.metrics, sort_keys=True))
+
+    def _print_progress(self, step: int, metrics: dict) -> None:
+        parts = [f"step {step}/{metrics.get('total_steps', '?')}"]
+        for key in ("epoch", "loss", "eval_loss", "eval_accuracy", "pairs_per_second"):
+            value = metrics.get(key)
+            if value is not None:
+                parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        self.stdout.write(" · ".join(parts))
+        self.stdout.flush()

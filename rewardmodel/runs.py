@@ -1,0 +1,186 @@
+"""Abstract bases for a long training job run by a Celery worker and watched from a page.
+
+`TrainingRun` is the row a researcher starts, a worker claims and trains, and the
+dashboard polls. Every state change is a conditional UPDATE, so a redelivered task
+never trains twice and a late "failed" never overwrites a "cancelled". The reward-model
+app and the policy app both subclass it:
+
+    class RewardModelRun(TrainingRun): ...
+    class RewardModelLog(TrainingLog):
+        run = models.ForeignKey(RewardModelRun, on_delete=models.CASCADE, related_name="logs")
+
+A subclass's log model must name its foreign key `run` with related_name="logs":
+`log()` and `curve()` rely on it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def format_duration(duration: timedelta | None) -> str:
+    """ "1 h 02 min", "3 min 05 s", "42 s"; "" for None."""
+    if duration is None:
+        return ""
+    seconds = max(0, round(duration.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class TrainingRun(models.Model):
+    Status = RunStatus
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    # Everything the trainer was given (its config dataclass as a dict, plus data options).
+    config = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    # The trainer's final metrics, set once the run succeeds.
+    metrics = models.JSONField(default=dict, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    # State changes. Each is one conditional UPDATE on the row; the in-memory
+    # object is refreshed afterwards so callers see what the database holds.
+
+    def _transition(self, from_statuses: tuple[str, ...], **fields: Any) -> bool:
+        changed = type(self).objects.filter(pk=self.pk, status__in=from_statuses).update(**fields)
+        self.refresh_from_db()
+        return bool(changed)
+
+    def claim(self) -> bool:
+        """Move queued -> running. False when another worker (or a cancel) got there first."""
+        return self._transition((RunStatus.QUEUED,), status=RunStatus.RUNNING, started_at=timezone.now())
+
+    def request_cancel(self) -> bool:
+        """Cancel a queued run at once; ask a running one to stop at its next step.
+
+        False when the run has already finished.
+        """
+        if self._transition(
+            (RunStatus.QUEUED,), status=RunStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+        ):
+            return True
+        return self._transition((RunStatus.RUNNING,), cancel_requested=True)
+
+    def should_stop(self) -> bool:
+        """Re-read the cancel flag from the database (one indexed lookup)."""
+        return type(self).objects.filter(pk=self.pk, cancel_requested=True).exists()
+
+    def mark_succeeded(self, metrics: dict, artifact_path: str) -> bool:
+        return self._transition(
+            (RunStatus.RUNNING,),
+            status=RunStatus.SUCCEEDED,
+            metrics=metrics,
+            artifact_path=artifact_path,
+            finished_at=timezone.now(),
+        )
+
+    def mark_failed(self, error: str) -> bool:
+        return self._transition(
+            (RunStatus.QUEUED, RunStatus.RUNNING), status=RunStatus.FAILED, error=error, finished_at=timezone.now()
+        )
+
+    def mark_cancelled(self) -> bool:
+        return self._transition(
+            (RunStatus.QUEUED, RunStatus.RUNNING), status=RunStatus.CANCELLED, finished_at=timezone.now()
+        )
+
+    def record_progress(self, step: int, total_steps: int) -> None:
+        """Save the trainer's position without touching status (one UPDATE)."""
+        self.step, self.total_steps = step, total_steps
+        type(self).objects.filter(pk=self.pk).update(step=step, total_steps=total_steps)
+
+    def log(self, step: int, metrics: dict) -> None:
+        """Keep one row of metrics over time (the subclass's `logs` relation)."""
+        self.logs.create(step=step, metrics=metrics)
+
+    def curve(self, key: str) -> list[tuple[int, float]]:
+        """(step, value) for every log row that has `key`, in step order."""
+        rows = self.logs.order_by("step", "id").values_list("step", "metrics")
+        return [(step, float(metrics[key])) for step, metrics in rows if metrics.get(key) is not None]
+
+    # Read-only helpers for pages.
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_finished
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == RunStatus.SUCCEEDED:
+            return 100
+        if not self.total_steps:
+            return 0
+        return min(100, round(100 * self.step / self.total_steps))
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def eta(self) -> timedelta | None:
+        """Time left at the pace so far; None until the first step is done or once finished."""
+        if self.status != RunStatus.RUNNING or not self.step or not self.total_steps or self.started_at is None:
+            return None
+        elapsed = timezone.now() - self.started_at
+        remaining_steps = max(0, self.total_steps - self.step)
+        return timedelta(seconds=round(elapsed.total_seconds() / self.step * remaining_steps))
+
+    @property
+    def elapsed_text(self) -> str:
+        return format_duration(self.elapsed)
+
+    @property
+    def eta_text(self) -> str:
+        return format_duration(self.eta)
+
+
+class TrainingLog(models.Model):
+    """One row of metrics at one step. Subclasses add `run = ForeignKey(..., related_name="logs")`."""
+
+    step = models.PositiveIntegerField()
+    metrics = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["step", "id"]

@@ -1,0 +1,276 @@
+"""Reward-model runs: one function per action, shared by the dashboard, the Celery task and commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+
+from annotate.models import Batch, Judgment
+from rewardmodel.models import RewardModelRun
+from rewardmodel.train import (
+    DEFAULT_BACKBONE,
+    PreferencePair,
+    RewardTrainConfig,
+    TrainingStopped,
+    evaluate_pairs,
+    load_reward_model,
+    train_reward_model,
+)
+
+logger = logging.getLogger(__name__)
+
+AGGREGATES = ("each", "majority")
+# How often a running trainer re-reads the cancel flag from the database.
+CANCEL_POLL_SECONDS = 1.0
+
+
+class RewardRunError(Exception):
+    """A run that cannot be started, scored or read (the message says why)."""
+
+
+# Data in -----------------------------------------------------------------------------------------
+
+
+def judgments_for(batches: Iterable[Batch], exclude_annotators: Iterable = ()) -> QuerySet[Judgment]:
+    return (
+        Judgment.objects.filter(item__batch__in=list(batches))
+        .exclude(annotator__in=list(exclude_annotators))
+        .select_related("item")
+        .order_by("pk")
+    )
+
+
+def judgments_fingerprint(judgments: Iterable[Judgment]) -> tuple[int, str]:
+    """(count, sha256 over sorted (id, rating, updated_at)): what went into a run."""
+    rows = sorted((j.pk, j.rating, j.updated_at.isoformat()) for j in judgments)
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    return len(rows), digest
+
+
+def prompt_group(messages: list[dict]) -> str:
+    """One id per distinct prompt, so the eval split never has a prompt on both sides."""
+    return "prompt-" + hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def preference_pairs(
+    batches: Iterable[Batch], aggregate: str = "each", exclude_annotators: Iterable = ()
+) -> list[PreferencePair]:
+    """Training pairs from the batches' judgments.
+
+    "each": one pair per judgment (an item judged by three people counts three times).
+    "majority": one pair per item in its majority direction; ties are dropped; the
+    level is "clear" when most of the agreeing judgments were clear.
+    """
+    return pairs_from_judgments(judgments_for(batches, exclude_annotators), aggregate)
+
+
+def pairs_from_judgments(judgments: Iterable[Judgment], aggregate: str = "each") -> list[PreferencePair]:
+    if aggregate not in AGGREGATES:
+        raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {aggregate!r}.")
+    if aggregate == "each":
+        return [_pair(j.item, j.chosen, j.strength) for j in judgments]
+
+    by_item = defaultdict(list)
+    for judgment in judgments:
+        by_item[judgment.item_id].append(judgment)
+    pairs = []
+    for item_judgments in by_item.values():
+        votes_for_2 = sum(1 for j in item_judgments if j.chosen == 2)
+        votes_for_1 = len(item_judgments) - votes_for_2
+        if votes_for_1 == votes_for_2:
+            continue
+        chosen = 2 if votes_for_2 > votes_for_1 else 1
+        agreeing = [j for j in item_judgments if j.chosen == chosen]
+        clear = sum(1 for j in agreeing if j.strength == "clear")
+        pairs.append(_pair(item_judgments[0].item, chosen, "clear" if 2 * clear > len(agreeing) else "slight"))
+    return pairs
+
+
+def _pair(item, chosen: int, level: str) -> PreferencePair:
+    messages = item.chat_messages()
+    return PreferencePair(
+        prompt=messages,
+        chosen=item.response(chosen),
+        rejected=item.response(3 - chosen),
+        level=level,
+        group=prompt_group(messages),
+    )
+
+
+# Starting and running ----------------------------------------------------------------------------
+
+
+def train_config_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(RewardTrainConfig)}
+
+
+def build_config(**options) -> RewardTrainConfig:
+    """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
+    unknown = sorted(set(options) - train_config_fields())
+    if unknown:
+        raise RewardRunError(f"Unknown training option(s): {', '.join(unknown)}.")
+    options = {k: v for k, v in options.items() if v is not None}
+    options.setdefault("backbone", DEFAULT_BACKBONE)
+    try:
+        config = RewardTrainConfig(**options)
+        config.validate()
+    except (TypeError, ValueError) as exc:
+        raise RewardRunError(f"Bad training option: {exc}") from exc
+    return config
+
+
+def start_reward_run(
+    user,
+    batches: Iterable[Batch],
+    *,
+    aggregate: str = "each",
+    exclude_annotators: Iterable = (),
+    dispatch: bool = True,
+    **options,
+) -> RewardModelRun:
+    """Create a queued run on the batches' judgments and (by default) hand it to a worker.
+
+    The task is sent only once the row is committed, so the worker always finds it.
+    """
+    batches = list(batches)
+    if not batches:
+        raise RewardRunError("Pick at least one batch.")
+    if aggregate not in AGGREGATES:
+        raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {aggregate!r}.")
+    exclude_ids = sorted({getattr(a, "pk", a) for a in exclude_annotators})
+    config = build_config(**options)
+    judgments = list(judgments_for(batches, exclude_ids))
+    if not judgments:
+        names = ", ".join(b.name for b in batches)
+        raise RewardRunError(f"No judgments to train on in batch(es) {names}.")
+    count, digest = judgments_fingerprint(judgments)
+    with transaction.atomic():
+        run = RewardModelRun.objects.create(
+            created_by=user if getattr(user, "pk", None) else None,
+            config={**config.to_dict(), "aggregate": aggregate, "exclude_annotators": exclude_ids},
+            judgments_count=count,
+            judgments_hash=digest,
+        )
+        run.batches.set(batches)
+        if dispatch:
+            from rewardmodel.tasks import train_reward_run  # the task module imports this one
+
+            run_id = run.pk
+            transaction.on_commit(lambda: train_reward_run.delay(run_id))
+    return run
+
+
+def artifact_dir_for(run: RewardModelRun) -> Path:
+    return Path(settings.ARTIFACTS_DIR) / f"reward-{run.pk}"
+
+
+def run_reward_training(run: RewardModelRun, on_log: Callable[[int, dict], None] | None = None) -> RewardModelRun:
+    """Train a queued run to its end, in this process. Never raises for a training failure.
+
+    Used by the Celery task and by the foreground command. Claims the run first, so a
+    redelivered task does nothing. The model is written to `reward-<id>.partial` and
+    renamed once complete: a folder named `reward-<id>` is always a whole model.
+    """
+    if not run.claim():
+        logger.info("Run %s is %s, not queued: nothing to do.", run.pk, run.status)
+        return run
+    final_dir = artifact_dir_for(run)
+    partial_dir = final_dir.with_name(final_dir.name + ".partial")
+    try:
+        metrics = _train(run, partial_dir, on_log)
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        partial_dir.rename(final_dir)
+        run.mark_succeeded(metrics, str(final_dir))
+    except TrainingStopped:
+        shutil.rmtree(partial_dir, ignore_errors=True)
+        run.mark_cancelled()
+    except BaseException as exc:
+        # Any failure is the run's, never the worker's: record it and carry on.
+        # Interrupts (Ctrl-C in the foreground command, worker shutdown) still propagate.
+        logger.exception("Reward run %s failed", run.pk)
+        shutil.rmtree(partial_dir, ignore_errors=True)
+        run.mark_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if not isinstance(exc, Exception):
+            raise
+    return run
+
+
+def _train(run: RewardModelRun, output_dir: Path, on_log: Callable[[int, dict], None] | None) -> dict:
+    options = {k: v for k, v in run.config.items() if k in train_config_fields()}
+    config = build_config(**options)
+    judgments = list(judgments_for(run.batches.all(), run.config.get("exclude_annotators", [])))
+    pairs = pairs_from_judgments(judgments, run.config.get("aggregate", "each"))
+    if not pairs:
+        raise RewardRunError("No preference pairs: the batches have no (untied) judgments.")
+    count, digest = judgments_fingerprint(judgments)
+    type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
+
+    def log(step: int, metrics: dict) -> None:
+        run.record_progress(step, int(metrics.get("total_steps") or run.total_steps))
+        run.log(step, metrics)
+        if on_log is not None:
+            on_log(step, metrics)
+
+    last_check = [0.0]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - last_check[0] < CANCEL_POLL_SECONDS:
+            return False
+        last_check[0] = now
+        return run.should_stop()
+
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    return train_reward_model(pairs, config, str(output_dir), on_log=log, should_stop=should_stop)
+
+
+def cancel_reward_run(run: RewardModelRun) -> bool:
+    """Stop a run: at once when queued, at the trainer's next step when running."""
+    return run.request_cancel()
+
+
+# Using a trained model ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=2)
+def _scorer(artifact_path: str):
+    return load_reward_model(artifact_path)
+
+
+def scorer_for(run: RewardModelRun):
+    if run.artifact_dir is None:
+        raise RewardRunError(f"Run {run.pk} has no trained model (status: {run.get_status_display()}).")
+    return _scorer(str(run.artifact_dir))
+
+
+def score_with_run(run: RewardModelRun, prompt: str, response_1: str, response_2: str) -> tuple[float, float]:
+    """Both responses' rewards for a one-turn prompt."""
+    if not prompt.strip():
+        raise RewardRunError("Enter a prompt.")
+    if not response_1.strip() or not response_2.strip():
+        raise RewardRunError("Enter both responses.")
+    messages = [{"role": "user", "content": prompt}]
+    reward_1, reward_2 = scorer_for(run).score_batch([messages, messages], [response_1, response_2])
+    return float(reward_1), float(reward_2)
+
+
+def evaluate_run(run: RewardModelRun, pairs: list[PreferencePair]) -> dict:
+    """Accuracy of the run's model on pairs with known answers."""
+    if not pairs:
+        raise RewardRunError("No preference pairs to evaluate.")
+    return evaluate_pairs(scorer_for(run), pairs)

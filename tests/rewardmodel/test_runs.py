@@ -1,0 +1,281 @@
+"""Reward runs without a worker: state changes, the pairs that go in, and training in this process."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from annotate.models import Batch, Item, Judgment, Rating
+from rewardmodel import services
+from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import RunStatus
+from rewardmodel.services import (
+    RewardRunError,
+    cancel_reward_run,
+    preference_pairs,
+    run_reward_training,
+    score_with_run,
+    start_reward_run,
+)
+from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
+
+TINY = {"epochs": 2, "batch_size": 4, "eval_fraction": 0.25, "log_every": 1, "learning_rate": 1e-3}
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory) -> str:
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))
+
+
+@pytest.fixture
+def artifacts(settings, tmp_path) -> Path:
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    return settings.ARTIFACTS_DIR
+
+
+def _queued_run(**fields) -> RewardModelRun:
+    return RewardModelRun.objects.create(**fields)
+
+
+# State changes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_only_one_claim_of_a_queued_run_wins():
+    run = _queued_run()
+    same_row = RewardModelRun.objects.get(pk=run.pk)
+
+    assert run.claim() is True
+    assert same_row.claim() is False
+    assert same_row.status == RunStatus.RUNNING
+    assert run.started_at is not None
+
+
+@pytest.mark.django_db
+def test_cancelling_a_queued_run_ends_it_and_it_can_no_longer_be_claimed():
+    run = _queued_run()
+
+    assert cancel_reward_run(run) is True
+    assert run.status == RunStatus.CANCELLED
+    assert run.finished_at is not None
+    assert run.claim() is False
+
+
+@pytest.mark.django_db
+def test_cancelling_a_running_run_asks_the_trainer_to_stop():
+    run = _queued_run()
+    run.claim()
+    trainer_view = RewardModelRun.objects.get(pk=run.pk)
+    assert trainer_view.should_stop() is False
+
+    assert cancel_reward_run(run) is True
+
+    assert run.status == RunStatus.RUNNING  # still running until the trainer notices
+    assert trainer_view.should_stop() is True
+
+
+@pytest.mark.django_db
+def test_a_finished_run_keeps_its_status():
+    run = _queued_run()
+    run.claim()
+    run.mark_cancelled()
+
+    assert run.mark_failed("late error") is False
+    assert run.mark_succeeded({"eval_accuracy": 1.0}, "/nowhere") is False
+    assert cancel_reward_run(run) is False
+    run.refresh_from_db()
+    assert (run.status, run.error, run.metrics) == (RunStatus.CANCELLED, "", {})
+
+
+@pytest.mark.django_db
+def test_progress_and_eta_follow_the_steps_done():
+    run = _queued_run()
+    run.claim()
+    RewardModelRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(seconds=100))
+    run.refresh_from_db()
+    run.record_progress(25, 100)
+
+    assert run.progress_percent == 25
+    assert timedelta(seconds=290) <= run.eta <= timedelta(seconds=310)
+    run.mark_succeeded({}, "")
+    assert run.progress_percent == 100
+    assert run.eta is None
+
+
+# Pairs from judgments ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def contested_batch(alice, bob, charlie) -> Batch:
+    """Item a: all three pick response 2 (two clearly); item b: a 1-1 tie; item c: 2 of 3 pick response 1 slightly."""
+    batch = Batch.objects.create(name="contested")
+    prompt = [{"role": "user", "content": "Pick one"}]
+    a = Item.objects.create(batch=batch, external_id="a", prompt=prompt, response_1="a1", response_2="a2")
+    b = Item.objects.create(batch=batch, external_id="b", prompt=prompt, response_1="b1", response_2="b2")
+    c = Item.objects.create(
+        batch=batch, external_id="c", prompt=prompt, prompt_input="extra", response_1="c1", response_2="c2"
+    )
+    for item, ratings in ((a, (2, 2, 1)), (b, (-2, 2, None)), (c, (-1, -1, 2))):
+        for annotator, rating in zip((alice, bob, charlie), ratings, strict=True):
+            if rating is not None:
+                Judgment.objects.create(item=item, annotator=annotator, rating=Rating(rating))
+    return batch
+
+
+@pytest.mark.django_db
+def test_each_judgment_is_a_pair_in_the_direction_it_was_given(contested_batch):
+    pairs = preference_pairs([contested_batch], "each")
+
+    assert len(pairs) == 8
+    assert [(p.chosen, p.rejected, p.level) for p in pairs[:3]] == [
+        ("a2", "a1", "clear"),
+        ("a2", "a1", "clear"),
+        ("a2", "a1", "slight"),
+    ]
+    item_c_pair = next(p for p in pairs if p.chosen == "c1")
+    assert item_c_pair.prompt == [{"role": "user", "content": "Pick one\n\nextra"}]
+    # Items with the same prompt text share a group: the eval split keeps them together.
+    assert pairs[0].group == pairs[3].group != item_c_pair.group
+
+
+@pytest.mark.django_db
+def test_majority_gives_one_pair_per_item_and_drops_ties(contested_batch):
+    pairs = preference_pairs([contested_batch], "majority")
+
+    assert [(p.chosen, p.rejected, p.level) for p in pairs] == [("a2", "a1", "clear"), ("c1", "c2", "slight")]
+
+
+@pytest.mark.django_db
+def test_excluded_annotators_judgments_are_left_out(contested_batch, charlie):
+    pairs = preference_pairs([contested_batch], "each", exclude_annotators=[charlie])
+
+    assert len(pairs) == 6
+
+
+# Starting ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_starting_a_run_on_batches_without_judgments_is_refused(charlie):
+    empty = Batch.objects.create(name="empty")
+
+    with pytest.raises(RewardRunError, match="No judgments to train on in batch\\(es\\) empty"):
+        start_reward_run(charlie, [empty])
+    with pytest.raises(RewardRunError, match="Pick at least one batch"):
+        start_reward_run(charlie, [])
+    assert not RewardModelRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_bad_training_options_are_refused_by_name(charlie, alice):
+    batch = judged_batch("b", alice, items=2)
+
+    with pytest.raises(RewardRunError, match="Unknown training option\\(s\\): epoch"):
+        start_reward_run(charlie, [batch], epoch=3)
+    with pytest.raises(RewardRunError, match="eval_fraction must be in"):
+        start_reward_run(charlie, [batch], eval_fraction=1.5)
+    with pytest.raises(RewardRunError, match="margin must be one of"):
+        start_reward_run(charlie, [batch], margin="huge")
+
+
+@pytest.mark.django_db
+def test_start_records_what_goes_in_and_sends_the_task_after_commit(charlie, alice, django_capture_on_commit_callbacks):
+    batch = judged_batch("b", alice, items=3)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = start_reward_run(charlie, [batch], epochs=3, margin="level")
+
+    assert len(callbacks) == 1
+    assert run.status == RunStatus.QUEUED
+    assert run.created_by == charlie
+    assert list(run.batches.all()) == [batch]
+    assert run.config["epochs"] == 3 and run.config["margin"] == "level" and run.config["aggregate"] == "each"
+    assert run.judgments_count == 3 and len(run.judgments_hash) == 64
+
+    # The hash changes when a rating does.
+    judgment = Judgment.objects.filter(item__batch=batch).first()
+    judgment.rating = -judgment.rating
+    judgment.save()
+    again = start_reward_run(charlie, [batch], dispatch=False)
+    assert again.judgments_hash != run.judgments_hash
+
+
+# Training in this process ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_run_trains_into_its_artifact_folder_and_logs_its_progress(charlie, alice, tiny_backbone, artifacts):
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=tiny_backbone, dispatch=False, **TINY)
+
+    run = run_reward_training(run)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    folder = Path(run.artifact_path)
+    assert folder == artifacts / f"reward-{run.pk}"
+    assert (folder / "config.json").is_file() and (folder / "metrics.json").is_file()
+    assert not (artifacts / f"reward-{run.pk}.partial").exists()
+    assert run.step == run.total_steps > 0
+    assert run.pairs_count == 12
+    assert {"eval_accuracy", "eval_accuracy_clear", "eval_accuracy_slight", "eval_pairs"} <= set(run.metrics)
+    assert json.loads((folder / "metrics.json").read_text())["eval_pairs"] == run.metrics["eval_pairs"]
+    logged_steps = list(run.logs.values_list("step", flat=True))
+    assert logged_steps == list(range(1, run.total_steps + 1))
+    assert run.curve("loss") and run.curve("eval_accuracy")
+
+    reward_1, reward_2 = score_with_run(run, "tell me about the red cat ?", "good", "bad")
+    assert isinstance(reward_1, float) and reward_1 != reward_2
+
+
+@pytest.mark.django_db
+def test_training_a_run_twice_trains_it_once(charlie, alice, tiny_backbone, artifacts):
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=tiny_backbone, dispatch=False, **TINY)
+    run_reward_training(run)
+    logs_after_first = run.logs.count()
+
+    again = run_reward_training(RewardModelRun.objects.get(pk=run.pk))
+
+    assert again.status == RunStatus.SUCCEEDED
+    assert run.logs.count() == logs_after_first
+
+
+@pytest.mark.django_db
+def test_a_bad_backbone_fails_the_run_with_the_reason_and_leaves_no_folder(charlie, alice, artifacts):
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone="/no/such/backbone", dispatch=False)
+
+    run = run_reward_training(run)  # does not raise
+
+    assert run.status == RunStatus.FAILED
+    assert "/no/such/backbone" in run.error
+    assert run.finished_at is not None
+    assert not (artifacts / f"reward-{run.pk}").exists()
+    assert not (artifacts / f"reward-{run.pk}.partial").exists()
+
+
+@pytest.mark.django_db
+def test_a_cancel_request_stops_training_at_the_next_step_and_nothing_is_kept(
+    charlie, alice, tiny_backbone, artifacts, monkeypatch
+):
+    monkeypatch.setattr(services, "CANCEL_POLL_SECONDS", 0)  # check the flag at every step
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=tiny_backbone, dispatch=False, **TINY)
+
+    def cancel_at_first_log(step, metrics):
+        cancel_reward_run(RewardModelRun.objects.get(pk=run.pk))
+
+    run = run_reward_training(run, on_log=cancel_at_first_log)
+
+    assert run.status == RunStatus.CANCELLED
+    assert run.step == 1 < run.total_steps
+    assert not (artifacts / f"reward-{run.pk}").exists()
+    assert not (artifacts / f"reward-{run.pk}.partial").exists()
+
+
+@pytest.mark.django_db
+def test_scoring_needs_a_trained_model(charlie, alice):
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
+
+    with pytest.raises(RewardRunError, match="has no trained model"):
+        score_with_run(run, "prompt", "one", "two")

@@ -1,0 +1,90 @@
+"""The training task end to end: a real Celery worker process, the real broker, the test database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import RunStatus
+from rewardmodel.services import cancel_reward_run, start_reward_run
+from rewardmodel.tasks import train_reward_run
+from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
+from tests.worker import wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+TINY = {"epochs": 2, "batch_size": 4, "eval_fraction": 0.25, "log_every": 1, "learning_rate": 1e-3}
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory) -> str:
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))
+
+
+def _finished(run: RewardModelRun) -> RewardModelRun | None:
+    run.refresh_from_db()
+    return run if run.is_finished else None
+
+
+def test_the_worker_trains_a_started_run_to_a_downloadable_model(celery_worker, charlie, alice, tiny_backbone):
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=tiny_backbone, **TINY)
+
+    wait_for(lambda: _finished(run), timeout=60, message=f"run {run.pk} to finish\n{celery_worker.log()}")
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert (Path(run.artifact_path) / "model.safetensors").is_file()
+    assert run.metrics["eval_pairs"] > 0
+    assert run.logs.count() == run.total_steps == run.step
+
+
+def test_a_failed_run_keeps_its_reason_and_the_worker_takes_the_next_one(celery_worker, charlie, alice, tiny_backbone):
+    batch = judged_batch("b", alice)
+    pid = celery_worker.process.pid
+    broken = start_reward_run(charlie, [batch], backbone="/no/such/backbone", **TINY)
+    good = start_reward_run(charlie, [batch], backbone=tiny_backbone, **TINY)
+
+    wait_for(lambda: _finished(broken), timeout=60, message=f"the broken run to end\n{celery_worker.log()}")
+    wait_for(lambda: _finished(good), timeout=60, message=f"the next run to end\n{celery_worker.log()}")
+
+    assert broken.status == RunStatus.FAILED
+    assert "/no/such/backbone" in broken.error
+    assert not Path(broken.artifact_path or "/no/such/artifact").exists()
+    assert good.status == RunStatus.SUCCEEDED, good.error
+    assert celery_worker.alive and celery_worker.process.pid == pid
+
+
+def test_cancelling_a_running_run_stops_it_between_steps(celery_worker, charlie, alice, tiny_backbone, settings):
+    many_steps = {**TINY, "epochs": 500, "batch_size": 1}
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=20)], backbone=tiny_backbone, **many_steps)
+
+    def has_trained_a_few_steps():
+        run.refresh_from_db()
+        return run.status == RunStatus.RUNNING and run.step >= 3
+
+    wait_for(has_trained_a_few_steps, timeout=60, message=f"training to start\n{celery_worker.log()}")
+    assert cancel_reward_run(run) is True
+    wait_for(lambda: _finished(run), timeout=20, message=f"the run to stop\n{celery_worker.log()}")
+
+    assert run.status == RunStatus.CANCELLED
+    assert 3 <= run.step < run.total_steps
+    artifacts = Path(settings.ARTIFACTS_DIR)
+    assert not (artifacts / f"reward-{run.pk}").exists()
+    assert not (artifacts / f"reward-{run.pk}.partial").exists()
+
+
+def test_a_task_delivered_twice_trains_once(celery_worker, charlie, alice, tiny_backbone):
+    tasks_done_before = celery_worker.log().count("succeeded in")
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=tiny_backbone, **TINY)
+    train_reward_run.delay(run.pk)  # a duplicate, as a broker redelivery would be
+
+    wait_for(lambda: _finished(run), timeout=60, message=f"run {run.pk} to finish\n{celery_worker.log()}")
+    wait_for(
+        lambda: celery_worker.log().count("succeeded in") >= tasks_done_before + 2,
+        timeout=30,
+        message=f"both deliveries to be handled\n{celery_worker.log()}",
+    )
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert sorted(run.logs.values_list("step", flat=True)) == list(range(1, run.total_steps + 1))

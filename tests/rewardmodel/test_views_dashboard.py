@@ -1,0 +1,216 @@
+"""The reward-model dashboard: staff only; start a run, watch it, cancel it, download and try the model."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.urls import reverse
+from transformers import AutoModelForSequenceClassification
+
+from annotate.models import Batch
+from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import RunStatus
+from rewardmodel.services import run_reward_training, start_reward_run
+from rewardmodel.train import DEFAULT_BACKBONE
+from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
+from tests.worker import wait_for
+
+TINY = {"epochs": 2, "batch_size": 4, "eval_fraction": 0.25, "log_every": 1, "learning_rate": 1e-3}
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory) -> str:
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))
+
+
+@pytest.fixture
+def artifacts(settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    return settings.ARTIFACTS_DIR
+
+
+@pytest.fixture
+def trained_run(charlie, alice, tiny_backbone, artifacts) -> RewardModelRun:
+    run = start_reward_run(charlie, [judged_batch("trained", alice)], backbone=tiny_backbone, dispatch=False, **TINY)
+    return run_reward_training(run)
+
+
+def _pages(pk: int) -> list[tuple[str, str]]:
+    return [
+        ("get", reverse("rewardmodel:run_list")),
+        ("get", reverse("rewardmodel:run_new")),
+        ("get", reverse("rewardmodel:run_detail", args=[pk])),
+        ("get", reverse("rewardmodel:run_live", args=[pk])),
+        ("get", reverse("rewardmodel:run_download", args=[pk])),
+        ("post", reverse("rewardmodel:run_cancel", args=[pk])),
+        ("post", reverse("rewardmodel:run_score", args=[pk])),
+    ]
+
+
+@pytest.mark.django_db
+def test_annotators_are_refused_every_page(alice_client):
+    run = RewardModelRun.objects.create()
+
+    for method, url in _pages(run.pk):
+        assert getattr(alice_client, method)(url).status_code == 403, url
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and not run.cancel_requested
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    run = RewardModelRun.objects.create()
+
+    for method, url in _pages(run.pk):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("login")), url
+
+
+@pytest.mark.django_db
+def test_the_start_form_offers_batches_and_the_trainers_defaults(charlie_client, alice):
+    judged_batch("judged", alice, items=3)
+    Batch.objects.create(name="untouched")
+
+    page = charlie_client.get(reverse("rewardmodel:run_new")).content.decode()
+
+    assert "judged (3 judgments)" in page and "untouched (0 judgments)" in page
+    assert f'value="{DEFAULT_BACKBONE}"' in page
+    assert 'name="epochs" value="1"' in page and 'name="learning_rate" value="5e-05"' in page
+
+
+@pytest.mark.django_db
+def test_the_start_form_names_what_is_wrong(charlie_client):
+    Batch.objects.create(name="untouched")
+    untouched = Batch.objects.get(name="untouched")
+    form = {
+        "batches": [untouched.pk],
+        "backbone": "/no/such/folder",
+        "epochs": 0,
+        "learning_rate": 1e-5,
+        "batch_size": 8,
+        "eval_fraction": 0.2,
+        "margin": "none",
+        "aggregate": "each",
+    }
+
+    page = charlie_client.post(reverse("rewardmodel:run_new"), form).content.decode()
+
+    assert "No judgments yet in: untouched." in page
+    assert "No model folder at /no/such/folder." in page
+    assert "Ensure this value is greater than or equal to 1." in page
+    assert not RewardModelRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_finished_run_shows_curves_level_accuracy_download_and_scoring(charlie_client, trained_run):
+    assert trained_run.status == RunStatus.SUCCEEDED, trained_run.error
+    detail = charlie_client.get(trained_run.get_absolute_url()).content.decode()
+
+    assert "Succeeded" in detail
+    assert "hx-trigger" not in detail  # nothing to poll
+    assert detail.count("<polyline") >= 3  # train loss, eval loss, eval accuracy
+    assert "Clearly better" in detail and "Slightly better" in detail
+    assert f"{trained_run.metrics['eval_accuracy']:.3f}" in detail
+    assert reverse("rewardmodel:run_download", args=[trained_run.pk]) in detail
+    assert "Score a prompt" in detail
+
+    live = charlie_client.get(reverse("rewardmodel:run_live", args=[trained_run.pk]), **HTMX)
+    assert live.status_code == 286  # htmx stops polling
+    assert "Succeeded" in live.content.decode()
+
+    list_page = charlie_client.get(reverse("rewardmodel:run_list")).content.decode()
+    assert str(trained_run) in list_page and "trained" in list_page
+
+
+@pytest.mark.django_db
+def test_the_downloaded_zip_is_a_model_that_loads(charlie_client, trained_run, tmp_path):
+    response = charlie_client.get(reverse("rewardmodel:run_download", args=[trained_run.pk]))
+
+    assert response["Content-Disposition"] == f'attachment; filename="reward-{trained_run.pk}.zip"'
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert f"reward-{trained_run.pk}/config.json" in archive.namelist()
+    archive.extractall(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / f"reward-{trained_run.pk}")
+    assert model.config.num_labels == 1
+
+
+@pytest.mark.django_db
+def test_a_run_without_a_model_has_nothing_to_download(charlie_client):
+    run = RewardModelRun.objects.create()
+
+    response = charlie_client.get(reverse("rewardmodel:run_download", args=[run.pk]))
+
+    assert response.status_code == 404
+    assert b"has no trained model" in response.content
+
+
+@pytest.mark.django_db
+def test_the_score_box_shows_both_rewards(charlie_client, trained_run):
+    url = reverse("rewardmodel:run_score", args=[trained_run.pk])
+
+    answer = charlie_client.post(
+        url, {"prompt": "tell me about the red cat ?", "response_1": "it is good", "response_2": "it is bad"}, **HTMX
+    ).content.decode()
+    empty = charlie_client.post(url, {"prompt": "tell me", "response_1": "", "response_2": "x"}, **HTMX)
+
+    assert '<div id="score-result"' in answer
+    assert "Reward of response 1:" in answer and "reward of response 2:" in answer
+    assert "The model prefers response" in answer
+    assert "<html" not in answer  # just the partial
+    assert "Enter both responses." in empty.content.decode()
+
+
+@pytest.mark.django_db
+def test_cancel_button_asks_a_running_run_to_stop(charlie_client, charlie, alice):
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
+    run.claim()
+    run.record_progress(3, 12)
+
+    running_page = charlie_client.get(run.get_absolute_url()).content.decode()
+    live = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX)
+    response = charlie_client.post(reverse("rewardmodel:run_cancel", args=[run.pk]), follow=True)
+
+    assert 'hx-trigger="every 2s"' in running_page
+    assert "Step 3 of 12 (25%)" in running_page and "Cancel run" in running_page
+    assert live.status_code == 200  # keep polling
+    run.refresh_from_db()
+    assert run.cancel_requested and run.status == RunStatus.RUNNING
+    assert "cancel requested" in response.content.decode()
+    assert "(stopping…)" in response.content.decode() and "Cancel run" not in response.content.decode()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_start_watch_and_finish_through_the_worker(celery_worker, charlie_client, alice, tiny_backbone):
+    batch = judged_batch("judged", alice)
+    form = {
+        "batches": [batch.pk],
+        "backbone": tiny_backbone,
+        "epochs": 2,
+        "learning_rate": 1e-3,
+        "batch_size": 4,
+        "eval_fraction": 0.25,
+        "margin": "level",
+        "aggregate": "each",
+    }
+
+    started = charlie_client.post(reverse("rewardmodel:run_new"), form)
+
+    run = RewardModelRun.objects.get()
+    assert started.status_code == 302 and started["Location"] == run.get_absolute_url()
+    page = charlie_client.get(started["Location"]).content.decode()
+    assert reverse("rewardmodel:run_live", args=[run.pk]) in page
+    assert run.config["margin"] == "level" and run.created_by.username == "charlie"
+
+    live_url = reverse("rewardmodel:run_live", args=[run.pk])
+    last = wait_for(
+        lambda: (r := charlie_client.get(live_url, **HTMX)).status_code == 286 and r,
+        timeout=60,
+        message=f"the live panel to report the end\n{celery_worker.log()}",
+    )
+    assert "Succeeded" in last.content.decode(), last.content.decode()
+    assert "Clearly better" in last.content.decode()
