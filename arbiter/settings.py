@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's JS/CSS served from our static files, not a CDN
     "django_filters",
     "annotate",
     "rewardmodel",
@@ -121,6 +122,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
@@ -140,9 +142,10 @@ HIT_TIMEOUT_MINUTES = envint("HIT_TIMEOUT_MINUTES", "60")
 IMPORT_USERNAME = os.getenv("IMPORT_USERNAME", "import")
 
 REST_FRAMEWORK = {
+    # Token first: a request without valid credentials gets 401 with "WWW-Authenticate: Token".
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -155,6 +158,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pairwise preference annotation, reward models and REINFORCE runs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One schema enum per choice set (the scale is both `rating` and `gold`; two models have a `kind`).
+    "ENUM_NAME_OVERRIDES": {
+        "RatingEnum": "annotate.models.Rating",
+        "PolicyRunKindEnum": "policy.models.PolicyRun.Kind",
+        "PolicySampleKindEnum": "policy.models.PolicySample.Kind",
+    },
 }
 
 # Models load offline; nothing may download at run time.

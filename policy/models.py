@@ -1,0 +1,128 @@
+"""Policy training runs (SFT warm starts and REINFORCE against a reward model), their logs and samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import models
+from django.urls import reverse
+
+from rewardmodel.runs import RunStatus, TrainingLog, TrainingRun
+
+
+class PolicyRun(TrainingRun):
+    class Kind(models.TextChoices):
+        SFT = "sft", "SFT"
+        REINFORCE = "reinforce", "REINFORCE"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REINFORCE)
+    # The reward model REINFORCE optimises against; null for SFT.
+    reward_run = models.ForeignKey(
+        "rewardmodel.RewardModelRun", null=True, blank=True, on_delete=models.PROTECT, related_name="policy_runs"
+    )
+    # Where the starting weights come from: another policy run (an SFT warm start) or a path / hub id;
+    # neither means the default SmolLM2-135M-Instruct.
+    base_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_runs")
+    base_path = models.CharField(max_length=500, blank=True)
+    # Prompts (REINFORCE) or demonstrations (SFT): a batch's items or an uploaded JSONL file.
+    data_batch = models.ForeignKey(
+        "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_trained"
+    )
+    data_file = models.FileField(upload_to="policy/data/", blank=True)
+    # The reward model's final comparison on held-out prompts, kept for "send to annotators":
+    # [{prompt, policy_response, reference_response, policy_reward, reference_reward}, ...]
+    eval_samples = models.JSONField(default=list, blank=True)
+    # The batch "send to annotators" made of eval_samples (policy vs reference).
+    annotation_batch = models.ForeignKey(
+        "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_evaluated"
+    )
+
+    class Meta(TrainingRun.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} run {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("policy:run_detail", args=[self.pk])
+
+    @property
+    def is_reinforce(self) -> bool:
+        return self.kind == self.Kind.REINFORCE
+
+    @property
+    def base_label(self) -> str:
+        if self.base_run_id:
+            return str(self.base_run)
+        return self.base_path or "SmolLM2-135M-Instruct (default)"
+
+    @property
+    def data_label(self) -> str:
+        if self.data_batch_id:
+            return f"batch {self.data_batch.name}"
+        if self.data_file:
+            return f"file {Path(self.data_file.name).name}"
+        return "—"
+
+    @property
+    def output_dir(self) -> Path | None:
+        """The run's folder (final model and checkpoints), once the run succeeded and it is there."""
+        if self.status != RunStatus.SUCCEEDED or not self.artifact_path:
+            return None
+        path = Path(self.artifact_path)
+        return path if path.is_dir() else None
+
+    @property
+    def model_dir(self) -> Path | None:
+        """The trained model itself: `final/` inside the run folder."""
+        if self.output_dir is None:
+            return None
+        final = self.output_dir / "final"
+        return final if final.is_dir() else self.output_dir
+
+    def checkpoint_names(self) -> list[str]:
+        """Downloadable folders of the run: "final" first, then checkpoint-<step> in step order."""
+        if self.output_dir is None:
+            return []
+        checkpoints = [p.name for p in self.output_dir.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
+        checkpoints.sort(key=lambda name: int(name.rsplit("-", 1)[1]) if name.rsplit("-", 1)[1].isdigit() else 0)
+        return (["final"] if (self.output_dir / "final").is_dir() else []) + checkpoints
+
+    def sample_steps(self) -> list[int]:
+        return list(self.samples.order_by("step").values_list("step", flat=True).distinct())
+
+
+class PolicyLog(TrainingLog):
+    run = models.ForeignKey(PolicyRun, on_delete=models.CASCADE, related_name="logs")
+
+    class Meta(TrainingLog.Meta):
+        pass
+
+
+class PolicySample(models.Model):
+    """One sampled answer at one step, for the run page's sample browser."""
+
+    class Kind(models.TextChoices):
+        TRAIN = "train", "Training rollout"
+        EVAL = "eval", "Policy on held-out prompt"
+        REFERENCE = "reference", "Reference on held-out prompt"
+
+    run = models.ForeignKey(PolicyRun, on_delete=models.CASCADE, related_name="samples")
+    step = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TRAIN)
+    prompt = models.JSONField()  # chat messages, as the policy saw them
+    response = models.TextField()
+    reward = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step", "id"]
+        indexes = [models.Index(fields=["run", "step"], name="policy_sample_run_step")]
+
+    def __str__(self) -> str:
+        return f"{self.run} step {self.step} {self.kind}"
+
+    @property
+    def instruction(self) -> str:
+        if isinstance(self.prompt, list) and self.prompt:
+            return str(self.prompt[-1].get("content", ""))
+        return str(self.prompt)

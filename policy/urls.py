@@ -5,4 +5,14 @@ from policy import views
 app_name = "policy"
 urlpatterns = [
     path("", views.run_list, name="run_list"),
+    path("new/", views.run_new, name="run_new"),
+    path("new/sft/", views.run_new_sft, name="run_new_sft"),
+    path("<int:pk>/", views.run_detail, name="run_detail"),
+    path("<int:pk>/live/", views.run_live, name="run_live"),
+    path("<int:pk>/samples/", views.run_samples, name="run_samples"),
+    path("<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
+    path("<int:pk>/download/", views.run_download, name="run_download"),
+    path("<int:pk>/download/<str:name>/", views.run_download, name="run_download_checkpoint"),
+    path("<int:pk>/send/", views.run_send, name="run_send"),
+    path("<int:pk>/human/", views.run_human, name="run_human"),
 ]

@@ -1,7 +1,193 @@
-from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponse
+"""Policy dashboard (staff only): list, start, watch, read samples, cancel, download, send to annotators."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from policy.forms import ReinforceRunForm, SFTRunForm
+from policy.models import PolicyRun, PolicySample
+from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
+from rewardmodel.views import HTMX_STOP_POLLING, _zip_stream, line_chart, staff_required
+
+# Samples shown per step and kind in the browser.
+SAMPLES_PER_PAGE = 50
 
 
-@staff_member_required
-def run_list(request):
-    return HttpResponse("Not built yet.")
+@staff_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = PolicyRun.objects.select_related("created_by", "reward_run", "base_run", "data_batch")
+    return render(request, "policy/run_list.html", {"runs": runs})
+
+
+def _start(request: HttpRequest, form_class: type, kind: str, template_title: str) -> HttpResponse:
+    # "Use as base" links pre-select the base run (?base_run=<id>).
+    initial = {"base_run": request.GET.get("base_run")} if request.GET.get("base_run") else {}
+    form = form_class(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = start_policy_run(request.user, kind, **form.start_kwargs())
+        except PolicyRunError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{run} is queued.")
+            return redirect(run)
+    return render(request, "policy/run_new.html", {"form": form, "title": template_title, "kind": kind})
+
+
+@staff_required
+def run_new(request: HttpRequest) -> HttpResponse:
+    return _start(request, ReinforceRunForm, PolicyRun.Kind.REINFORCE, "Start a REINFORCE run")
+
+
+@staff_required
+def run_new_sft(request: HttpRequest) -> HttpResponse:
+    return _start(request, SFTRunForm, PolicyRun.Kind.SFT, "Start an SFT run")
+
+
+@staff_required
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(PolicyRun.objects.select_related("reward_run", "base_run", "annotation_batch"), pk=pk)
+    context = {**_live_context(run), **_samples_context(run, request.GET), **_human_context(run)}
+    return render(request, "policy/run_detail.html", context)
+
+
+@staff_required
+def run_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The polled part of the run page; the last poll (run finished) answers 286."""
+    run = get_object_or_404(PolicyRun, pk=pk)
+    response = render(request, "policy/run_detail.html#live", _live_context(run))
+    if run.is_finished:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@staff_required
+def run_samples(request: HttpRequest, pk: int) -> HttpResponse:
+    """The sample browser: one step's prompts, responses and rewards."""
+    run = get_object_or_404(PolicyRun, pk=pk)
+    context = _samples_context(run, request.GET)
+    if request.htmx:
+        return render(request, "policy/run_detail.html#samples", context)
+    return render(request, "policy/run_detail.html", {**_live_context(run), **context, **_human_context(run)})
+
+
+@staff_required
+@require_POST
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(PolicyRun, pk=pk)
+    if cancel_policy_run(run):
+        messages.info(request, f"{run}: cancel requested." if run.is_active else f"{run} is cancelled.")
+    else:
+        messages.warning(request, f"{run} had already finished ({run.get_status_display().lower()}).")
+    return redirect(run)
+
+
+@staff_required
+def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResponse:
+    """A zip of the final model or of one checkpoint."""
+    run = get_object_or_404(PolicyRun, pk=pk)
+    if name not in run.checkpoint_names():
+        return HttpResponse(f"{run} has no model named {name!r} to download.", status=404, content_type="text/plain")
+    folder = run.output_dir / name
+    filename = f"policy-{run.pk}-{name}"
+    response = StreamingHttpResponse(_zip_stream(folder, root_name=filename), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.zip"'
+    return response
+
+
+@staff_required
+@require_POST
+def run_send(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(PolicyRun, pk=pk)
+    try:
+        overlap = int(request.POST.get("overlap") or 1)
+        batch = send_to_annotators(run, request.user, overlap=overlap)
+    except ValueError:
+        messages.error(request, "Judgments per comparison must be a whole number.")
+    except PolicyRunError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Batch {batch.name} ({batch.items.count()} comparisons) is open to annotators.")
+    return redirect(run)
+
+
+@staff_required
+def run_human(request: HttpRequest, pk: int) -> HttpResponse:
+    """The human win rate panel, polled while annotators are still judging."""
+    run = get_object_or_404(PolicyRun.objects.select_related("annotation_batch"), pk=pk)
+    context = _human_context(run)
+    response = render(request, "policy/run_detail.html#human", context)
+    if context["human_done"]:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+# Helpers -----------------------------------------------------------------------------------------
+
+
+def _live_context(run: PolicyRun) -> dict:
+    if run.kind == PolicyRun.Kind.SFT:
+        charts = [("Loss", line_chart([("train loss", "train", run.curve("loss"))]))]
+    else:
+        charts = [
+            (
+                "Reward",
+                line_chart(
+                    [
+                        ("rollouts", "train", run.curve("reward_mean")),
+                        ("policy, held out", "eval", run.curve("eval_reward_policy")),
+                        ("reference, held out", "reference", run.curve("eval_reward_reference")),
+                    ]
+                ),
+            ),
+            (
+                "KL to reference",
+                line_chart([("rollouts", "train", run.curve("kl")), ("held out", "eval", run.curve("eval_kl"))]),
+            ),
+            (
+                "Response length (tokens)",
+                line_chart(
+                    [
+                        ("rollouts", "train", run.curve("response_length")),
+                        ("held out", "eval", run.curve("eval_length")),
+                    ]
+                ),
+            ),
+            (
+                "Reward-model win rate over reference",
+                line_chart([("held out", "eval", run.curve("eval_win_rate"))], y_range=(0.0, 1.0)),
+            ),
+        ]
+    return {"run": run, "charts": [(title, chart) for title, chart in charts if chart]}
+
+
+def _samples_context(run: PolicyRun, query) -> dict:
+    steps = run.sample_steps()
+    try:
+        step = int(query.get("step", ""))
+    except ValueError:
+        step = steps[-1] if steps else None
+    kinds = [k for k in PolicySample.Kind.values if run.samples.filter(step=step, kind=k).exists()] if steps else []
+    kind = query.get("kind") if query.get("kind") in kinds else (kinds[0] if kinds else None)
+    samples = run.samples.filter(step=step, kind=kind).order_by("id")[:SAMPLES_PER_PAGE] if kind else []
+    return {
+        "run": run,
+        "sample_steps": steps,
+        "sample_step": step,
+        "sample_kinds": [(k, PolicySample.Kind(k).label) for k in kinds],
+        "sample_kind": kind,
+        "samples": samples,
+    }
+
+
+def _human_context(run: PolicyRun) -> dict:
+    batch = run.annotation_batch
+    human = human_win_rate(run)
+    done = True
+    if batch is not None:
+        wanted = batch.items.count() * batch.overlap
+        done = human.n >= wanted
+    return {"run": run, "human": human, "human_done": done, "reward_model_win_rate": run.metrics.get("win_rate")}

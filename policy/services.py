@@ -1,0 +1,542 @@
+"""Policy runs: one function per action, shared by the dashboard, the Celery task and the commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from annotate.models import Batch, Item, Judgment
+from policy.models import PolicyRun, PolicySample
+from policy.reinforce import (
+    ReinforceConfig,
+    SFTConfig,
+    TrainingStopped,
+    default_policy_path,
+    train_reinforce,
+    train_sft,
+)
+from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import RunStatus
+from rewardmodel.services import prompt_group, scorer_for
+
+logger = logging.getLogger(__name__)
+
+# How often a running trainer re-reads the cancel flag from the database.
+CANCEL_POLL_SECONDS = 1.0
+# Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most MAX_EVAL_PROMPTS.
+EVAL_FRACTION = 0.2
+MAX_EVAL_PROMPTS = 16
+# An uploaded prompts / dialogues file larger than this is refused before it is read.
+MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
+ROLES = ("system", "user", "assistant")
+# Batch settings for "send to annotators": HITs of this many comparisons.
+ANNOTATION_SAMPLES_PER_HIT = 6
+ANNOTATION_GUIDELINES = (
+    "Each sample shows one prompt and two AI responses to it. Pick the response you would rather get, "
+    "and say whether it is clearly or only slightly better."
+)
+
+
+class PolicyRunError(Exception):
+    """A run that cannot be started, sent or read (the message says why)."""
+
+
+Messages = list[dict]
+
+
+# Data in -----------------------------------------------------------------------------------------
+
+
+def _check_messages(messages: Any, where: str, *, last_role: str) -> Messages:
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    if not isinstance(messages, list) or not messages:
+        raise PolicyRunError(f"{where}: expected a non-empty list of {{role, content}} messages.")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            raise PolicyRunError(f"{where}, message {index + 1}: needs a 'content' string.")
+        if message.get("role") not in ROLES:
+            raise PolicyRunError(f"{where}, message {index + 1}: role must be one of {', '.join(ROLES)}.")
+        if not message["content"].strip():
+            raise PolicyRunError(f"{where}, message {index + 1}: 'content' is empty.")
+    if messages[-1]["role"] != last_role:
+        raise PolicyRunError(f"{where}: the last message must be a {last_role} turn.")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _jsonl_records(lines: Iterable[str], name: str) -> Iterable[tuple[str, Any]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}, line {number}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PolicyRunError(f"{where}: not valid JSON ({exc.msg}).") from None
+
+
+def parse_prompts_jsonl(lines: Iterable[str], name: str = "prompts file") -> list[Messages]:
+    """Prompts from JSONL: each line a string, or an object whose "prompt" (or "messages") is a
+    string or a message list ending with a user turn."""
+    prompts = []
+    for where, record in _jsonl_records(lines, name):
+        if isinstance(record, dict):
+            key = "prompt" if "prompt" in record else "messages" if "messages" in record else None
+            if key is None:
+                raise PolicyRunError(f"{where}: needs a 'prompt' field.")
+            record = record[key]
+        prompts.append(_check_messages(record, f"{where}, field 'prompt'", last_role="user"))
+    if not prompts:
+        raise PolicyRunError(f"{name} has no prompts.")
+    return prompts
+
+
+def parse_dialogues_jsonl(lines: Iterable[str], name: str = "dialogues file") -> list[Messages]:
+    """Demonstrations from JSONL: each line {"messages": [...]} ending with an assistant turn,
+    or {"prompt": str | messages, "response": str}."""
+    dialogues = []
+    for where, record in _jsonl_records(lines, name):
+        if not isinstance(record, dict):
+            raise PolicyRunError(f"{where}: expected an object with 'messages' or 'prompt' and 'response'.")
+        if "messages" in record:
+            dialogues.append(_check_messages(record["messages"], f"{where}, field 'messages'", last_role="assistant"))
+            continue
+        if "prompt" not in record or not isinstance(record.get("response"), str) or not record["response"].strip():
+            raise PolicyRunError(f"{where}: expected 'messages', or 'prompt' and a non-empty 'response'.")
+        prompt = _check_messages(record["prompt"], f"{where}, field 'prompt'", last_role="user")
+        dialogues.append([*prompt, {"role": "assistant", "content": record["response"]}])
+    if not dialogues:
+        raise PolicyRunError(f"{name} has no dialogues.")
+    return dialogues
+
+
+def batch_prompts(batch: Batch) -> list[Messages]:
+    """The distinct prompts of a batch's items, in item order."""
+    return unique_prompts(item.chat_messages() for item in batch.items.order_by("pk"))
+
+
+def batch_demonstrations(batch: Batch) -> list[Messages]:
+    """One dialogue per judgment of the batch: the prompt followed by the chosen response."""
+    judgments = Judgment.objects.filter(item__batch=batch).select_related("item").order_by("pk")
+    return [[*j.item.chat_messages(), {"role": "assistant", "content": j.chosen_text}] for j in judgments]
+
+
+def unique_prompts(prompts: Iterable[Messages]) -> list[Messages]:
+    seen, unique = set(), []
+    for prompt in prompts:
+        key = prompt_group(prompt)
+        if key not in seen:
+            seen.add(key)
+            unique.append(prompt)
+    return unique
+
+
+def split_eval_prompts(prompts: list[Messages], seed: int = 0) -> tuple[list[Messages], list[Messages]]:
+    """(train, eval): a deterministic held-out share, chosen by a hash of each prompt, never on both sides."""
+    prompts = unique_prompts(prompts)
+    if len(prompts) < 2:
+        raise PolicyRunError(f"Need at least 2 distinct prompts (one to train on, one held out); got {len(prompts)}.")
+    n_eval = min(MAX_EVAL_PROMPTS, max(1, round(EVAL_FRACTION * len(prompts))))
+
+    def rank(prompt: Messages) -> str:
+        return hashlib.sha256(f"{seed}:{prompt_group(prompt)}".encode()).hexdigest()
+
+    held_out = {prompt_group(p) for p in sorted(prompts, key=rank)[:n_eval]}
+    train = [p for p in prompts if prompt_group(p) not in held_out]
+    evaluate = [p for p in prompts if prompt_group(p) in held_out]
+    return train, evaluate
+
+
+def read_run_data(run: PolicyRun) -> list[Messages]:
+    """The run's prompts (REINFORCE) or dialogues (SFT), from its batch or its uploaded file."""
+    if run.data_batch_id:
+        batch = run.data_batch
+        data = batch_demonstrations(batch) if run.kind == PolicyRun.Kind.SFT else batch_prompts(batch)
+        if not data:
+            what = "judged items" if run.kind == PolicyRun.Kind.SFT else "items"
+            raise PolicyRunError(f"Batch {batch.name} has no {what}.")
+        return data
+    if run.data_file:
+        with run.data_file.open("rb") as handle:
+            lines = [line.decode("utf-8", errors="replace") for line in handle]
+        parse = parse_dialogues_jsonl if run.kind == PolicyRun.Kind.SFT else parse_prompts_jsonl
+        return parse(lines, Path(run.data_file.name).name)
+    raise PolicyRunError(f"Run {run.pk} has neither a batch nor a file of data.")
+
+
+def _read_upload(upload: IO[bytes], name: str) -> tuple[bytes, list[str]]:
+    size = getattr(upload, "size", None)
+    if size is not None and size > MAX_DATA_FILE_BYTES:
+        raise PolicyRunError(f"{name} is larger than {MAX_DATA_FILE_BYTES // (1024 * 1024)} MB.")
+    content = upload.read()
+    if isinstance(content, str):
+        content = content.encode()
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyRunError(f"{name} is not UTF-8 text (byte {exc.start}).") from None
+    return content, text.splitlines()
+
+
+# Configs ----------------------------------------------------------------------------------------
+
+
+def config_class(kind: str) -> type:
+    if kind == PolicyRun.Kind.REINFORCE:
+        return ReinforceConfig
+    if kind == PolicyRun.Kind.SFT:
+        return SFTConfig
+    raise PolicyRunError(f"kind must be 'reinforce' or 'sft', not {kind!r}.")
+
+
+def config_fields(kind: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_class(kind))}
+
+
+def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
+    """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
+    unknown = sorted(set(options) - config_fields(kind))
+    if unknown:
+        raise PolicyRunError(f"Unknown {kind} option(s): {', '.join(unknown)}.")
+    try:
+        return config_class(kind)(**{k: v for k, v in options.items() if v is not None})
+    except (TypeError, ValueError) as exc:
+        raise PolicyRunError(f"Bad {kind} option: {exc}") from exc
+
+
+# Starting and running ----------------------------------------------------------------------------
+
+
+def start_policy_run(
+    user,
+    kind: str,
+    *,
+    reward_run: RewardModelRun | None = None,
+    base_run: PolicyRun | None = None,
+    base_path: str = "",
+    data_batch: Batch | None = None,
+    data_file: IO[bytes] | None = None,
+    dispatch: bool = True,
+    **options,
+) -> PolicyRun:
+    """Create a queued run and (by default) hand it to a worker once the row is committed.
+
+    REINFORCE needs a succeeded reward-model run and prompts; SFT needs demonstrations.
+    Data comes from `data_batch` or an uploaded JSONL `data_file` (checked here, line by line,
+    and kept under MEDIA_ROOT so the worker reads exactly what was uploaded).
+    """
+    config = build_config(kind, **options)
+    if kind == PolicyRun.Kind.REINFORCE:
+        if reward_run is None:
+            raise PolicyRunError("Pick a reward-model run: REINFORCE needs a reward model.")
+        if reward_run.status != RunStatus.SUCCEEDED:
+            raise PolicyRunError(
+                f"Reward run {reward_run.pk} is {reward_run.get_status_display().lower()}; pick a run that succeeded."
+            )
+        if reward_run.artifact_dir is None:
+            raise PolicyRunError(f"Reward run {reward_run.pk} has no trained model on disk any more.")
+    else:
+        reward_run = None
+    base_path = (base_path or "").strip()
+    if base_run is not None and base_path:
+        raise PolicyRunError("Give either a base policy run or a base path, not both.")
+    if base_run is not None and base_run.model_dir is None:
+        raise PolicyRunError(f"Base {base_run} has no trained model (status: {base_run.get_status_display()}).")
+    if (data_batch is None) == (data_file is None):
+        raise PolicyRunError("Give the data either as a batch or as an uploaded file (exactly one).")
+
+    extra: dict[str, Any] = {}
+    file_content = b""
+    if data_file is not None:
+        name = Path(getattr(data_file, "name", "data.jsonl")).name
+        file_content, lines = _read_upload(data_file, name)
+        data = parse_dialogues_jsonl(lines, name) if kind == PolicyRun.Kind.SFT else parse_prompts_jsonl(lines, name)
+    else:
+        name = ""
+        if kind == PolicyRun.Kind.SFT:
+            data = batch_demonstrations(data_batch)
+            if not data:
+                raise PolicyRunError(f"Batch {data_batch.name} has no judgments to take demonstrations from.")
+        else:
+            data = batch_prompts(data_batch)
+    if kind == PolicyRun.Kind.REINFORCE:
+        train, held_out = split_eval_prompts(data, seed=config.seed)
+        extra = {"train_prompts": len(train), "eval_prompts": len(held_out)}
+    else:
+        extra = {"dialogues": len(data)}
+
+    with transaction.atomic():
+        run = PolicyRun(
+            kind=kind,
+            created_by=user if getattr(user, "pk", None) else None,
+            reward_run=reward_run,
+            base_run=base_run,
+            base_path=base_path,
+            data_batch=data_batch,
+            config={**config.to_dict(), **extra},
+            total_steps=getattr(config, "steps", 0),
+        )
+        run.save()
+        if data_file is not None:
+            run.data_file.save(f"run-{run.pk}-{name}", ContentFile(file_content), save=True)
+        if dispatch:
+            from policy.tasks import train_policy_run  # the task module imports this one
+
+            run_id = run.pk
+            transaction.on_commit(lambda: train_policy_run.delay(run_id))
+    return run
+
+
+def artifact_dir_for(run: PolicyRun) -> Path:
+    return Path(settings.ARTIFACTS_DIR) / f"policy-{run.pk}"
+
+
+def base_model_path(run: PolicyRun) -> str:
+    """The starting weights: the base run's final model, a path / hub id, or the default SmolLM2 (converted once)."""
+    if run.base_run_id:
+        model_dir = run.base_run.model_dir
+        if model_dir is None:
+            raise PolicyRunError(f"Base {run.base_run} has no trained model any more.")
+        return str(model_dir)
+    if run.base_path:
+        return run.base_path
+    return default_policy_path(Path(settings.VAR_DIR) / "models")
+
+
+def run_policy_training(run: PolicyRun, on_log: Callable[[int, dict], None] | None = None) -> PolicyRun:
+    """Train a queued run to its end, in this process. Never raises for a training failure.
+
+    Used by the Celery task and by the foreground commands. Claims the run first, so a
+    redelivered task does nothing. Output goes to `policy-<id>.partial` and is renamed once
+    complete: a folder named `policy-<id>` always holds a whole model.
+    """
+    if not run.claim():
+        logger.info("Policy run %s is %s, not queued: nothing to do.", run.pk, run.status)
+        return run
+    final_dir = artifact_dir_for(run)
+    partial_dir = final_dir.with_name(final_dir.name + ".partial")
+    try:
+        result = _train(run, partial_dir, on_log)
+        eval_samples = result.pop("eval_samples", [])
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        partial_dir.rename(final_dir)
+        if "model_path" in result:  # the trainer wrote into the partial folder, renamed just now
+            result["model_path"] = str(final_dir / "final")
+        PolicyRun.objects.filter(pk=run.pk).update(eval_samples=eval_samples)
+        run.mark_succeeded(_json_safe(result), str(final_dir))
+    except TrainingStopped:
+        shutil.rmtree(partial_dir, ignore_errors=True)
+        run.mark_cancelled()
+    except BaseException as exc:
+        # Any failure is the run's, never the worker's: record it and carry on.
+        # Interrupts (Ctrl-C in the foreground command, worker shutdown) still propagate.
+        logger.exception("Policy run %s failed", run.pk)
+        shutil.rmtree(partial_dir, ignore_errors=True)
+        run.mark_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if not isinstance(exc, Exception):
+            raise
+    return run
+
+
+def _json_safe(value: Any) -> Any:
+    """Metrics as plain JSON (floats from tensors, NaN as None)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return number if math.isfinite(number) else None
+
+
+def _train(run: PolicyRun, output_dir: Path, on_log: Callable[[int, dict], None] | None) -> dict:
+    kind = run.kind
+    options = {k: v for k, v in run.config.items() if k in config_fields(kind)}
+    config = build_config(kind, **options)
+    data = read_run_data(run)
+    base = base_model_path(run)
+
+    def log(step: int, metrics: dict) -> None:
+        metrics = _json_safe(metrics)
+        run.record_progress(step, int(metrics.get("total_steps") or run.total_steps))
+        run.log(step, metrics)
+        if on_log is not None:
+            on_log(step, metrics)
+
+    last_check = [0.0]
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - last_check[0] < CANCEL_POLL_SECONDS:
+            return False
+        last_check[0] = now
+        return run.should_stop()
+
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+
+    if kind == PolicyRun.Kind.SFT:
+        return train_sft(base, data, config, str(output_dir), on_log=log, should_stop=should_stop)
+
+    if run.reward_run is None:
+        raise PolicyRunError("REINFORCE needs a reward-model run.")
+    scorer = scorer_for(run.reward_run)
+
+    def reward_fn(prompts: list[Messages], responses: list[str]) -> list[float]:
+        return [float(r) for r in scorer.score_batch(prompts, responses)]
+
+    def save_samples(step: int, samples: list[dict]) -> None:
+        PolicySample.objects.bulk_create(
+            PolicySample(
+                run_id=run.pk,
+                step=step,
+                kind=sample.get("kind") or PolicySample.Kind.TRAIN,
+                prompt=sample["prompt"],
+                response=sample["response"],
+                reward=_json_safe(sample.get("reward")),
+            )
+            for sample in samples
+        )
+
+    train, held_out = split_eval_prompts(data, seed=config.seed)
+    return train_reinforce(
+        base,
+        reward_fn,
+        train,
+        held_out,
+        config,
+        str(output_dir),
+        on_log=log,
+        on_samples=save_samples,
+        should_stop=should_stop,
+    )
+
+
+def cancel_policy_run(run: PolicyRun) -> bool:
+    """Stop a run: at once when queued, at the trainer's next step when running."""
+    return run.request_cancel()
+
+
+# Human evaluation --------------------------------------------------------------------------------
+
+
+def send_to_annotators(run: PolicyRun, user, *, overlap: int = 1, seed: int | None = None) -> Batch:
+    """A new batch pairing the policy's answer with the reference's on each held-out prompt.
+
+    Which of response_1 / response_2 is the policy is random per item (and the HIT page
+    swaps sides at random again), so position says nothing; `Item.source` records it.
+    Sending twice returns the batch made the first time.
+    """
+    if run.annotation_batch_id:
+        return run.annotation_batch
+    if not run.is_reinforce or run.status != RunStatus.SUCCEEDED:
+        raise PolicyRunError(f"Only a REINFORCE run that succeeded can be sent to annotators ({run} is {run.status}).")
+    if not run.eval_samples:
+        raise PolicyRunError(f"{run} kept no held-out answers to compare.")
+    if overlap < 1:
+        raise PolicyRunError("Judgments per comparison (overlap) must be at least 1.")
+    rng = random.Random(f"policy-{run.pk}" if seed is None else seed)
+    with transaction.atomic():
+        locked = PolicyRun.objects.select_for_update().get(pk=run.pk)
+        if locked.annotation_batch_id:  # a concurrent click got there first
+            run.annotation_batch = locked.annotation_batch
+            return run.annotation_batch
+        batch = Batch.objects.create(
+            name=_free_batch_name(f"policy-{run.pk}-vs-reference"),
+            guidelines=ANNOTATION_GUIDELINES,
+            samples_per_hit=ANNOTATION_SAMPLES_PER_HIT,
+            overlap=overlap,
+            created_by=user if getattr(user, "pk", None) else None,
+        )
+        items = []
+        for index, sample in enumerate(locked.eval_samples, start=1):
+            policy_side = rng.choice((1, 2))
+            responses = {policy_side: sample["policy_response"], 3 - policy_side: sample["reference_response"]}
+            prompt = sample["prompt"]
+            items.append(
+                Item(
+                    batch=batch,
+                    external_id=f"policy-{run.pk}-eval-{index}",
+                    prompt=[{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt,
+                    response_1=responses[1],
+                    response_2=responses[2],
+                    source={
+                        "policy_run": run.pk,
+                        "policy_response": policy_side,
+                        "reference_response": 3 - policy_side,
+                        "policy_reward": sample.get("policy_reward"),
+                        "reference_reward": sample.get("reference_reward"),
+                    },
+                )
+            )
+        Item.objects.bulk_create(items)
+        PolicyRun.objects.filter(pk=run.pk).update(annotation_batch=batch)
+        run.annotation_batch = batch
+    return batch
+
+
+def _free_batch_name(name: str) -> str:
+    candidate, n = name, 1
+    while Batch.objects.filter(name=candidate).exists():
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
+class WinRate(NamedTuple):
+    wins: int
+    n: int
+    rate: float | None
+    low: float | None
+    high: float | None
+
+
+def wilson_interval(wins: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval for a binomial share (95 % for the default z)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = wins / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def human_win_rate(run: PolicyRun) -> WinRate:
+    """How often annotators preferred the policy over the reference, with a 95 % Wilson interval.
+
+    Every judgment counts once (the four-level scale always picks a side, so there are no ties).
+    """
+    if not run.annotation_batch_id:
+        return WinRate(0, 0, None, None, None)
+    judgments = Judgment.objects.filter(item__batch_id=run.annotation_batch_id).select_related("item")
+    wins = n = 0
+    for judgment in judgments:
+        policy_side = judgment.item.source.get("policy_response")
+        if policy_side not in (1, 2):
+            continue
+        n += 1
+        wins += judgment.chosen == policy_side
+    if n == 0:
+        return WinRate(0, 0, None, None, None)
+    low, high = wilson_interval(wins, n)
+    return WinRate(wins, n, wins / n, low, high)

@@ -1,0 +1,256 @@
+"""The policy dashboard: staff only; start, watch, browse samples, cancel, download, send to annotators."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from annotate.models import Judgment, Rating
+from policy.models import PolicyLog, PolicyRun, PolicySample
+from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import RunStatus
+from tests.policy.helpers import finished_run_with_answers, prompts_batch, succeeded_reward_run
+
+
+@pytest.fixture
+def reward_run(db, tmp_path):
+    return succeeded_reward_run(tmp_path / "reward")
+
+
+@pytest.fixture
+def finished_run(reward_run, settings, tmp_path):
+    """A succeeded run with curves, samples and a model folder with one checkpoint."""
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    run = finished_run_with_answers(reward_run)
+    folder = settings.ARTIFACTS_DIR / f"policy-{run.pk}"
+    for name in ("final", "checkpoint-1"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "config.json").write_text('{"model_type": "llama"}')
+    run.artifact_path = str(folder)
+    run.save()
+    for step in (1, 2):
+        PolicyLog.objects.create(
+            run=run, step=step, metrics={"reward_mean": 0.1 * step, "kl": 0.01, "response_length": 5}
+        )
+    PolicyLog.objects.create(run=run, step=2, metrics={"eval_reward_policy": 0.4, "eval_win_rate": 0.75})
+    PolicySample.objects.create(
+        run=run, step=1, prompt=[{"role": "user", "content": "first step prompt"}], response="early answer", reward=0.25
+    )
+    PolicySample.objects.create(
+        run=run, step=2, prompt=[{"role": "user", "content": "second step prompt"}], response="late answer", reward=0.5
+    )
+    return run
+
+
+def url(name: str, run: PolicyRun | None = None, *extra) -> str:
+    return reverse(f"policy:{name}", args=[run.pk, *extra] if run else extra)
+
+
+# Access -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["run_list", "run_new", "run_new_sft", "run_detail", "run_live", "run_samples", "run_download", "run_human"]
+)
+def test_annotators_get_403_and_visitors_the_login_page(client, alice_client, finished_run, name):
+    target = url(name, finished_run if name not in ("run_list", "run_new", "run_new_sft") else None)
+    assert alice_client.get(target).status_code == 403
+    client.logout()
+    response = client.get(target)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("name", ["run_cancel", "run_send"])
+def test_annotators_cannot_cancel_or_send(alice_client, finished_run, name):
+    assert alice_client.post(url(name, finished_run)).status_code == 403
+    finished_run.refresh_from_db()
+    assert finished_run.annotation_batch is None
+
+
+# Starting -----------------------------------------------------------------------------------------
+
+
+def test_reward_run_picker_offers_only_succeeded_runs(charlie_client, reward_run):
+    failed = RewardModelRun.objects.create(status=RunStatus.FAILED, error="boom")
+    page = charlie_client.get(url("run_new")).content.decode()
+    assert f'value="{reward_run.pk}"' in page
+    assert f'value="{failed.pk}"' not in page
+
+
+def test_start_from_an_uploaded_prompts_file_queues_a_run(charlie_client, reward_run, tiny_policy):
+    lines = "\n".join(f'{{"prompt": "{p}"}}' for p in ["hi", "hello", "a b", "c d", "e a"])
+    response = charlie_client.post(
+        url("run_new"),
+        {
+            "reward_run": reward_run.pk,
+            "base_path": tiny_policy,
+            "data_file": SimpleUploadedFile("prompts.jsonl", lines.encode()),
+            "steps": 3,
+            "prompts_per_step": 2,
+            "samples_per_prompt": 2,
+            "kl_coef": 0.1,
+            "baseline": "mean",
+            "learning_rate": 1e-4,
+            "max_new_tokens": 8,
+        },
+    )
+    run = PolicyRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
+    assert run.status == RunStatus.QUEUED and run.reward_run == reward_run
+    assert (run.config["steps"], run.config["baseline"], run.config["kl_coef"]) == (3, "mean", 0.1)
+    assert (run.config["train_prompts"], run.config["eval_prompts"]) == (4, 1)
+    assert run.data_file.read().decode() == lines
+
+
+def test_a_bad_prompts_file_is_refused_naming_the_line(charlie_client, reward_run):
+    bad = b'{"prompt": "hi"}\n{"prompt": "hello"}\n{"text": "no prompt here"}\n'
+    response = charlie_client.post(
+        url("run_new"),
+        {
+            "reward_run": reward_run.pk,
+            "data_file": SimpleUploadedFile("prompts.jsonl", bad),
+            "steps": 3,
+            "prompts_per_step": 2,
+            "samples_per_prompt": 2,
+            "kl_coef": 0.1,
+            "baseline": "loo",
+            "learning_rate": 1e-4,
+            "max_new_tokens": 8,
+        },
+    )
+    assert response.status_code == 200
+    assert "prompts.jsonl, line 3: needs a &#x27;prompt&#x27; field." in response.content.decode()
+    assert not PolicyRun.objects.exists()
+
+
+def test_the_form_asks_for_a_batch_or_a_file(charlie_client, reward_run):
+    response = charlie_client.post(
+        url("run_new"),
+        {"reward_run": reward_run.pk, "steps": 3, "prompts_per_step": 2, "samples_per_prompt": 2,
+         "kl_coef": 0.1, "baseline": "loo", "learning_rate": 1e-4, "max_new_tokens": 8},
+    )  # fmt: skip
+    assert "Pick a batch or upload a file" in response.content.decode()
+    assert not PolicyRun.objects.exists()
+
+
+def test_start_from_a_batch_with_defaults(charlie_client, reward_run):
+    batch = prompts_batch("my prompts")
+    form_page = charlie_client.get(url("run_new")).content.decode()
+    assert 'name="steps" value="20"' in form_page  # the trainer's CPU-sized default
+    response = charlie_client.post(
+        url("run_new"),
+        {"reward_run": reward_run.pk, "data_batch": batch.pk, "steps": 20, "prompts_per_step": 2,
+         "samples_per_prompt": 4, "kl_coef": 0.05, "baseline": "loo", "learning_rate": 1e-5, "max_new_tokens": 32},
+    )  # fmt: skip
+    assert response.status_code == 302
+    run = PolicyRun.objects.get()
+    assert run.data_batch == batch and run.base_label.startswith("SmolLM2")
+
+
+# Watching -----------------------------------------------------------------------------------------
+
+
+def test_live_panel_shows_progress_and_eta_then_stops_polling(charlie_client, reward_run):
+    run = finished_run_with_answers(reward_run)
+    run.status, run.step, run.total_steps = RunStatus.RUNNING, 5, 20
+    run.started_at = run.created_at
+    run.save()
+    response = charlie_client.get(url("run_live", run), HTTP_HX_REQUEST="true")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Step 5 of 20 (25%)" in page and "left" in page and "hx-trigger" in page
+
+    run.status = RunStatus.SUCCEEDED
+    run.save()
+    response = charlie_client.get(url("run_live", run), HTTP_HX_REQUEST="true")
+    assert response.status_code == 286
+    assert "hx-trigger" not in response.content.decode()
+
+
+def test_run_page_draws_curves_and_offers_checkpoints(charlie_client, finished_run):
+    page = charlie_client.get(url("run_detail", finished_run)).content.decode()
+    for title in ("Reward", "KL to reference", "Response length (tokens)", "Reward-model win rate over reference"):
+        assert f'aria-label="{title}"' in page
+    assert "<polyline" in page
+    assert url("run_download_checkpoint", finished_run, "final") in page
+    assert url("run_download_checkpoint", finished_run, "checkpoint-1") in page
+
+
+def test_sample_browser_shows_the_chosen_step(charlie_client, finished_run):
+    page = charlie_client.get(url("run_detail", finished_run)).content.decode()
+    assert "late answer" in page and "early answer" not in page  # latest step first
+
+    response = charlie_client.get(url("run_samples", finished_run) + "?step=1&kind=train", HTTP_HX_REQUEST="true")
+    fragment = response.content.decode()
+    assert "early answer" in fragment and "first step prompt" in fragment and "0.2500" in fragment
+    assert "late answer" not in fragment and "<html" not in fragment
+
+
+def test_download_zips_a_checkpoint(charlie_client, finished_run):
+    response = charlie_client.get(url("run_download_checkpoint", finished_run, "checkpoint-1"))
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert archive.namelist() == [f"policy-{finished_run.pk}-checkpoint-1/config.json"]
+    for missing in ("checkpoint-99", ".."):
+        assert charlie_client.get(url("run_download_checkpoint", finished_run, missing)).status_code == 404
+
+
+def test_cancel_a_queued_run(charlie_client, reward_run):
+    run = PolicyRun.objects.create(kind="reinforce", reward_run=reward_run, total_steps=20)
+    response = charlie_client.post(url("run_cancel", run), follow=True)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert f"{run} is cancelled." in response.content.decode()
+
+
+# Human evaluation --------------------------------------------------------------------------------
+
+
+def test_send_to_annotators_then_human_win_rate_beside_the_reward_models(charlie_client, finished_run, alice, bob):
+    page = charlie_client.get(url("run_detail", finished_run)).content.decode()
+    assert "Send to annotators" in page
+
+    response = charlie_client.post(url("run_send", finished_run), {"overlap": 2}, follow=True)
+    finished_run.refresh_from_db()
+    batch = finished_run.annotation_batch
+    assert batch is not None and batch.overlap == 2 and batch.items.count() == 4
+    page = response.content.decode()
+    assert f"Batch {batch.name} (4 comparisons) is open to annotators." in page
+    assert "no judgments yet" in page
+
+    # alice prefers the policy on three items, bob prefers the reference on one.
+    for n, item in enumerate(batch.items.order_by("pk")[:3]):
+        Judgment.objects.create(item=item, annotator=alice, rating=Rating.from_choice(item.source["policy_response"]))
+        if n == 0:
+            Judgment.objects.create(
+                item=item, annotator=bob, rating=Rating.from_choice(item.source["reference_response"])
+            )
+    response = charlie_client.get(url("run_human", finished_run), HTTP_HX_REQUEST="true")
+    fragment = response.content.decode()
+    assert response.status_code == 200  # still judging: keep polling
+    assert "3 of 4" in fragment and "0.75" in fragment  # human 3/4; the reward model's 0.75 too
+    assert "0.30 – 0.95" in fragment  # Wilson 95 % for 3 of 4
+
+
+def test_sft_run_page_offers_it_as_the_base_of_a_reinforce_run(charlie_client, settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    folder = settings.ARTIFACTS_DIR / "policy-sft"
+    (folder / "final").mkdir(parents=True)
+    run = PolicyRun.objects.create(
+        kind=PolicyRun.Kind.SFT,
+        status=RunStatus.SUCCEEDED,
+        artifact_path=str(folder),
+        config={"epochs": 1, "learning_rate": 2e-5, "batch_size": 4, "dialogues": 3},
+        metrics={"first_loss": 2.5, "final_loss": 1.25, "examples": 3},
+    )
+    PolicyLog.objects.create(run=run, step=1, metrics={"loss": 2.5})
+    page = charlie_client.get(url("run_detail", run)).content.decode()
+    assert "Loss 2.500 → 1.250 on 3 dialogue(s)" in page
+    assert "Send to annotators" not in page
+
+    form_page = charlie_client.get(url("run_new") + f"?base_run={run.pk}").content.decode()
+    assert f'<option value="{run.pk}" selected>' in form_page
