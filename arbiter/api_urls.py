@@ -1,9 +1,32 @@
 """The REST API: one router for every app's viewsets, plus the OpenAPI schema."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.routers import DefaultRouter
+
+from annotate.api import BatchViewSet, HitViewSet, ItemViewSet, JudgmentViewSet, PreferenceExportView
+from policy.api import PolicyRunViewSet
+from rewardmodel.api import RewardModelRunViewSet
+
+router = DefaultRouter()
+router.register("batches", BatchViewSet, basename="batch")
+router.register("items", ItemViewSet, basename="item")
+router.register("judgments", JudgmentViewSet, basename="judgment")
+router.register("hits", HitViewSet, basename="hit")
+router.register("reward-runs", RewardModelRunViewSet, basename="reward-run")
+router.register("policy-runs", PolicyRunViewSet, basename="policy-run")
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include(router.urls)),
+    path("exports/preferences/", PreferenceExportView.as_view(), name="export-preferences"),
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    # Signed-in users only, like everything else here ("anonymous nothing").
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="api-schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
+        name="api-docs",
+    ),
 ]

@@ -1,0 +1,159 @@
+"""REST API for policy runs (staff only): list, read, start (REINFORCE or SFT), cancel, log,
+samples, and sending a finished run's held-out answers to annotators.
+
+Every action goes through policy.services, as the dashboard does.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotate.api import IsStaff
+from annotate.models import Batch
+from policy.models import PolicyLog, PolicyRun, PolicySample
+from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
+from rewardmodel.api import TRAINING_RUN_FIELDS, TrainingLogSerializer, TrainingRunSerializerMixin, service_error
+from rewardmodel.models import RewardModelRun
+
+
+class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
+    class Meta:
+        model = PolicyRun
+        fields = [
+            *TRAINING_RUN_FIELDS,
+            "kind",
+            "reward_run",
+            "base_run",
+            "base_path",
+            "data_batch",
+            "annotation_batch",
+        ]
+        read_only_fields = fields
+
+
+class StartPolicyRunSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=PolicyRun.Kind.choices, default=PolicyRun.Kind.REINFORCE)
+    reward_run = serializers.PrimaryKeyRelatedField(
+        queryset=RewardModelRun.objects.all(), required=False, help_text="REINFORCE: the reward model (succeeded)."
+    )
+    base_run = serializers.PrimaryKeyRelatedField(
+        queryset=PolicyRun.objects.all(), required=False, help_text="Start from this run's model (an SFT warm start)."
+    )
+    base_path = serializers.CharField(required=False, allow_blank=True, help_text="Or a model folder / hub id.")
+    data_batch = serializers.PrimaryKeyRelatedField(
+        queryset=Batch.objects.all(), required=False, help_text="Prompts (REINFORCE) or demonstrations (SFT)."
+    )
+    data_file = serializers.FileField(required=False, help_text="Or a JSONL file of prompts / dialogues (multipart).")
+    options = serializers.JSONField(
+        required=False, help_text="Trainer settings (ReinforceConfig / SFTConfig fields); unknown names are an error."
+    )
+
+    def validate_options(self, value) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected an object of trainer settings.")
+        return value
+
+
+class PolicySampleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PolicySample
+        fields = ["id", "step", "kind", "prompt", "response", "reward"]
+        read_only_fields = fields
+
+
+class SendToAnnotatorsSerializer(serializers.Serializer):
+    overlap = serializers.IntegerField(min_value=1, default=1, help_text="Judgments per comparison.")
+
+
+class SentBatchSerializer(serializers.Serializer):
+    batch = serializers.IntegerField()
+    name = serializers.CharField()
+    items = serializers.IntegerField()
+
+
+class WinRateSerializer(serializers.Serializer):
+    wins = serializers.IntegerField()
+    n = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+    low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval")
+    high = serializers.FloatField(allow_null=True)
+
+
+class PolicyRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsStaff]
+    serializer_class = PolicyRunSerializer
+    filterset_fields = ["status", "kind", "reward_run"]
+    parser_classes = [JSONParser, MultiPartParser]
+
+    def get_queryset(self) -> QuerySet[PolicyRun]:
+        return PolicyRun.objects.select_related("created_by")
+
+    @extend_schema(
+        summary="Start a run (queued for a GPU worker)",
+        request={"application/json": StartPolicyRunSerializer, "multipart/form-data": StartPolicyRunSerializer},
+        responses={201: PolicyRunSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        start = StartPolicyRunSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        data = dict(start.validated_data)
+        options = data.pop("options", None) or {}
+        try:
+            run = start_policy_run(request.user, data.pop("kind"), **data, **options)
+        except PolicyRunError as exc:
+            raise service_error(exc) from None
+        return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Cancel a run: at once when queued, at the next step when running",
+        request=None,
+        responses={200: PolicyRunSerializer, 400: OpenApiResponse(description="The run has finished.")},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        if not cancel_policy_run(run):
+            raise service_error(ValueError(f"{run} has already finished ({run.get_status_display()})."))
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(summary="The run's training log, step by step", responses=TrainingLogSerializer(many=True))
+    @action(detail=True, methods=["get"], filterset_fields=[])
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        page = self.paginate_queryset(PolicyLog.objects.filter(run=run).order_by("step", "pk"))
+        return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
+
+    @extend_schema(summary="Sampled answers during training and on held-out prompts")
+    @action(detail=True, methods=["get"], filterset_fields=[], serializer_class=PolicySampleSerializer)
+    def samples(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        page = self.paginate_queryset(run.samples.order_by("step", "pk"))
+        return self.get_paginated_response(PolicySampleSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Put the held-out answers (policy vs reference) in a new batch for annotators",
+        request=SendToAnnotatorsSerializer,
+        responses={201: SentBatchSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="send-to-annotators")
+    def send_to_annotators(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        options = SendToAnnotatorsSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        try:
+            batch = send_to_annotators(run, request.user, overlap=options.validated_data["overlap"])
+        except PolicyRunError as exc:
+            raise service_error(exc) from None
+        body = {"batch": batch.pk, "name": batch.name, "items": batch.items.count()}
+        return Response(SentBatchSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="How often annotators preferred the policy over the reference", responses=WinRateSerializer)
+    @action(detail=True, methods=["get"], url_path="win-rate", filterset_fields=[])
+    def win_rate(self, request: Request, pk: str | None = None) -> Response:
+        return Response(WinRateSerializer(human_win_rate(self.get_object())._asdict()).data)
