@@ -20,7 +20,11 @@ LOCK_ATTEMPTS = 5
 
 
 class AnnotationError(Exception):
-    """An action the annotator may not take (the message says why)."""
+    """An action the annotator may not take (the message says why; `field` names the input at fault)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _count_subquery(queryset: QuerySet) -> Coalesce:
@@ -136,11 +140,11 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
     if hit.is_submitted:
         raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
     if screen_rating not in Rating.values:
-        raise AnnotationError(f"Unknown rating {screen_rating!r}.")
+        raise AnnotationError(f"Unknown rating {screen_rating!r}.", field="rating")
     try:
         slot = hit.slots.select_related("item").get(position=position)
     except HitSlot.DoesNotExist:
-        raise AnnotationError(f"This HIT has no sample {position}.") from None
+        raise AnnotationError(f"This HIT has no sample {position}.", field="position") from None
     elapsed_ms = max(0, min(int(elapsed_ms), MAX_ELAPSED_MS))
     judgment, created = Judgment.objects.select_for_update().get_or_create(
         item=slot.item,

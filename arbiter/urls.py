@@ -9,5 +9,6 @@ urlpatterns = [
     path("api/", include("arbiter.api_urls")),
     path("dashboard/reward/", include("rewardmodel.urls")),
     path("dashboard/policy/", include("policy.urls")),
+    path("dashboard/quality/", include("annotate.quality_urls")),
     path("", include("annotate.urls")),
 ]

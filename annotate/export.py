@@ -1,0 +1,531 @@
+"""Preference data sets out: streamed exports in the formats trainers load.
+
+Every format is produced by generators over one queryset of judgments, read in
+chunks of CHUNK_SIZE rows (`.iterator()`; a server-side cursor on PostgreSQL) and
+ordered by item, so memory stays flat however many judgments there are.
+
+Formats
+- ``trl``: one JSON line per preference pair, TRL's standard preference format:
+  ``prompt``, ``chosen``, ``rejected`` as plain strings, plus ``margin`` (the
+  strength on the scale: 1.0 slightly, 2.0 clearly better; for aggregated rows the
+  mean rating toward the winner), ``strength`` ("slight" | "clear"), ``batch``,
+  ``item_id`` (the item's external id), ``item_pk`` and ``n_judgments``.
+  The prompt string is the instruction, followed by "\\n\\n" and the input when the
+  item has one. A multi-turn prompt is written as a transcript in the lecture's
+  notation, one turn per paragraph: ``<User> ...\\n\\n<Assistant> ...\\n\\n<User> ...``
+  (no "Human:"/"Assistant:" HH markers, and nothing appended after the last turn).
+- ``trl-conversational``: the same rows with ``prompt`` as the message list
+  (``[{"role", "content"}, ...]``, input joined to the last user turn) and
+  ``chosen`` / ``rejected`` as one-message assistant lists.
+- ``raw``: one JSON line per judgment (see RAW_COLUMNS); ``csv``: the same rows as CSV.
+- ``parquet``: the ``trl`` or ``raw`` table, written in record batches.
+
+Aggregation (``aggregate``): ``each`` gives one pair per judgment; ``majority`` one
+pair per item in the direction most judgments took (items with a tie are dropped);
+``agreed`` one pair per item whose judgments all point the same way (others dropped;
+combine with ``min_judgments=2`` to require an actual second opinion). The raw
+table always has one row per judgment: there, ``majority`` and ``agreed`` only
+decide which items are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from itertools import groupby
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from annotate.models import Batch, Judgment, Rating
+
+CHUNK_SIZE = 2000
+FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet")
+PARQUET_TABLES = ("trl", "raw")
+AGGREGATIONS = ("each", "majority", "agreed")
+# Bytes gathered before a chunk is handed on (one HTTP write or file write).
+FLUSH_BYTES = 256 * 1024
+
+TRL_COLUMNS = ("prompt", "chosen", "rejected", "margin", "strength", "batch", "item_id", "item_pk", "n_judgments")
+RAW_COLUMNS = (
+    "batch",
+    "item_id",
+    "item_pk",
+    "prompt",
+    "response_1",
+    "response_2",
+    "rating",
+    "rating_label",
+    "chosen",
+    "swapped",
+    "annotator",
+    "time_seconds",
+    "created_at",
+    "updated_at",
+    "hit_id",
+    "judgment_id",
+)
+RATING_LABELS = dict(Rating.choices)
+
+# What one judgment row carries from the database (no model instances: 1M rows must stream fast).
+# The prompt comes as JSON text, parsed once per item rather than once per judgment.
+_TRL_FIELDS = (
+    "id",
+    "item_id",
+    "rating",
+    "prompt_json",
+    "item__external_id",
+    "item__prompt_input",
+    "item__response_1",
+    "item__response_2",
+    "item__batch__name",
+)
+_RAW_FIELDS = (
+    *_TRL_FIELDS,
+    "annotator_id",
+    "annotator__username",
+    "hit_id",
+    "swapped",
+    "time_ms",
+    "created_at",
+    "updated_at",
+)
+
+
+class ExportError(ValueError):
+    """Export options that cannot be honoured (the message names the option)."""
+
+
+def render_prompt(messages: list[dict], prompt_input: str = "") -> str:
+    """The prompt as one plain string (see the module docstring for the layout)."""
+    messages = [dict(m) for m in messages]
+    if prompt_input and messages:
+        messages[-1]["content"] = f"{messages[-1]['content']}\n\n{prompt_input}"
+    if len(messages) == 1 and messages[0].get("role", "user") == "user":
+        return messages[0]["content"]
+    return "\n\n".join(f"<{m.get('role', 'user').capitalize()}> {m['content']}" for m in messages)
+
+
+def chat_messages(messages: list[dict], prompt_input: str = "") -> list[dict]:
+    """Same as Item.chat_messages(), for rows read without model instances."""
+    messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+    if prompt_input and messages:
+        messages[-1]["content"] = f"{messages[-1]['content']}\n\n{prompt_input}"
+    return messages
+
+
+def annotator_pseudonym(user_id: int) -> str:
+    """A stable name that does not reveal the user: the same in every export of this site."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()
+    return f"annotator-{digest[:10]}"
+
+
+def _as_datetime(value: date | datetime | str | None, end_of_day: bool) -> datetime | None:
+    """A bound of the date range; a bare date covers that whole day."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        except ValueError:
+            raise ExportError(f"Cannot read {value!r} as a date (YYYY-MM-DD) or date-time (ISO 8601).") from None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value + timedelta(days=1) if end_of_day else value, time.min)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_current_timezone())
+    return value
+
+
+@dataclass
+class ExportFilters:
+    """Which judgments go into an export, and how they are combined per item.
+
+    `since` is inclusive and `until` exclusive, on the judgment's creation time; a bare
+    date as `until` includes that day. Annotators are named by username.
+    """
+
+    batches: list[str] | None = None
+    since: date | datetime | str | None = None
+    until: date | datetime | str | None = None
+    annotators: list[str] | None = None
+    exclude_annotators: list[str] = field(default_factory=list)
+    min_judgments: int = 1
+    aggregate: str = "each"
+    exclude_flagged: bool = False
+    usernames: bool = False
+
+    def judgments(self) -> QuerySet[Judgment]:
+        """The judgments to export, ordered by item (aggregation relies on it)."""
+        if self.aggregate not in AGGREGATIONS:
+            raise ExportError(f"Unknown aggregation {self.aggregate!r}; choose one of {', '.join(AGGREGATIONS)}.")
+        if self.min_judgments < 1:
+            raise ExportError(f"min_judgments must be at least 1, not {self.min_judgments}.")
+        judgments = Judgment.objects.all()
+        if self.batches:
+            names = list(self.batches)
+            found = set(Batch.objects.filter(name__in=names).values_list("name", flat=True))
+            missing = [n for n in names if n not in found]
+            if missing:
+                raise ExportError(f"No batch named {', '.join(repr(n) for n in missing)}.")
+            judgments = judgments.filter(item__batch__name__in=names)
+        since, until = _as_datetime(self.since, False), _as_datetime(self.until, True)
+        if since:
+            judgments = judgments.filter(created_at__gte=since)
+        if until:
+            judgments = judgments.filter(created_at__lt=until)
+        if self.annotators:
+            judgments = judgments.filter(annotator_id__in=self._user_ids(self.annotators))
+        if self.exclude_annotators:
+            judgments = judgments.exclude(annotator_id__in=self._user_ids(self.exclude_annotators))
+        if self.exclude_flagged:
+            from annotate.quality import flagged_annotators
+
+            judgments = judgments.exclude(annotator_id__in=list(flagged_annotators(self.batches)))
+        if self.min_judgments > 1:
+            enough = (
+                judgments.order_by()
+                .values("item_id")
+                .annotate(n=Count("pk"))
+                .filter(n__gte=self.min_judgments)
+                .values("item_id")
+            )
+            judgments = judgments.filter(item_id__in=enough)
+        return judgments.order_by("item_id", "id")
+
+    @staticmethod
+    def _user_ids(usernames: Iterable[str]) -> list[int]:
+        usernames = list(usernames)
+        found = dict(get_user_model().objects.filter(username__in=usernames).values_list("username", "pk"))
+        missing = [u for u in usernames if u not in found]
+        if missing:
+            raise ExportError(f"No annotator named {', '.join(repr(u) for u in missing)}.")
+        return list(found.values())
+
+
+def _item_groups(judgments: QuerySet[Judgment], fields: tuple[str, ...]) -> Iterator[list[dict]]:
+    """The judgments of one item at a time (a few rows; never the whole export).
+
+    The first row of each group carries the parsed prompt as "prompt".
+    """
+    judgments = judgments.annotate(prompt_json=Cast("item__prompt", TextField()))
+    rows = judgments.values(*fields).iterator(chunk_size=CHUNK_SIZE)
+    for _item_id, group in groupby(rows, key=lambda row: row["item_id"]):
+        group = list(group)
+        group[0]["prompt"] = json.loads(group[0]["prompt_json"])
+        yield group
+
+
+def _direction(ratings: list[int], aggregate: str) -> int | None:
+    """+1 (response 2 wins) or -1 (response 1 wins) for the item, or None to drop it."""
+    toward_2 = sum(1 for r in ratings if r > 0)
+    toward_1 = len(ratings) - toward_2
+    if aggregate == "agreed":
+        return 1 if toward_1 == 0 else (-1 if toward_2 == 0 else None)
+    if toward_2 == toward_1:
+        return None
+    return 1 if toward_2 > toward_1 else -1
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    winner: int  # 1 or 2: which response is `chosen`
+    margin: float  # mean rating toward the winner
+    n_judgments: int
+
+    @property
+    def strength(self) -> str:
+        return "clear" if self.margin >= 1.5 else "slight"
+
+
+def _item_pairs(group: list[dict], aggregate: str) -> list[_Pair]:
+    """The preference pairs of one item: one per judgment, or one (or none) for the item."""
+    if aggregate == "each":
+        return [_Pair(2 if row["rating"] > 0 else 1, float(abs(row["rating"])), 1) for row in group]
+    ratings = [row["rating"] for row in group]
+    direction = _direction(ratings, aggregate)
+    if direction is None:
+        return []
+    margin = round(sum(r * direction for r in ratings) / len(ratings), 4)
+    return [_Pair(2 if direction > 0 else 1, float(margin), len(ratings))]
+
+
+def _trl_groups(filters: ExportFilters, judgments: QuerySet | None) -> Iterator[tuple[dict, list[_Pair]]]:
+    for group in _item_groups(filters.judgments() if judgments is None else judgments, _TRL_FIELDS):
+        yield group[0], _item_pairs(group, filters.aggregate)
+
+
+def _prompt_of(first: dict, conversational: bool) -> Any:
+    if conversational:
+        return chat_messages(first["prompt"], first["item__prompt_input"])
+    return render_prompt(first["prompt"], first["item__prompt_input"])
+
+
+def trl_rows(filters: ExportFilters, conversational: bool = False, judgments: QuerySet | None = None) -> Iterator[dict]:
+    """Preference pairs, one per judgment or one per item (see the module docstring)."""
+    for first, pairs in _trl_groups(filters, judgments):
+        prompt = _prompt_of(first, conversational)
+        for pair in pairs:
+            chosen, rejected = first[f"item__response_{pair.winner}"], first[f"item__response_{3 - pair.winner}"]
+            if conversational:
+                chosen = [{"role": "assistant", "content": chosen}]
+                rejected = [{"role": "assistant", "content": rejected}]
+            yield {
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "margin": pair.margin,
+                "strength": pair.strength,
+                "batch": first["item__batch__name"],
+                "item_id": first["item__external_id"],
+                "item_pk": first["item_id"],
+                "n_judgments": pair.n_judgments,
+            }
+
+
+def trl_lines(filters: ExportFilters, conversational: bool = False, judgments: QuerySet | None = None) -> Iterator[str]:
+    """trl_rows() as JSON lines, byte for byte what json.dumps gives for each row.
+
+    The fast path of the big exports: each item's texts are encoded once, not once per judgment.
+    """
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    for first, pairs in _trl_groups(filters, judgments):
+        if not pairs:
+            continue
+        prompt = dumps(_prompt_of(first, conversational))
+        responses = {1: dumps(first["item__response_1"]), 2: dumps(first["item__response_2"])}
+        if conversational:
+            responses = {n: f'[{{"role": "assistant", "content": {text}}}]' for n, text in responses.items()}
+        tail = (
+            f'"batch": {dumps(first["item__batch__name"])}, "item_id": {dumps(first["item__external_id"])}, '
+            f'"item_pk": {first["item_id"]}, "n_judgments": '
+        )
+        for pair in pairs:
+            yield (
+                f'{{"prompt": {prompt}, "chosen": {responses[pair.winner]}, "rejected": {responses[3 - pair.winner]}, '
+                f'"margin": {pair.margin!r}, "strength": "{pair.strength}", {tail}{pair.n_judgments}}}\n'
+            )
+
+
+def raw_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Iterator[dict]:
+    """One row per judgment, in the item's orientation."""
+    names: dict[int, str] = {}
+    for group in _item_groups(filters.judgments() if judgments is None else judgments, _RAW_FIELDS):
+        if filters.aggregate != "each" and _direction([r["rating"] for r in group], filters.aggregate) is None:
+            continue
+        first = group[0]
+        prompt = render_prompt(first["prompt"], first["item__prompt_input"])
+        for row in group:
+            user_id = row["annotator_id"]
+            if user_id not in names:
+                names[user_id] = row["annotator__username"] if filters.usernames else annotator_pseudonym(user_id)
+            yield {
+                "batch": row["item__batch__name"],
+                "item_id": row["item__external_id"],
+                "item_pk": row["item_id"],
+                "prompt": prompt,
+                "response_1": row["item__response_1"],
+                "response_2": row["item__response_2"],
+                "rating": row["rating"],
+                "rating_label": RATING_LABELS[row["rating"]],
+                "chosen": 2 if row["rating"] > 0 else 1,
+                "swapped": row["swapped"],
+                "annotator": names[user_id],
+                "time_seconds": row["time_ms"] / 1000,
+                "created_at": row["created_at"].isoformat(),
+                "updated_at": row["updated_at"].isoformat(),
+                "hit_id": row["hit_id"],
+                "judgment_id": row["id"],
+            }
+
+
+def _buffered(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """Join small pieces into chunks of about FLUSH_BYTES (each ends where a piece ends)."""
+    buffer: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        buffer.append(piece)
+        size += len(piece)
+        if size >= FLUSH_BYTES:
+            yield b"".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def _jsonl(rows: Iterable[dict]) -> Iterator[bytes]:
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    for row in rows:
+        yield (dumps(row) + "\n").encode()
+
+
+def _csv(rows: Iterable[dict]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RAW_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+class _ChunkSink(io.RawIOBase):
+    """A write-only file that keeps what it was given until drained: lets parquet stream."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._chunks.append(data)
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def drain(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks = []
+        return data
+
+
+def _parquet_schema(table: str):
+    import pyarrow as pa
+
+    if table == "trl":
+        return pa.schema(
+            [
+                ("prompt", pa.string()),
+                ("chosen", pa.string()),
+                ("rejected", pa.string()),
+                ("margin", pa.float64()),
+                ("strength", pa.string()),
+                ("batch", pa.string()),
+                ("item_id", pa.string()),
+                ("item_pk", pa.int64()),
+                ("n_judgments", pa.int32()),
+            ]
+        )
+    return pa.schema(
+        [
+            ("batch", pa.string()),
+            ("item_id", pa.string()),
+            ("item_pk", pa.int64()),
+            ("prompt", pa.string()),
+            ("response_1", pa.string()),
+            ("response_2", pa.string()),
+            ("rating", pa.int8()),
+            ("rating_label", pa.string()),
+            ("chosen", pa.int8()),
+            ("swapped", pa.bool_()),
+            ("annotator", pa.string()),
+            ("time_seconds", pa.float64()),
+            ("created_at", pa.string()),
+            ("updated_at", pa.string()),
+            ("hit_id", pa.int64()),
+            ("judgment_id", pa.int64()),
+        ]
+    )
+
+
+def _parquet(rows: Iterable[dict], table: str) -> Iterator[bytes]:
+    """Parquet written one record batch of CHUNK_SIZE rows at a time, each drained at once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _parquet_schema(table)
+    sink = _ChunkSink()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        batch: list[dict] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= CHUNK_SIZE:
+                writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+                batch = []
+                yield sink.drain()
+        if batch:
+            writer.write_batch(pa.RecordBatch.from_pylist(batch, schema=schema))
+    yield sink.drain()
+
+
+@dataclass
+class PreferenceExport:
+    """One export: a format, its table (parquet only) and the filters."""
+
+    fmt: str
+    filters: ExportFilters
+    table: str = "trl"
+    rows_written: int = 0
+
+    def __post_init__(self) -> None:
+        if self.fmt not in FORMATS:
+            raise ExportError(f"Unknown format {self.fmt!r}; choose one of {', '.join(FORMATS)}.")
+        if self.table not in PARQUET_TABLES:
+            raise ExportError(f"Unknown table {self.table!r}; choose trl or raw.")
+
+    @property
+    def content_type(self) -> str:
+        return {
+            "csv": "text/csv; charset=utf-8",
+            "parquet": "application/vnd.apache.parquet",
+        }.get(self.fmt, "application/jsonl; charset=utf-8")
+
+    @property
+    def filename(self) -> str:
+        stem = "preferences-" + ("-".join(self.filters.batches) if self.filters.batches else "all")
+        suffix = {"csv": "csv", "parquet": "parquet"}.get(self.fmt, "jsonl")
+        kind = self.table if self.fmt == "parquet" else self.fmt
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{stem}-{kind}") + f".{suffix}"
+
+    def _rows(self, table: str, judgments: QuerySet[Judgment]) -> Iterator[dict]:
+        if table == "raw":
+            rows = raw_rows(self.filters, judgments)
+        else:
+            rows = trl_rows(self.filters, self.fmt == "trl-conversational", judgments)
+        for row in rows:
+            self.rows_written += 1
+            yield row
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file's bytes, a chunk at a time. Option errors are raised before the first chunk."""
+        judgments = self.filters.judgments()  # checks names and options now, not mid-download
+        if self.fmt == "parquet":
+            return _parquet(self._rows(self.table, judgments), self.table)
+        if self.fmt == "csv":
+            return _buffered(_csv(self._rows("raw", judgments)))
+        if self.fmt == "raw":
+            return _buffered(_jsonl(self._rows("raw", judgments)))
+        return _buffered(self._trl_lines(judgments))
+
+    def _trl_lines(self, judgments: QuerySet[Judgment]) -> Iterator[bytes]:
+        for line in trl_lines(self.filters, self.fmt == "trl-conversational", judgments):
+            self.rows_written += 1
+            yield line.encode()
+
+
+def export_preferences(out: IO[bytes], fmt: str, table: str = "trl", **filters: Any) -> int:
+    """Write an export to the binary file `out`; returns the number of rows.
+
+    The dashboard streams the same bytes through PreferenceExport(...).chunks().
+    """
+    export = PreferenceExport(fmt=fmt, table=table, filters=ExportFilters(**filters))
+    for chunk in export.chunks():
+        out.write(chunk)
+    return export.rows_written

@@ -1,0 +1,79 @@
+import os
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, export_preferences
+
+
+class Command(BaseCommand):
+    help = (
+        "Export judgments as a preference data set (trl, trl-conversational, raw JSONL, csv or parquet), "
+        "streamed with constant memory. Writes to stdout unless -o is given."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch", action="append", dest="batches", metavar="NAME", help="Repeat for several.")
+        parser.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+        parser.add_argument("--table", choices=PARQUET_TABLES, default="trl", help="Table written as parquet.")
+        parser.add_argument("-o", "--output", metavar="FILE", help="Write here (atomically) instead of stdout.")
+        parser.add_argument("--since", help="Judgments created on or after this date (YYYY-MM-DD) or ISO time.")
+        parser.add_argument("--until", help="Judgments created before this ISO time, or on or before this date.")
+        parser.add_argument("--annotator", action="append", dest="annotators", metavar="USERNAME")
+        parser.add_argument("--exclude-annotator", action="append", dest="exclude_annotators", metavar="USERNAME")
+        parser.add_argument("--min-judgments", type=int, default=1, metavar="K", help="Items with at least K.")
+        parser.add_argument("--aggregate", choices=AGGREGATIONS, default="each")
+        parser.add_argument("--exclude-flagged", action="store_true", help="Leave out flagged annotators.")
+        parser.add_argument("--usernames", action="store_true", help="Name annotators (raw/csv) instead of pseudonyms.")
+
+    def handle(self, *args, **options) -> None:
+        fmt, output = options["fmt"], options["output"]
+        if fmt == "parquet" and not output:
+            raise CommandError("--format parquet is binary: give a file with -o.")
+        export_options = {
+            "fmt": fmt,
+            "table": options["table"],
+            "batches": options["batches"],
+            "since": options["since"],
+            "until": options["until"],
+            "annotators": options["annotators"],
+            "exclude_annotators": options["exclude_annotators"] or [],
+            "min_judgments": options["min_judgments"],
+            "aggregate": options["aggregate"],
+            "exclude_flagged": options["exclude_flagged"],
+            "usernames": options["usernames"],
+        }
+        try:
+            if output:
+                rows = self._to_file(Path(output), export_options)
+                self.stderr.write(f"Wrote {rows} rows to {output}.")
+            else:
+                export_preferences(_TextOut(self.stdout), **export_options)
+        except ExportError as exc:
+            raise CommandError(str(exc)) from exc
+
+    @staticmethod
+    def _to_file(path: Path, export_options: dict) -> int:
+        """Write beside the target and rename, so a failed export leaves no half-written file."""
+        if not path.parent.is_dir():
+            raise CommandError(f"-o {path}: folder {path.parent} does not exist.")
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                rows = export_preferences(out, **export_options)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return rows
+
+
+class _TextOut:
+    """Binary writes onto the command's text stdout (chunks end at line ends, so decoding is safe)."""
+
+    def __init__(self, stdout) -> None:
+        self.stdout = stdout
+
+    def write(self, chunk: bytes) -> None:
+        self.stdout.write(chunk.decode(), ending="")

@@ -1,0 +1,270 @@
+"""How far judgments can be trusted: agreement per batch, and accuracy and bias per annotator.
+
+Judgments of the import user (settings.IMPORT_USERNAME: preferences that came in
+with a data set) are left out everywhere here: they are reference answers, not
+annotators' work.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import krippendorff
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Length
+from scipy.stats import binomtest
+
+from annotate.models import Batch, Item, Judgment, Rating
+
+SCALE = sorted(Rating.values)  # the ordinal scale -2 < -1 < +1 < +2
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Below these an annotator is flagged; each needs enough evidence first."""
+
+    gold_accuracy: float = 0.6
+    gold_min_judgments: int = 5
+    agreement: float = 0.5
+    agreement_min_comparable: int = 10
+    median_seconds: float = 3.0
+
+
+THRESHOLDS = Thresholds()
+
+
+@dataclass
+class AnnotatorQuality:
+    user_id: int
+    username: str
+    judgments: int = 0
+    median_seconds: float | None = None
+    agreement: float | None = None  # with the majority of the others, share of comparable judgments
+    comparable: int = 0  # judgments on items where the others had a majority
+    gold_accuracy: float | None = None
+    gold_judgments: int = 0
+    first_shown_share: float | None = None  # position bias: chose the response shown first
+    first_shown_p_value: float | None = None  # two-sided binomial test against 1/2
+    longer_share: float | None = None  # length bias: chose the longer response
+    length_comparable: int = 0  # judgments whose responses differ in length
+    slight_share: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+
+@dataclass
+class BatchQuality:
+    batch: Batch
+    items: int
+    judged_items: int  # at least one judgment
+    fully_judged: int  # as many judgments as the batch's overlap asks for
+    judgments: int
+    agreeing_pairs: int
+    pairs: int  # pairs of judgments on the same item
+    alpha: float | None  # Krippendorff's alpha, ordinal, on the four-level scale
+    annotators: list[AnnotatorQuality]
+
+    @property
+    def overlap_reached(self) -> float | None:
+        """Share of items with the full overlap."""
+        return self.fully_judged / self.items if self.items else None
+
+    @property
+    def mean_judgments_per_item(self) -> float | None:
+        return self.judgments / self.items if self.items else None
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of pairs of judgments on the same item that point the same way."""
+        return self.agreeing_pairs / self.pairs if self.pairs else None
+
+    @property
+    def flagged(self) -> list[AnnotatorQuality]:
+        return [a for a in self.annotators if a.flags]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    item_id: int
+    annotator_id: int
+    rating: int
+    swapped: bool
+    time_ms: int
+    length_1: int
+    length_2: int
+    gold: int | None
+
+    @property
+    def chosen(self) -> int:
+        return 2 if self.rating > 0 else 1
+
+    @property
+    def direction(self) -> int:
+        return 1 if self.rating > 0 else -1
+
+
+def _batch_q(batches, prefix: str = "") -> Q:
+    """A filter for batches given as Batch objects, names, primary keys or a queryset."""
+    if batches is None:
+        return Q()
+    if isinstance(batches, (Batch, str, int)):
+        batches = [batches]
+    if isinstance(batches, QuerySet):
+        return Q(**{f"{prefix}batch__in": batches})
+    batches = list(batches)
+    names = [b for b in batches if isinstance(b, str)]
+    ids = [b.pk if isinstance(b, Batch) else b for b in batches if not isinstance(b, str)]
+    return Q(**{f"{prefix}batch__name__in": names}) | Q(**{f"{prefix}batch_id__in": ids})
+
+
+def annotator_judgments(batches=None) -> QuerySet[Judgment]:
+    """Judgments by people (not the import user) in the given batches (None: all)."""
+    return Judgment.objects.filter(_batch_q(batches, "item__")).exclude(annotator__username=settings.IMPORT_USERNAME)
+
+
+def _rows(judgments: QuerySet[Judgment]) -> list[_Row]:
+    values = judgments.annotate(length_1=Length("item__response_1"), length_2=Length("item__response_2")).values_list(
+        "item_id", "annotator_id", "rating", "swapped", "time_ms", "length_1", "length_2", "item__gold"
+    )
+    return [_Row(*v) for v in values.iterator(chunk_size=2000)]
+
+
+def _by_item(rows: Iterable[_Row]) -> dict[int, list[_Row]]:
+    grouped: dict[int, list[_Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row.item_id].append(row)
+    return grouped
+
+
+def pairwise_agreement(ratings_per_item: Iterable[list[int]]) -> tuple[int, int]:
+    """(agreeing pairs, pairs): pairs of judgments on one item that pick the same response."""
+    agreeing = pairs = 0
+    for ratings in ratings_per_item:
+        toward_2 = sum(1 for r in ratings if r > 0)
+        toward_1 = len(ratings) - toward_2
+        agreeing += toward_2 * (toward_2 - 1) // 2 + toward_1 * (toward_1 - 1) // 2
+        pairs += len(ratings) * (len(ratings) - 1) // 2
+    return agreeing, pairs
+
+
+def ordinal_alpha(ratings_per_item: Iterable[list[int]]) -> float | None:
+    """Krippendorff's alpha on the ordinal four-level scale; None when it is undefined.
+
+    Built from per-item counts of each rating (the `krippendorff` package's value_counts
+    form), so it does not need an annotator x item matrix.
+    """
+    counts = [[ratings.count(v) for v in SCALE] for ratings in ratings_per_item if len(ratings) >= 2]
+    if not counts:
+        return None
+    matrix = np.array(counts, dtype=float)
+    if np.count_nonzero(matrix.sum(axis=0)) < 2:
+        return None  # a single value used throughout: no expected disagreement to compare with
+    alpha = krippendorff.alpha(value_counts=matrix, value_domain=SCALE, level_of_measurement="ordinal")
+    return float(alpha) if math.isfinite(alpha) else None
+
+
+def _majority(directions: list[int]) -> int | None:
+    total = sum(directions)
+    return None if total == 0 else (1 if total > 0 else -1)
+
+
+def _annotator_stats(rows: list[_Row], thresholds: Thresholds) -> list[AnnotatorQuality]:
+    by_item = _by_item(rows)
+    by_annotator: dict[int, list[_Row]] = defaultdict(list)
+    for row in rows:
+        by_annotator[row.annotator_id].append(row)
+    usernames = dict(get_user_model().objects.filter(pk__in=by_annotator).values_list("pk", "username"))
+    results = []
+    for user_id, own in by_annotator.items():
+        quality = AnnotatorQuality(user_id=user_id, username=usernames.get(user_id, str(user_id)), judgments=len(own))
+        quality.median_seconds = statistics.median(r.time_ms for r in own) / 1000
+
+        agreed = comparable = 0
+        for row in own:
+            majority = _majority([o.direction for o in by_item[row.item_id] if o.annotator_id != user_id])
+            if majority is not None:
+                comparable += 1
+                agreed += row.direction == majority
+        quality.comparable = comparable
+        quality.agreement = agreed / comparable if comparable else None
+
+        gold = [r for r in own if r.gold is not None]
+        quality.gold_judgments = len(gold)
+        if gold:
+            quality.gold_accuracy = sum(r.direction == (1 if r.gold > 0 else -1) for r in gold) / len(gold)
+
+        first = sum(r.chosen == (2 if r.swapped else 1) for r in own)
+        quality.first_shown_share = first / len(own)
+        quality.first_shown_p_value = float(binomtest(first, len(own), 0.5).pvalue)
+
+        differ = [r for r in own if r.length_1 != r.length_2]
+        quality.length_comparable = len(differ)
+        if differ:
+            longer = sum(r.chosen == (1 if r.length_1 > r.length_2 else 2) for r in differ)
+            quality.longer_share = longer / len(differ)
+
+        quality.slight_share = sum(abs(r.rating) == 1 for r in own) / len(own)
+        quality.flags = _flags(quality, thresholds)
+        results.append(quality)
+    results.sort(key=lambda a: a.username)
+    return results
+
+
+def _flags(quality: AnnotatorQuality, t: Thresholds) -> list[str]:
+    flags = []
+    if (
+        quality.gold_judgments >= t.gold_min_judgments
+        and quality.gold_accuracy is not None
+        and quality.gold_accuracy < t.gold_accuracy
+    ):
+        flags.append(f"gold accuracy {quality.gold_accuracy:.0%} < {t.gold_accuracy:.0%}")
+    if (
+        quality.comparable >= t.agreement_min_comparable
+        and quality.agreement is not None
+        and quality.agreement < t.agreement
+    ):
+        flags.append(f"agreement with others {quality.agreement:.0%} < {t.agreement:.0%}")
+    if quality.median_seconds is not None and quality.median_seconds < t.median_seconds:
+        flags.append(f"median {quality.median_seconds:.1f} s per item < {t.median_seconds:g} s")
+    return flags
+
+
+def annotator_quality(batches=None, thresholds: Thresholds = THRESHOLDS) -> list[AnnotatorQuality]:
+    """Figures for every annotator with judgments in `batches` (None: all batches)."""
+    return _annotator_stats(_rows(annotator_judgments(batches)), thresholds)
+
+
+def flagged_annotators(batches=None, thresholds: Thresholds = THRESHOLDS) -> dict[int, list[str]]:
+    """User id -> reasons, for annotators below a threshold on `batches` (None: all).
+
+    Usable directly in a filter: `.exclude(annotator_id__in=list(flagged_annotators(...)))`.
+    """
+    return {a.user_id: a.flags for a in annotator_quality(batches, thresholds) if a.flags}
+
+
+def batch_quality(batch: Batch, thresholds: Thresholds = THRESHOLDS) -> BatchQuality:
+    rows = _rows(annotator_judgments(batch))
+    by_item = _by_item(rows)
+    ratings = [[r.rating for r in item_rows] for item_rows in by_item.values()]
+    agreeing, pairs = pairwise_agreement(ratings)
+    return BatchQuality(
+        batch=batch,
+        items=Item.objects.filter(batch=batch).count(),
+        judged_items=len(by_item),
+        fully_judged=sum(1 for item_rows in by_item.values() if len(item_rows) >= batch.overlap),
+        judgments=len(rows),
+        agreeing_pairs=agreeing,
+        pairs=pairs,
+        alpha=ordinal_alpha(ratings),
+        annotators=_annotator_stats(rows, thresholds),
+    )

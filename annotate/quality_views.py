@@ -1,0 +1,208 @@
+"""Staff dashboard for annotation quality and preference exports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
+from annotate.models import Batch, Rating
+from annotate.quality import THRESHOLDS, annotator_judgments, annotator_quality, batch_quality
+
+
+def staff_required(view: Callable) -> Callable:
+    """Anonymous visitors go to the login page; signed-in non-staff get 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff can see annotation quality and exports.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@dataclass
+class Bar:
+    label: str
+    value: float | None
+    text: str
+    y: int
+    width: float
+    warn: bool
+
+
+CHART_WIDTH = 220  # pixels for the full scale
+BAR_HEIGHT = 16
+LABEL_WIDTH = 110
+
+
+def bar_chart(title: str, values: list[tuple[str, float | None, bool]], scale: float = 1.0, percent: bool = True):
+    """Bars for a small server-rendered SVG: (label, value, warn) each; None draws no bar."""
+    bars = []
+    for index, (label, value, warn) in enumerate(values):
+        text = "–" if value is None else (f"{value:.0%}" if percent else f"{value:g}")
+        width = 0 if value is None or scale <= 0 else max(0.0, min(value / scale, 1.0)) * CHART_WIDTH
+        bars.append(Bar(label[:16], value, text, index * (BAR_HEIGHT + 4), round(width, 1), warn))
+    return {
+        "title": title,
+        "bars": bars,
+        "height": max(len(bars), 1) * (BAR_HEIGHT + 4),
+        "bar_height": BAR_HEIGHT,
+        "label_width": LABEL_WIDTH,
+        "chart_width": CHART_WIDTH,
+        "total_width": LABEL_WIDTH + CHART_WIDTH + 50,
+    }
+
+
+def _annotator_charts(annotators) -> list[dict]:
+    t = THRESHOLDS
+    return [
+        bar_chart(
+            "Agreement with the others",
+            [(a.username, a.agreement, a.agreement is not None and a.agreement < t.agreement) for a in annotators],
+        ),
+        bar_chart(
+            "Gold accuracy",
+            [
+                (a.username, a.gold_accuracy, a.gold_accuracy is not None and a.gold_accuracy < t.gold_accuracy)
+                for a in annotators
+            ],
+        ),
+        bar_chart(
+            "Chose the response shown first",
+            [(a.username, a.first_shown_share, (a.first_shown_p_value or 1) < 0.05) for a in annotators],
+        ),
+        bar_chart("Chose the longer response", [(a.username, a.longer_share, False) for a in annotators]),
+    ]
+
+
+@staff_required
+def quality_index(request: HttpRequest) -> HttpResponse:
+    summaries = [batch_quality(batch) for batch in Batch.objects.all()]
+    annotators = annotator_quality()
+    return render(
+        request,
+        "quality/index.html",
+        {"summaries": summaries, "annotators": annotators, "thresholds": THRESHOLDS},
+    )
+
+
+@staff_required
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(Batch, pk=pk)
+    quality = batch_quality(batch)
+    return render(
+        request,
+        "quality/batch.html",
+        {"quality": quality, "charts": _annotator_charts(quality.annotators), "thresholds": THRESHOLDS},
+    )
+
+
+@staff_required
+def annotator_detail(request: HttpRequest, user_id: int) -> HttpResponse:
+    annotator = get_object_or_404(get_user_model(), pk=user_id)
+    overall = next((a for a in annotator_quality() if a.user_id == annotator.pk), None)
+    batch_ids = annotator_judgments().filter(annotator=annotator).values("item__batch_id")
+    per_batch = []
+    for batch in Batch.objects.filter(pk__in=batch_ids):
+        figures = next(a for a in annotator_quality(batch) if a.user_id == annotator.pk)
+        per_batch.append((batch, figures))
+    counts = dict(
+        annotator_judgments().filter(annotator=annotator).values_list("rating").annotate(n=Count("pk")).order_by()
+    )
+    total = sum(counts.values())
+    ratings_chart = bar_chart(
+        "Ratings given",
+        [(f"{value:+d}", counts.get(value, 0) / total if total else None, False) for value in Rating.values],
+    )
+    return render(
+        request,
+        "quality/annotator.html",
+        {
+            "annotator": annotator,
+            "overall": overall,
+            "overall_rows": [overall] if overall else [],
+            "per_batch": per_batch,
+            "ratings_chart": ratings_chart,
+            "rating_labels": Rating.choices,
+            "thresholds": THRESHOLDS,
+        },
+    )
+
+
+class ExportForm(forms.Form):
+    batches = forms.ModelMultipleChoiceField(
+        queryset=Batch.objects.all(), to_field_name="name", required=False, help_text="None selected: all batches."
+    )
+    format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="trl")
+    table = forms.ChoiceField(
+        choices=[(t, t) for t in PARQUET_TABLES], initial="trl", required=False, help_text="For parquet."
+    )
+    since = forms.DateField(required=False, help_text="Judgments made on or after this day.")
+    until = forms.DateField(required=False, help_text="Judgments made on or before this day.")
+    annotators = forms.CharField(required=False, help_text="Only these usernames, comma-separated.")
+    exclude_annotators = forms.CharField(required=False, help_text="Leave out these usernames, comma-separated.")
+    min_judgments = forms.IntegerField(min_value=1, initial=1, required=False)
+    aggregate = forms.ChoiceField(
+        choices=[(a, a) for a in AGGREGATIONS],
+        initial="each",
+        required=False,
+        help_text="each: a pair per judgment; majority: one per item; agreed: only items whose judgments agree.",
+    )
+    exclude_flagged = forms.BooleanField(required=False, label="Exclude flagged annotators")
+    usernames = forms.BooleanField(required=False, label="Usernames instead of pseudonyms")
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Must not be before 'since'.")
+        return cleaned
+
+    @staticmethod
+    def _names(text: str) -> list[str]:
+        return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+    def export(self) -> PreferenceExport:
+        data = self.cleaned_data
+        filters = ExportFilters(
+            batches=[batch.name for batch in data["batches"]] or None,
+            since=data["since"],
+            until=data["until"],
+            annotators=self._names(data["annotators"]) or None,
+            exclude_annotators=self._names(data["exclude_annotators"]),
+            min_judgments=data["min_judgments"] or 1,
+            aggregate=data["aggregate"] or "each",
+            exclude_flagged=data["exclude_flagged"],
+            usernames=data["usernames"],
+        )
+        return PreferenceExport(fmt=data["format"], table=data["table"] or "trl", filters=filters)
+
+
+@staff_required
+def export(request: HttpRequest) -> HttpResponse:
+    """The form (GET without a format) or the streamed download (GET with one)."""
+    form = ExportForm(request.GET if "format" in request.GET else None)
+    if form.is_bound and form.is_valid():
+        try:
+            preference_export = form.export()
+            chunks = preference_export.chunks()
+        except ExportError as exc:
+            form.add_error(None, str(exc))
+        else:
+            response = StreamingHttpResponse(chunks, content_type=preference_export.content_type)
+            response["Content-Disposition"] = f'attachment; filename="{preference_export.filename}"'
+            return response
+    return render(request, "quality/export.html", {"form": form}, status=400 if form.is_bound else 200)
