@@ -5,12 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import random
-import shutil
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -29,13 +26,9 @@ from policy.reinforce import (
     train_sft,
 )
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from rewardmodel.runs import OnLog, RunStatus
 from rewardmodel.services import prompt_group, scorer_for
 
-logger = logging.getLogger(__name__)
-
-# How often a running trainer re-reads the cancel flag from the database.
-CANCEL_POLL_SECONDS = 1.0
 # Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most MAX_EVAL_PROMPTS.
 EVAL_FRACTION = 0.2
 MAX_EVAL_PROMPTS = 16
@@ -316,39 +309,22 @@ def base_model_path(run: PolicyRun) -> str:
     return default_policy_path(Path(settings.VAR_DIR) / "models")
 
 
-def run_policy_training(run: PolicyRun, on_log: Callable[[int, dict], None] | None = None) -> PolicyRun:
+def run_policy_training(run: PolicyRun, on_log: OnLog | None = None) -> PolicyRun:
     """Train a queued run to its end, in this process. Never raises for a training failure.
 
-    Used by the Celery task and by the foreground commands. Claims the run first, so a
-    redelivered task does nothing. Output goes to `policy-<id>.partial` and is renamed once
-    complete: a folder named `policy-<id>` always holds a whole model.
+    Used by the Celery task and by the foreground commands; see TrainingRun.execute for the claim,
+    the `policy-<id>.partial` folder renamed once complete, and how cancels and failures end.
     """
-    if not run.claim():
-        logger.info("Policy run %s is %s, not queued: nothing to do.", run.pk, run.status)
-        return run
     final_dir = artifact_dir_for(run)
-    partial_dir = final_dir.with_name(final_dir.name + ".partial")
-    try:
-        result = _train(run, partial_dir, on_log)
+
+    def finish(result: dict) -> dict:
         eval_samples = result.pop("eval_samples", [])
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        partial_dir.rename(final_dir)
         if "model_path" in result:  # the trainer wrote into the partial folder, renamed just now
             result["model_path"] = str(final_dir / "final")
         PolicyRun.objects.filter(pk=run.pk).update(eval_samples=eval_samples)
-        run.mark_succeeded(_json_safe(result), str(final_dir))
-    except TrainingStopped:
-        shutil.rmtree(partial_dir, ignore_errors=True)
-        run.mark_cancelled()
-    except BaseException as exc:
-        # Any failure is the run's, never the worker's: record it and carry on.
-        # Interrupts (Ctrl-C in the foreground command, worker shutdown) still propagate.
-        logger.exception("Policy run %s failed", run.pk)
-        shutil.rmtree(partial_dir, ignore_errors=True)
-        run.mark_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        if not isinstance(exc, Exception):
-            raise
+        return _json_safe(result)
+
+    run.execute(final_dir, lambda output_dir: _train(run, output_dir, on_log), stopped=TrainingStopped, finish=finish)
     return run
 
 
@@ -367,32 +343,15 @@ def _json_safe(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
-def _train(run: PolicyRun, output_dir: Path, on_log: Callable[[int, dict], None] | None) -> dict:
+def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     kind = run.kind
     options = {k: v for k, v in run.config.items() if k in config_fields(kind)}
     config = build_config(kind, **options)
     data = read_run_data(run)
     base = base_model_path(run)
 
-    def log(step: int, metrics: dict) -> None:
-        metrics = _json_safe(metrics)
-        run.record_progress(step, int(metrics.get("total_steps") or run.total_steps))
-        run.log(step, metrics)
-        if on_log is not None:
-            on_log(step, metrics)
-
-    last_check = [0.0]
-
-    def should_stop() -> bool:
-        now = time.monotonic()
-        if now - last_check[0] < CANCEL_POLL_SECONDS:
-            return False
-        last_check[0] = now
-        return run.should_stop()
-
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = run.progress_logger(on_log, clean=_json_safe)
+    should_stop = run.stop_checker()
 
     if kind == PolicyRun.Kind.SFT:
         return train_sft(base, data, config, str(output_dir), on_log=log, should_stop=should_stop)

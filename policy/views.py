@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from policy.forms import ReinforceRunForm, SFTRunForm
 from policy.models import PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
-from rewardmodel.views import HTMX_STOP_POLLING, _zip_stream, line_chart, staff_required
+from rewardmodel.dashboard import cancel_and_redirect, line_chart, render_polled, staff_required, zip_download
 
 # Samples shown per step and kind in the browser.
 SAMPLES_PER_PAGE = 50
@@ -58,10 +58,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled part of the run page; the last poll (run finished) answers 286."""
     run = get_object_or_404(PolicyRun, pk=pk)
-    response = render(request, "policy/run_detail.html#live", _live_context(run))
-    if run.is_finished:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return render_polled(request, "policy/run_detail.html#live", _live_context(run), done=run.is_finished)
 
 
 @staff_required
@@ -77,12 +74,7 @@ def run_samples(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(PolicyRun, pk=pk)
-    if cancel_policy_run(run):
-        messages.info(request, f"{run}: cancel requested." if run.is_active else f"{run} is cancelled.")
-    else:
-        messages.warning(request, f"{run} had already finished ({run.get_status_display().lower()}).")
-    return redirect(run)
+    return cancel_and_redirect(request, get_object_or_404(PolicyRun, pk=pk), cancel_policy_run)
 
 
 @staff_required
@@ -91,11 +83,7 @@ def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResp
     run = get_object_or_404(PolicyRun, pk=pk)
     if name not in run.checkpoint_names():
         return HttpResponse(f"{run} has no model named {name!r} to download.", status=404, content_type="text/plain")
-    folder = run.output_dir / name
-    filename = f"policy-{run.pk}-{name}"
-    response = StreamingHttpResponse(_zip_stream(folder, root_name=filename), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{filename}.zip"'
-    return response
+    return zip_download(run.output_dir / name, f"policy-{run.pk}-{name}")
 
 
 @staff_required
@@ -119,10 +107,7 @@ def run_human(request: HttpRequest, pk: int) -> HttpResponse:
     """The human win rate panel, polled while annotators are still judging."""
     run = get_object_or_404(PolicyRun.objects.select_related("annotation_batch"), pk=pk)
     context = _human_context(run)
-    response = render(request, "policy/run_detail.html#human", context)
-    if context["human_done"]:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return render_polled(request, "policy/run_detail.html#human", context, done=context["human_done"])
 
 
 # Helpers -----------------------------------------------------------------------------------------

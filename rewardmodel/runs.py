@@ -11,16 +11,31 @@ app and the policy app both subclass it:
 
 A subclass's log model must name its foreign key `run` with related_name="logs":
 `log()` and `curve()` rely on it.
+
+`execute()` is how a worker (or a foreground command) trains a run: claim it, train into
+`<name>.partial`, rename, and record the outcome. Each app's service supplies the training.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import time
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+# How often a running trainer re-reads the cancel flag from the database.
+CANCEL_POLL_SECONDS = 1.0
+
+OnLog = Callable[[int, dict], None]
 
 
 def format_duration(duration: timedelta | None) -> str:
@@ -131,6 +146,79 @@ class TrainingRun(models.Model):
         """(step, value) for every log row that has `key`, in step order."""
         rows = self.logs.order_by("step", "id").values_list("step", "metrics")
         return [(step, float(metrics[key])) for step, metrics in rows if metrics.get(key) is not None]
+
+    # Training in this process.
+
+    def execute(
+        self,
+        final_dir: Path,
+        train: Callable[[Path], dict],
+        *,
+        stopped: type[BaseException] | tuple[type[BaseException], ...],
+        finish: Callable[[dict], dict] | None = None,
+    ) -> None:
+        """Claim this queued run and train it to its end here. Never raises for a training failure.
+
+        `train(output_dir)` writes the model into `<final_dir>.partial` and returns the final metrics;
+        the folder is renamed to `final_dir` once complete, so a folder under the final name is always
+        whole. `finish(metrics)`, when given, runs after the rename and returns the metrics to keep.
+        A `stopped` exception (the trainer saw the cancel flag) ends the run as cancelled; any other
+        exception fails it with the reason. Either way the partial folder is removed. A run that is
+        not queued (a redelivered task, a cancel that came first) is left alone.
+        """
+        if not self.claim():
+            logger.info("%s is %s, not queued: nothing to do.", self, self.status)
+            return
+        partial_dir = final_dir.with_name(final_dir.name + ".partial")
+        try:
+            if partial_dir.exists():
+                shutil.rmtree(partial_dir)
+            partial_dir.parent.mkdir(parents=True, exist_ok=True)
+            metrics = train(partial_dir)
+            if final_dir.exists():
+                shutil.rmtree(final_dir)
+            partial_dir.rename(final_dir)
+            if finish is not None:
+                metrics = finish(metrics)
+            self.mark_succeeded(metrics, str(final_dir))
+        except stopped:
+            shutil.rmtree(partial_dir, ignore_errors=True)
+            self.mark_cancelled()
+        except BaseException as exc:
+            # Any failure is the run's, never the worker's: record it and carry on.
+            # Interrupts (Ctrl-C in a foreground command, worker shutdown) still propagate.
+            logger.exception("%s failed", self)
+            shutil.rmtree(partial_dir, ignore_errors=True)
+            self.mark_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            if not isinstance(exc, Exception):
+                raise
+
+    def progress_logger(self, on_log: OnLog | None = None, clean: Callable[[dict], dict] | None = None) -> OnLog:
+        """The trainer's `on_log`: saves the step and a log row, then calls `on_log` (progress lines)."""
+
+        def log(step: int, metrics: dict) -> None:
+            if clean is not None:
+                metrics = clean(metrics)
+            self.record_progress(step, int(metrics.get("total_steps") or self.total_steps))
+            self.log(step, metrics)
+            if on_log is not None:
+                on_log(step, metrics)
+
+        return log
+
+    def stop_checker(self) -> Callable[[], bool]:
+        """The trainer's `should_stop`: reads the cancel flag at most every CANCEL_POLL_SECONDS."""
+        last_check = 0.0
+
+        def should_stop() -> bool:
+            nonlocal last_check
+            now = time.monotonic()
+            if now - last_check < CANCEL_POLL_SECONDS:
+                return False
+            last_check = now
+            return self.should_stop()
+
+        return should_stop
 
     # Read-only helpers for pages.
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
-import shutil
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from django.db.models import QuerySet
 
 from annotate.models import Batch, Judgment
 from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import OnLog
 from rewardmodel.train import (
     DEFAULT_BACKBONE,
     PreferencePair,
@@ -29,11 +27,7 @@ from rewardmodel.train import (
     train_reward_model,
 )
 
-logger = logging.getLogger(__name__)
-
 AGGREGATES = ("each", "majority")
-# How often a running trainer re-reads the cancel flag from the database.
-CANCEL_POLL_SECONDS = 1.0
 
 
 class RewardRunError(Exception):
@@ -176,39 +170,17 @@ def artifact_dir_for(run: RewardModelRun) -> Path:
     return Path(settings.ARTIFACTS_DIR) / f"reward-{run.pk}"
 
 
-def run_reward_training(run: RewardModelRun, on_log: Callable[[int, dict], None] | None = None) -> RewardModelRun:
+def run_reward_training(run: RewardModelRun, on_log: OnLog | None = None) -> RewardModelRun:
     """Train a queued run to its end, in this process. Never raises for a training failure.
 
-    Used by the Celery task and by the foreground command. Claims the run first, so a
-    redelivered task does nothing. The model is written to `reward-<id>.partial` and
-    renamed once complete: a folder named `reward-<id>` is always a whole model.
+    Used by the Celery task and by the foreground command; see TrainingRun.execute for the claim,
+    the `reward-<id>.partial` folder renamed once complete, and how cancels and failures end.
     """
-    if not run.claim():
-        logger.info("Run %s is %s, not queued: nothing to do.", run.pk, run.status)
-        return run
-    final_dir = artifact_dir_for(run)
-    partial_dir = final_dir.with_name(final_dir.name + ".partial")
-    try:
-        metrics = _train(run, partial_dir, on_log)
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        partial_dir.rename(final_dir)
-        run.mark_succeeded(metrics, str(final_dir))
-    except TrainingStopped:
-        shutil.rmtree(partial_dir, ignore_errors=True)
-        run.mark_cancelled()
-    except BaseException as exc:
-        # Any failure is the run's, never the worker's: record it and carry on.
-        # Interrupts (Ctrl-C in the foreground command, worker shutdown) still propagate.
-        logger.exception("Reward run %s failed", run.pk)
-        shutil.rmtree(partial_dir, ignore_errors=True)
-        run.mark_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        if not isinstance(exc, Exception):
-            raise
+    run.execute(artifact_dir_for(run), lambda output_dir: _train(run, output_dir, on_log), stopped=TrainingStopped)
     return run
 
 
-def _train(run: RewardModelRun, output_dir: Path, on_log: Callable[[int, dict], None] | None) -> dict:
+def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
     options = {k: v for k, v in run.config.items() if k in train_config_fields()}
     config = build_config(**options)
     judgments = list(judgments_for(run.batches.all(), run.config.get("exclude_annotators", [])))
@@ -217,26 +189,9 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: Callable[[int, dict], 
         raise RewardRunError("No preference pairs: the batches have no (untied) judgments.")
     count, digest = judgments_fingerprint(judgments)
     type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
-
-    def log(step: int, metrics: dict) -> None:
-        run.record_progress(step, int(metrics.get("total_steps") or run.total_steps))
-        run.log(step, metrics)
-        if on_log is not None:
-            on_log(step, metrics)
-
-    last_check = [0.0]
-
-    def should_stop() -> bool:
-        now = time.monotonic()
-        if now - last_check[0] < CANCEL_POLL_SECONDS:
-            return False
-        last_check[0] = now
-        return run.should_stop()
-
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    return train_reward_model(pairs, config, str(output_dir), on_log=log, should_stop=should_stop)
+    return train_reward_model(
+        pairs, config, str(output_dir), on_log=run.progress_logger(on_log), should_stop=run.stop_checker()
+    )
 
 
 def cancel_reward_run(run: RewardModelRun) -> bool:

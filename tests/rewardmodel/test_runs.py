@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Batch, Item, Judgment, Rating
-from rewardmodel import services
+from rewardmodel import runs
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import RunStatus
 from rewardmodel.services import (
@@ -259,7 +259,7 @@ def test_a_bad_backbone_fails_the_run_with_the_reason_and_leaves_no_folder(charl
 def test_a_cancel_request_stops_training_at_the_next_step_and_nothing_is_kept(
     charlie, alice, tiny_backbone, artifacts, monkeypatch
 ):
-    monkeypatch.setattr(services, "CANCEL_POLL_SECONDS", 0)  # check the flag at every step
+    monkeypatch.setattr(runs, "CANCEL_POLL_SECONDS", 0)  # check the flag at every step
     run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=tiny_backbone, dispatch=False, **TINY)
 
     def cancel_at_first_log(step, metrics):
