@@ -1,0 +1,253 @@
+"""The reward-model training loop: pairwise sigmoid loss over human preference pairs.
+
+One clear loop (nanoGPT style): encode every pair once, batch by length, chosen and rejected in one forward pass,
+gradient accumulation, linear warm-up then linear decay, gradient clipping, bf16 autocast on CUDA, fp32 on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from rewardmodel.train.backbone import DEFAULT_BACKBONE, load_reward_backbone, load_tokenizer, pick_device
+from rewardmodel.train.data import (
+    EncodedPairs,
+    PreferencePair,
+    encode_pairs,
+    length_grouped_batches,
+    split_by_group,
+    validate_pairs,
+)
+from rewardmodel.train.loss import pairwise_loss
+from rewardmodel.train.scoring import collate, preference_metrics, rewards_of, score_sequences
+
+MARGIN_OPTIONS = ("none", "level")
+
+
+class TrainingStopped(Exception):
+    """should_stop() returned True: training ended between two steps and nothing was saved."""
+
+
+@dataclass
+class RewardTrainConfig:
+    backbone: str = DEFAULT_BACKBONE
+    epochs: int = 1
+    learning_rate: float = 5e-5
+    batch_size: int = 16  # pairs per micro-batch (2x sequences in the forward pass)
+    grad_accum_steps: int = 1
+    max_length: int = 512  # tokens per (prompt, response); longer prompts lose their oldest text
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    eval_fraction: float = 0.2
+    margin: str = "none"  # "none" | "level": Llama-2-style margin per rating level
+    level_margins: dict = field(default_factory=lambda: {"clear": 1.0, "slight": 0.0})
+    max_pairs_per_group: int = 0  # 0 = all pairs of a ranked group; >0 = sample that many per epoch
+    disable_dropout: bool = True  # as TRL's RewardTrainer: the reward of a text should not be noisy
+    seed: int = 0
+    log_every: int = 10  # optimizer steps
+    eval_every: int = 0  # optimizer steps; 0 = only at the end of each epoch
+    device: str = ""  # "" = CUDA when available, else CPU
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        positive = ("epochs", "batch_size", "grad_accum_steps", "max_length", "log_every")
+        for name in positive:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
+        if self.margin not in MARGIN_OPTIONS:
+            raise ValueError(f"margin must be one of {MARGIN_OPTIONS}, got {self.margin!r}")
+        if self.max_pairs_per_group < 0 or self.eval_every < 0:
+            raise ValueError("max_pairs_per_group and eval_every must be 0 or more")
+
+
+def linear_warmup_decay(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    warmup = math.ceil(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def sample_per_group(encoded: EncodedPairs, limit: int, rng: random.Random) -> tuple[list[int], list[float]]:
+    """Indices to train on this epoch and their weights: all pairs, or `limit` sampled pairs per prompt group.
+
+    Sampled pairs are up-weighted by (pairs in group / sampled) so each group keeps its total weight.
+    """
+    weights = list(encoded.weights)
+    if limit == 0:
+        return list(range(len(encoded))), weights
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(encoded.groups):
+        by_group[group].append(index)
+    chosen: list[int] = []
+    for members in by_group.values():
+        if len(members) <= limit:
+            chosen.extend(members)
+            continue
+        sampled = rng.sample(members, limit)
+        for index in sampled:
+            weights[index] = encoded.weights[index] * len(members) / limit
+        chosen.extend(sampled)
+    return sorted(chosen), weights
+
+
+@torch.inference_mode()
+def evaluate_encoded(model, encoded: EncodedPairs, pad_token_id: int, batch_size: int) -> dict:
+    was_training = model.training
+    model.eval()
+    r_chosen = score_sequences(model, encoded.chosen, pad_token_id, batch_size)
+    r_rejected = score_sequences(model, encoded.rejected, pad_token_id, batch_size)
+    model.train(was_training)
+    metrics = preference_metrics(r_chosen, r_rejected, encoded.levels, encoded.weights)
+    return {f"eval_{key}": value for key, value in metrics.items()}
+
+
+def train_reward_model(
+    pairs: list[PreferencePair],
+    config: RewardTrainConfig,
+    output_dir: str | Path,
+    on_log: Callable[[int, dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
+    """Train a reward model on `pairs` and save it to `output_dir`; return the final metrics.
+
+    Writes save_pretrained(model, tokenizer), metrics.json and train_config.json. Raises TrainingStopped (nothing
+    written) when should_stop() turns True, ValueError on bad pairs or config.
+    """
+    config.validate()
+    validate_pairs(pairs)
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)  # the fresh reward head is drawn from it
+    rng = random.Random(config.seed)
+
+    tokenizer = load_tokenizer(config.backbone)
+    model = load_reward_backbone(config.backbone, tokenizer).to(device)
+    if config.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    model.train()
+    pad_id = tokenizer.pad_token_id
+
+    train_pairs, eval_pairs = split_by_group(pairs, config.eval_fraction, config.seed)
+    train_set = encode_pairs(tokenizer, train_pairs, config.max_length)
+    eval_set = encode_pairs(tokenizer, eval_pairs, config.max_length)
+    lengths = [train_set.length(i) for i in range(len(train_set))]
+    margins = [config.level_margins.get(level, 0.0) if config.margin == "level" else 0.0 for level in train_set.levels]
+
+    pairs_per_epoch = len(sample_per_group(train_set, config.max_pairs_per_group, random.Random(0))[0])
+    micro_batches_per_epoch = math.ceil(pairs_per_epoch / config.batch_size)
+    steps_per_epoch = math.ceil(micro_batches_per_epoch / config.grad_accum_steps)
+    total_steps = steps_per_epoch * config.epochs
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(total_steps, config.warmup_ratio))
+
+    def report(step: int, metrics: dict) -> None:
+        if on_log is not None:
+            on_log(step, metrics)
+
+    step = 0
+    eval_metrics: dict = {}
+    window = {"loss": 0.0, "correct": 0, "pairs": 0, "seconds": 0.0, "batches": 0}
+    train_seconds, train_pairs_done, last_loss = 0.0, 0, None
+    for epoch in range(config.epochs):
+        indices, weights = sample_per_group(train_set, config.max_pairs_per_group, rng)
+        batches = length_grouped_batches(indices, lengths, config.batch_size, rng)
+        for first in range(0, len(batches), config.grad_accum_steps):
+            if should_stop is not None and should_stop():
+                raise TrainingStopped(f"stopped at step {step} of {total_steps}")
+            started = time.perf_counter()
+            group = batches[first : first + config.grad_accum_steps]
+            for batch in group:
+                sequences = [train_set.chosen[i] for i in batch] + [train_set.rejected[i] for i in batch]
+                rewards = rewards_of(model, collate(sequences, pad_id, device))
+                r_chosen, r_rejected = rewards.chunk(2)
+                loss = pairwise_loss(
+                    r_chosen,
+                    r_rejected,
+                    torch.tensor([margins[i] for i in batch], device=device),
+                    torch.tensor([weights[i] for i in batch], device=device),
+                )
+                (loss / len(group)).backward()
+                window["loss"] += loss.item()
+                window["batches"] += 1
+                window["correct"] += (r_chosen > r_rejected).sum().item()
+                window["pairs"] += len(batch)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            elapsed = time.perf_counter() - started
+            window["seconds"] += elapsed
+            train_seconds += elapsed
+            train_pairs_done += sum(len(b) for b in group)
+
+            end_of_epoch = first + config.grad_accum_steps >= len(batches)
+            if step % config.log_every == 0 or end_of_epoch:
+                last_loss = window["loss"] / window["batches"]
+                metrics = {
+                    "step": step,
+                    "total_steps": total_steps,
+                    "epoch": epoch + (first + len(group)) / len(batches),
+                    "loss": last_loss,
+                    "accuracy": window["correct"] / window["pairs"],
+                    "learning_rate": scheduler.get_last_lr()[0],
+                    "pairs_per_second": window["pairs"] / window["seconds"],
+                }
+                window = dict.fromkeys(window, 0)
+                if len(eval_set) and (end_of_epoch or (config.eval_every and step % config.eval_every == 0)):
+                    eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2)
+                    metrics.update(eval_metrics)
+                report(step, metrics)
+            elif len(eval_set) and config.eval_every and step % config.eval_every == 0:
+                eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2)
+                report(step, {"step": step, "total_steps": total_steps, "epoch": epoch, **eval_metrics})
+
+    if not eval_metrics:
+        eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2)
+    final = {
+        "train_pairs": len(train_set),
+        "pairs_trained": train_pairs_done,
+        "steps": step,
+        "epochs": config.epochs,
+        "train_loss": last_loss,
+        "train_seconds": train_seconds,
+        "pairs_per_second": train_pairs_done / train_seconds if train_seconds else None,
+        "dropped_pairs": 0,  # never: long prompts are cut from the left instead
+        "prompt_truncated_pairs": train_set.prompt_cut + eval_set.prompt_cut,
+        "response_truncated_pairs": train_set.response_cut + eval_set.response_cut,
+        "device": device.type,
+        **eval_metrics,
+    }
+    save_reward_model(model, tokenizer, config, final, Path(output_dir))
+    return final
+
+
+def save_reward_model(model, tokenizer, config: RewardTrainConfig, metrics: dict, output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (output_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
