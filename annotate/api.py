@@ -1,7 +1,7 @@
-"""REST API of the annotate app: batches, items, judgments, the annotation flow and exports.
+"""REST API of the annotate app: batches, items, judgments, the annotation flow, exports and quality.
 
 Views stay thin: every action goes through the same service function the pages use
-(annotate.services, annotate.importers, annotate.export). Staff reach everything;
+(annotate.services, annotate.importers, annotate.export, annotate.quality). Staff reach everything;
 annotators see active batches and only their own HITs and judgments (anyone else's
 is a 404, as if it did not exist); anonymous requests are refused.
 """
@@ -12,6 +12,7 @@ import io
 import json
 
 import django_filters
+from django.contrib.auth import get_user_model
 from django.db.models import Count, QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -30,6 +31,7 @@ from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, 
 from annotate.importers import FORMATS as IMPORT_FORMATS
 from annotate.importers import ImportFileError, import_comparisons
 from annotate.models import Batch, Hit, Item, Judgment, Rating
+from annotate.quality import AnnotatorQuality, BatchQuality, annotator_judgments, annotator_quality, batch_quality
 
 # Permissions ---------------------------------------------------------------------------------------
 
@@ -59,6 +61,58 @@ def is_staff(request: Request) -> bool:
 def annotation_error(exc: services.AnnotationError) -> ValidationError:
     """A 400 naming the field when the service says which one, else a general error."""
     return ValidationError({getattr(exc, "field", None) or "non_field_errors": [str(exc)]})
+
+
+# Quality figures (annotate.quality's dataclasses, as JSON) -------------------------------------
+
+
+class AnnotatorQualitySerializer(serializers.Serializer):
+    """annotate.quality.AnnotatorQuality: one annotator's figures over some batches."""
+
+    user_id = serializers.IntegerField(help_text="The annotator's user id, as in /api/annotators/{id}/quality/.")
+    username = serializers.CharField()
+    judgments = serializers.IntegerField()
+    median_seconds = serializers.FloatField(allow_null=True, help_text="Median time per item.")
+    agreement = serializers.FloatField(
+        allow_null=True, help_text="Share of comparable judgments that agree with the majority of the others."
+    )
+    comparable = serializers.IntegerField(help_text="Judgments on items where the others had a majority.")
+    gold_accuracy = serializers.FloatField(allow_null=True, help_text="Share of gold items answered right.")
+    gold_judgments = serializers.IntegerField()
+    first_shown_share = serializers.FloatField(
+        allow_null=True, help_text="Position bias: share choosing the response shown first."
+    )
+    first_shown_p_value = serializers.FloatField(allow_null=True, help_text="Two-sided binomial test against 1/2.")
+    longer_share = serializers.FloatField(allow_null=True, help_text="Length bias: share choosing the longer response.")
+    length_comparable = serializers.IntegerField(help_text="Judgments whose two responses differ in length.")
+    slight_share = serializers.FloatField(allow_null=True, help_text='Share of "slightly better" answers.')
+    flags = serializers.ListField(
+        child=serializers.CharField(), help_text="Why the annotator is flagged; empty when not flagged."
+    )
+    flagged = serializers.BooleanField()
+
+
+class BatchQualitySerializer(serializers.Serializer):
+    """annotate.quality.BatchQuality: how far one batch's judgments agree."""
+
+    batch = serializers.IntegerField(source="batch.pk")
+    batch_name = serializers.CharField(source="batch.name")
+    overlap = serializers.IntegerField(source="batch.overlap", help_text="Judgments wanted per item.")
+    items = serializers.IntegerField()
+    judged_items = serializers.IntegerField(help_text="Items with at least one judgment.")
+    fully_judged = serializers.IntegerField(help_text="Items with as many judgments as the overlap asks for.")
+    overlap_reached = serializers.FloatField(allow_null=True, help_text="Share of items fully judged.")
+    judgments = serializers.IntegerField()
+    mean_judgments_per_item = serializers.FloatField(allow_null=True)
+    agreeing_pairs = serializers.IntegerField()
+    pairs = serializers.IntegerField(help_text="Pairs of judgments on the same item.")
+    agreement = serializers.FloatField(allow_null=True, help_text="Share of pairs that pick the same response.")
+    alpha = serializers.FloatField(allow_null=True, help_text="Krippendorff's alpha, ordinal, on the four-level scale.")
+    annotators = AnnotatorQualitySerializer(many=True)
+    flagged = serializers.SerializerMethodField(help_text="User ids of the flagged annotators.")
+
+    def get_flagged(self, quality: BatchQuality) -> list[int]:
+        return [annotator.user_id for annotator in quality.flagged]
 
 
 # Batches -------------------------------------------------------------------------------------------
@@ -179,6 +233,14 @@ class BatchViewSet(viewsets.ModelViewSet):
             return Response(import_error_detail(exc), status=status.HTTP_400_BAD_REQUEST)
         body = {"batch": batch.pk, "format": result.format, "created": result.count}
         return Response(ImportedItemsSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Quality of the batch's judgments (staff): overlap, agreement, alpha, figures per annotator",
+        responses=BatchQualitySerializer,
+    )
+    @action(detail=True, methods=["get"], permission_classes=[IsStaff])
+    def quality(self, request: Request, pk: str | None = None) -> Response:
+        return Response(BatchQualitySerializer(batch_quality(self.get_object())).data)
 
 
 def import_error_detail(exc: ImportFileError) -> dict:
@@ -570,3 +632,90 @@ class PreferenceExportView(APIView):
         response = StreamingHttpResponse(chunks, content_type=export.content_type)
         response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
         return response
+
+
+# Annotators' quality ------------------------------------------------------------------------------
+
+
+class AnnotatorQuerySerializer(serializers.Serializer):
+    batch = serializers.PrimaryKeyRelatedField(
+        queryset=Batch.objects.all(), many=True, required=False, help_text="Figures over these batches only (repeat)."
+    )
+    flagged = serializers.BooleanField(
+        allow_null=True, required=False, help_text="true: only flagged annotators; false: only unflagged ones."
+    )
+
+
+class RatingCountSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=Rating.choices)
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class BatchFiguresSerializer(serializers.Serializer):
+    batch = serializers.IntegerField(source="batch.pk")
+    batch_name = serializers.CharField(source="batch.name")
+    figures = AnnotatorQualitySerializer()
+
+
+class AnnotatorReportSerializer(serializers.Serializer):
+    """What the annotator's quality page shows."""
+
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    overall = AnnotatorQualitySerializer(allow_null=True, help_text="Over all batches; null without judgments.")
+    per_batch = BatchFiguresSerializer(many=True)
+    ratings = RatingCountSerializer(many=True, help_text="How often each rating was given (item orientation).")
+
+
+def annotator_report(annotator) -> dict:
+    """The annotator page's figures: overall, per batch judged, and the ratings given."""
+    overall: AnnotatorQuality | None = next((a for a in annotator_quality() if a.user_id == annotator.pk), None)
+    own = annotator_judgments().filter(annotator=annotator)
+    per_batch = [
+        {"batch": batch, "figures": next(a for a in annotator_quality(batch) if a.user_id == annotator.pk)}
+        for batch in Batch.objects.filter(pk__in=own.values("item__batch_id")).order_by("pk")
+    ]
+    counts = dict(own.values_list("rating").annotate(n=Count("pk")).order_by())
+    ratings = [{"rating": value, "label": label, "count": counts.get(value, 0)} for value, label in Rating.choices]
+    return {
+        "user_id": annotator.pk,
+        "username": annotator.get_username(),
+        "overall": overall,
+        "per_batch": per_batch,
+        "ratings": ratings,
+    }
+
+
+class AnnotatorViewSet(viewsets.GenericViewSet):
+    """Staff: how far each annotator's judgments can be trusted (the quality pages' figures, from annotate.quality).
+
+    Judgments of the import user (reference answers from data sets) are left out, as on the pages.
+    """
+
+    permission_classes = [IsStaff]
+    serializer_class = AnnotatorQualitySerializer
+    queryset = get_user_model().objects.order_by("pk")
+    filter_backends: list = []  # the figures are computed per request, not a queryset to filter
+
+    @extend_schema(
+        summary="Every annotator with judgments: agreement, gold accuracy, biases and flags",
+        parameters=[AnnotatorQuerySerializer],
+    )
+    def list(self, request: Request) -> Response:
+        query = AnnotatorQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        figures = annotator_quality(query.validated_data.get("batch") or None)
+        flagged = query.validated_data.get("flagged")
+        if flagged is not None:
+            figures = [annotator for annotator in figures if annotator.flagged == flagged]
+        page = self.paginate_queryset(figures)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        summary="One annotator's figures: overall, per batch, and the ratings given",
+        responses=AnnotatorReportSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def quality(self, request: Request, pk: str | None = None) -> Response:
+        return Response(AnnotatorReportSerializer(annotator_report(self.get_object())).data)

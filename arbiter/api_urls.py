@@ -6,7 +6,14 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
-from annotate.api import BatchViewSet, HitViewSet, ItemViewSet, JudgmentViewSet, PreferenceExportView
+from annotate.api import (
+    AnnotatorViewSet,
+    BatchViewSet,
+    HitViewSet,
+    ItemViewSet,
+    JudgmentViewSet,
+    PreferenceExportView,
+)
 from policy.api import PolicyRunViewSet
 from rewardmodel.api import RewardModelRunViewSet
 
@@ -15,6 +22,7 @@ router.register("batches", BatchViewSet, basename="batch")
 router.register("items", ItemViewSet, basename="item")
 router.register("judgments", JudgmentViewSet, basename="judgment")
 router.register("hits", HitViewSet, basename="hit")
+router.register("annotators", AnnotatorViewSet, basename="annotator")
 router.register("reward-runs", RewardModelRunViewSet, basename="reward-run")
 router.register("policy-runs", PolicyRunViewSet, basename="policy-run")
 

@@ -1,28 +1,43 @@
 """REST API for policy runs (staff only): list, read, start (REINFORCE or SFT), cancel, log,
-samples, and sending a finished run's held-out answers to annotators.
+samples, sending a finished run's held-out answers to annotators, and downloading the final
+model or a checkpoint.
 
-Every action goes through policy.services, as the dashboard does.
+Every action goes through policy.services, and the download is the same zip stream
+(rewardmodel.dashboard.zip_download), as on the dashboard.
 """
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.api import IsStaff
+from annotate.api import AnyContentNegotiation, IsStaff
 from annotate.models import Batch
 from policy.models import PolicyLog, PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
-from rewardmodel.api import TRAINING_RUN_FIELDS, TrainingLogSerializer, TrainingRunSerializerMixin, service_error
+from rewardmodel.api import (
+    TRAINING_RUN_FIELDS,
+    TrainingLogSerializer,
+    TrainingRunSerializerMixin,
+    download_responses,
+    service_error,
+)
+from rewardmodel.dashboard import zip_download
 from rewardmodel.models import RewardModelRun
 
 
 class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
+    checkpoints = serializers.SerializerMethodField(
+        help_text='Downloadable models: "final" first, then checkpoint-<step> (empty until the run succeeded).'
+    )
+
     class Meta:
         model = PolicyRun
         fields = [
@@ -33,8 +48,12 @@ class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerialize
             "base_path",
             "data_batch",
             "annotation_batch",
+            "checkpoints",
         ]
         read_only_fields = fields
+
+    def get_checkpoints(self, run: PolicyRun) -> list[str]:
+        return run.checkpoint_names()
 
 
 class StartPolicyRunSerializer(serializers.Serializer):
@@ -65,6 +84,11 @@ class PolicySampleSerializer(serializers.ModelSerializer):
         model = PolicySample
         fields = ["id", "step", "kind", "prompt", "response", "reward"]
         read_only_fields = fields
+
+
+class SampleQuerySerializer(serializers.Serializer):
+    step = serializers.IntegerField(required=False, help_text="Only this step's samples.")
+    kind = serializers.ChoiceField(choices=PolicySample.Kind.choices, required=False, help_text="Only this kind.")
 
 
 class SendToAnnotatorsSerializer(serializers.Serializer):
@@ -129,11 +153,18 @@ class PolicyRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         page = self.paginate_queryset(PolicyLog.objects.filter(run=run).order_by("step", "pk"))
         return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
 
-    @extend_schema(summary="Sampled answers during training and on held-out prompts")
+    @extend_schema(
+        summary="Sampled answers during training and on held-out prompts",
+        parameters=[SampleQuerySerializer],
+        responses=PolicySampleSerializer(many=True),
+    )
     @action(detail=True, methods=["get"], filterset_fields=[], serializer_class=PolicySampleSerializer)
     def samples(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
-        page = self.paginate_queryset(run.samples.order_by("step", "pk"))
+        query = SampleQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        # The page's sample browser: one step and kind at a time.
+        page = self.paginate_queryset(run.samples.filter(**query.validated_data).order_by("step", "pk"))
         return self.get_paginated_response(PolicySampleSerializer(page, many=True).data)
 
     @extend_schema(
@@ -157,3 +188,21 @@ class PolicyRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["get"], url_path="win-rate", filterset_fields=[])
     def win_rate(self, request: Request, pk: str | None = None) -> Response:
         return Response(WinRateSerializer(human_win_rate(self.get_object())._asdict()).data)
+
+    @extend_schema(
+        summary="Download the final model or a checkpoint (a zip of the folder from_pretrained loads)",
+        parameters=[
+            OpenApiParameter(
+                "checkpoint", str, description='"final" (the default) or a name from the run\'s `checkpoints`.'
+            )
+        ],
+        responses=download_responses("model under that name"),
+    )
+    @action(detail=True, methods=["get"], content_negotiation_class=AnyContentNegotiation, filterset_fields=[])
+    def download(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        run = self.get_object()
+        name = request.query_params.get("checkpoint", "final")
+        # Only names the run lists: nothing outside its folder can be asked for.
+        if name not in run.checkpoint_names():
+            raise NotFound(f"{run} has no model named {name!r} to download.")
+        return zip_download(run.artifact_dir / name, f"policy-{run.pk}-{name}")

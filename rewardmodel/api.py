@@ -1,6 +1,8 @@
-"""REST API for reward-model runs (staff only): list, read, start, cancel, training log.
+"""REST API for reward-model runs (staff only): list, read, start, cancel, training log, scoring
+a prompt with two responses, and downloading the trained model.
 
-Starting and cancelling go through rewardmodel.services, as the dashboard does.
+Starting, cancelling and scoring go through rewardmodel.services, and the download is the same
+zip stream (rewardmodel.dashboard.zip_download), as on the dashboard.
 `TRAINING_RUN_FIELDS` and `TrainingLogSerializer` are shared with the policy app's runs.
 """
 
@@ -8,17 +10,20 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.api import IsStaff
+from annotate.api import AnyContentNegotiation, IsStaff
 from annotate.models import Batch
+from rewardmodel.dashboard import zip_download
 from rewardmodel.models import RewardModelLog, RewardModelRun
-from rewardmodel.services import AGGREGATES, RewardRunError, cancel_reward_run, start_reward_run
+from rewardmodel.services import AGGREGATES, RewardRunError, cancel_reward_run, score_with_run, start_reward_run
 
 TRAINING_RUN_FIELDS = [
     "id",
@@ -50,10 +55,15 @@ class TrainingRunSerializerMixin(serializers.Serializer):
 
 
 class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
+    has_model = serializers.SerializerMethodField(help_text="A trained model is there to score with and download.")
+
     class Meta:
         model = RewardModelRun
-        fields = [*TRAINING_RUN_FIELDS, "batches", "judgments_count", "judgments_hash", "pairs_count"]
+        fields = [*TRAINING_RUN_FIELDS, "batches", "judgments_count", "judgments_hash", "pairs_count", "has_model"]
         read_only_fields = fields
+
+    def get_has_model(self, run: RewardModelRun) -> bool:
+        return run.artifact_dir is not None
 
 
 class StartRewardRunSerializer(serializers.Serializer):
@@ -67,6 +77,26 @@ class StartRewardRunSerializer(serializers.Serializer):
         help_text="Trainer settings (RewardTrainConfig fields, e.g. backbone, epochs, learning_rate); "
         "unknown names are an error.",
     )
+
+
+class ScoreSerializer(serializers.Serializer):
+    # Untrimmed: the model scores exactly the text the page's score box would send.
+    prompt = serializers.CharField(trim_whitespace=False, help_text="A one-turn user prompt.")
+    response_1 = serializers.CharField(trim_whitespace=False)
+    response_2 = serializers.CharField(trim_whitespace=False)
+
+
+class RewardsSerializer(serializers.Serializer):
+    reward_1 = serializers.FloatField()
+    reward_2 = serializers.FloatField()
+    preferred = serializers.IntegerField(allow_null=True, help_text="The response with the higher reward; null: a tie.")
+
+
+def download_responses(what: str) -> dict:
+    return {
+        (200, "application/zip"): OpenApiTypes.BINARY,
+        404: OpenApiResponse(description=f"No {what} to download (the run has not succeeded)."),
+    }
 
 
 class TrainingLogSerializer(serializers.Serializer):
@@ -126,3 +156,32 @@ class RewardModelRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         run = self.get_object()
         page = self.paginate_queryset(RewardModelLog.objects.filter(run=run).order_by("step", "pk"))
         return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Score a prompt with two responses, as the run page's score box does",
+        request=ScoreSerializer,
+        responses={200: RewardsSerializer, 400: OpenApiResponse(description="A blank field, or no trained model.")},
+    )
+    @action(detail=True, methods=["post"])
+    def score(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        entry = ScoreSerializer(data=request.data)
+        entry.is_valid(raise_exception=True)
+        try:
+            reward_1, reward_2 = score_with_run(run, **entry.validated_data)
+        except RewardRunError as exc:
+            raise service_error(exc) from None
+        preferred = None if reward_1 == reward_2 else (1 if reward_1 > reward_2 else 2)
+        return Response(RewardsSerializer({"reward_1": reward_1, "reward_2": reward_2, "preferred": preferred}).data)
+
+    @extend_schema(
+        summary="Download the trained model (a zip of the folder from_pretrained loads)",
+        responses=download_responses("trained model"),
+    )
+    @action(detail=True, methods=["get"], content_negotiation_class=AnyContentNegotiation, filterset_fields=[])
+    def download(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        run = self.get_object()
+        folder = run.artifact_dir
+        if folder is None:
+            raise NotFound(f"{run} has no trained model to download.")
+        return zip_download(folder, folder.name)

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 
 import pytest
 from django.urls import resolve
+from django.utils import timezone
 
 from annotate.models import Batch, Judgment
 from annotate.services import rate_item
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import RunStatus
 from tests.api.conftest import make_batch
+from tests.rewardmodel.helpers import build_tiny_backbone
 
 DENIED = "denied"  # 401: not signed in
 ROLES = ("anonymous", "alice", "bob", "charlie")
@@ -31,10 +34,19 @@ class World:
     item_id: int
     run_id: int
     policy_run_id: int
+    annotator_id: int
+    trained_run_id: int
+    finished_policy_run_id: int
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tmp_path_factory) -> str:
+    """Built once: every case of the matrix can score with it and download it."""
+    return build_tiny_backbone(tmp_path_factory.mktemp("matrix") / "reward-model")
 
 
 @pytest.fixture
-def world(alice) -> World:
+def world(alice, tiny_reward_model, tmp_path) -> World:
     from annotate.services import next_hit
 
     batch = make_batch("active", n_items=12)
@@ -44,7 +56,25 @@ def world(alice) -> World:
     run = RewardModelRun.objects.create()
     run.batches.set([batch])
     policy_run = PolicyRun.objects.create(kind=PolicyRun.Kind.SFT)
-    return World(batch, archived, hit.pk, judgment.pk, judgment.item_id, run.pk, policy_run.pk)
+    now = timezone.now()
+    done = {"status": RunStatus.SUCCEEDED, "started_at": now, "finished_at": now}
+    trained_run = RewardModelRun.objects.create(artifact_path=tiny_reward_model, **done)
+    policy_folder = tmp_path / "policy"
+    (policy_folder / "final").mkdir(parents=True)
+    (policy_folder / "final" / "config.json").write_text('{"model_type": "llama"}')
+    finished_policy_run = PolicyRun.objects.create(artifact_path=str(policy_folder), **done)
+    return World(
+        batch,
+        archived,
+        hit.pk,
+        judgment.pk,
+        judgment.item_id,
+        run.pk,
+        policy_run.pk,
+        alice.pk,
+        trained_run.pk,
+        finished_policy_run.pk,
+    )
 
 
 @dataclass
@@ -78,6 +108,11 @@ CASES = [
         staff_only(201),
         [{"id": "new-1", "prompt": "Hi?", "response_1": "Hello.", "response_2": "Hey."}],
     ),
+    Case("batches-quality", "get", "/api/batches/{batch.pk}/quality/", staff_only(200)),
+    Case("batches-quality-inactive", "get", "/api/batches/{archived.pk}/quality/", staff_only(200)),
+    # Annotation quality per annotator: staff only, like the quality pages.
+    Case("annotators-list", "get", "/api/annotators/", staff_only(200)),
+    Case("annotators-quality", "get", "/api/annotators/{annotator_id}/quality/", staff_only(200)),
     # Items: staff only.
     Case("items-list", "get", "/api/items/", staff_only(200)),
     Case("items-read", "get", "/api/items/{item_id}/", staff_only(200)),
@@ -113,6 +148,14 @@ CASES = [
     Case("reward-runs-logs", "get", "/api/reward-runs/{run_id}/logs/", staff_only(200)),
     Case("reward-runs-start", "post", "/api/reward-runs/", staff_only(201), {"batches": ["{batch.pk}"]}),
     Case("reward-runs-cancel", "post", "/api/reward-runs/{run_id}/cancel/", staff_only(200)),
+    Case(
+        "reward-runs-score",
+        "post",
+        "/api/reward-runs/{trained_run_id}/score/",
+        staff_only(200),
+        {"prompt": "tell me", "response_1": "good", "response_2": "bad"},
+    ),
+    Case("reward-runs-download", "get", "/api/reward-runs/{trained_run_id}/download/", staff_only(200)),
     Case("policy-runs-list", "get", "/api/policy-runs/", staff_only(200)),
     Case("policy-runs-read", "get", "/api/policy-runs/{policy_run_id}/", staff_only(200)),
     Case("policy-runs-logs", "get", "/api/policy-runs/{policy_run_id}/logs/", staff_only(200)),
@@ -123,6 +166,7 @@ CASES = [
         "policy-runs-start", "post", "/api/policy-runs/", staff_only(201), {"kind": "sft", "data_batch": "{batch.pk}"}
     ),
     Case("policy-runs-cancel", "post", "/api/policy-runs/{policy_run_id}/cancel/", staff_only(200)),
+    Case("policy-runs-download", "get", "/api/policy-runs/{finished_policy_run_id}/download/", staff_only(200)),
     # Staff pass the permission check; the service refuses a run that has not succeeded.
     Case("policy-runs-send", "post", "/api/policy-runs/{policy_run_id}/send-to-annotators/", staff_only(400), {}),
     # Schema and docs: any signed-in user.

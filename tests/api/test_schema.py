@@ -25,9 +25,17 @@ def test_schema_validates_without_warnings(tmp_path):
         "/api/hits/{id}/submit/",
         "/api/exports/preferences/",
         "/api/reward-runs/{id}/cancel/",
+        "/api/reward-runs/{id}/score/",
+        "/api/reward-runs/{id}/download/",
+        "/api/policy-runs/{id}/download/",
+        "/api/batches/{id}/quality/",
+        "/api/annotators/",
+        "/api/annotators/{id}/quality/",
     ):
         assert path in paths
     assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])
+    download = schema["paths"]["/api/reward-runs/{id}/download/"]["get"]["responses"]["200"]["content"]
+    assert download["application/zip"]["schema"] == {"type": "string", "format": "binary"}
 
 
 def test_schema_is_served_to_signed_in_users(clients, alice):
