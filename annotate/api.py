@@ -31,7 +31,7 @@ from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, 
 from annotate.importers import FORMATS as IMPORT_FORMATS
 from annotate.importers import ImportFileError, import_comparisons
 from annotate.models import Batch, Hit, Item, Judgment, Rating
-from annotate.quality import AnnotatorQuality, BatchQuality, annotator_judgments, annotator_quality, batch_quality
+from annotate.quality import BatchQuality, annotator_quality, annotator_report, batch_quality
 
 # Permissions ---------------------------------------------------------------------------------------
 
@@ -666,25 +666,6 @@ class AnnotatorReportSerializer(serializers.Serializer):
     overall = AnnotatorQualitySerializer(allow_null=True, help_text="Over all batches; null without judgments.")
     per_batch = BatchFiguresSerializer(many=True)
     ratings = RatingCountSerializer(many=True, help_text="How often each rating was given (item orientation).")
-
-
-def annotator_report(annotator) -> dict:
-    """The annotator page's figures: overall, per batch judged, and the ratings given."""
-    overall: AnnotatorQuality | None = next((a for a in annotator_quality() if a.user_id == annotator.pk), None)
-    own = annotator_judgments().filter(annotator=annotator)
-    per_batch = [
-        {"batch": batch, "figures": next(a for a in annotator_quality(batch) if a.user_id == annotator.pk)}
-        for batch in Batch.objects.filter(pk__in=own.values("item__batch_id")).order_by("pk")
-    ]
-    counts = dict(own.values_list("rating").annotate(n=Count("pk")).order_by())
-    ratings = [{"rating": value, "label": label, "count": counts.get(value, 0)} for value, label in Rating.choices]
-    return {
-        "user_id": annotator.pk,
-        "username": annotator.get_username(),
-        "overall": overall,
-        "per_batch": per_batch,
-        "ratings": ratings,
-    }
 
 
 class AnnotatorViewSet(viewsets.GenericViewSet):

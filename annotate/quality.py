@@ -17,7 +17,7 @@ import krippendorff
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Length
 from scipy.stats import binomtest
 
@@ -268,3 +268,22 @@ def batch_quality(batch: Batch, thresholds: Thresholds = THRESHOLDS) -> BatchQua
         alpha=ordinal_alpha(ratings),
         annotators=_annotator_stats(rows, thresholds),
     )
+
+
+def annotator_report(annotator) -> dict:
+    """The annotator page's figures: overall, per batch judged, and the ratings given."""
+    overall: AnnotatorQuality | None = next((a for a in annotator_quality() if a.user_id == annotator.pk), None)
+    own = annotator_judgments().filter(annotator=annotator)
+    per_batch = [
+        {"batch": batch, "figures": next(a for a in annotator_quality(batch) if a.user_id == annotator.pk)}
+        for batch in Batch.objects.filter(pk__in=own.values("item__batch_id")).order_by("pk")
+    ]
+    counts = dict(own.values_list("rating").annotate(n=Count("pk")).order_by())
+    ratings = [{"rating": value, "label": label, "count": counts.get(value, 0)} for value, label in Rating.choices]
+    return {
+        "user_id": annotator.pk,
+        "username": annotator.get_username(),
+        "overall": overall,
+        "per_batch": per_batch,
+        "ratings": ratings,
+    }

@@ -10,13 +10,12 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
 from annotate.models import Batch, Rating
-from annotate.quality import THRESHOLDS, annotator_judgments, annotator_quality, batch_quality
+from annotate.quality import THRESHOLDS, annotator_quality, annotator_report, batch_quality
 
 
 def staff_required(view: Callable) -> Callable:
@@ -113,20 +112,14 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def annotator_detail(request: HttpRequest, user_id: int) -> HttpResponse:
     annotator = get_object_or_404(get_user_model(), pk=user_id)
-    overall = next((a for a in annotator_quality() if a.user_id == annotator.pk), None)
-    batch_ids = annotator_judgments().filter(annotator=annotator).values("item__batch_id")
-    per_batch = []
-    for batch in Batch.objects.filter(pk__in=batch_ids):
-        figures = next(a for a in annotator_quality(batch) if a.user_id == annotator.pk)
-        per_batch.append((batch, figures))
-    counts = dict(
-        annotator_judgments().filter(annotator=annotator).values_list("rating").annotate(n=Count("pk")).order_by()
-    )
-    total = sum(counts.values())
+    report = annotator_report(annotator)
+    total = sum(r["count"] for r in report["ratings"])
     ratings_chart = bar_chart(
         "Ratings given",
-        [(f"{value:+d}", counts.get(value, 0) / total if total else None, False) for value in Rating.values],
+        [(f"{r['rating']:+d}", r["count"] / total if total else None, False) for r in report["ratings"]],
     )
+    overall = report["overall"]
+    per_batch = [(row["batch"], row["figures"]) for row in report["per_batch"]]
     return render(
         request,
         "quality/annotator.html",
