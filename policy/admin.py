@@ -1,13 +1,11 @@
 from django.contrib import admin
 
 from policy.models import PolicyLog, PolicyRun, PolicySample
+from rewardmodel.admin import TRAINING_RUN_READONLY_FIELDS, TrainingLogInline
 
 
-class PolicyLogInline(admin.TabularInline):
+class PolicyLogInline(TrainingLogInline):
     model = PolicyLog
-    extra = 0
-    can_delete = False
-    readonly_fields = ("step", "metrics", "created_at")
 
 
 @admin.register(PolicyRun)
@@ -15,16 +13,7 @@ class PolicyRunAdmin(admin.ModelAdmin):
     list_display = ("id", "kind", "status", "reward_run", "base_label", "step", "total_steps", "created_at")
     list_filter = ("kind", "status")
     raw_id_fields = ("reward_run", "base_run", "data_batch", "annotation_batch")
-    readonly_fields = (
-        "started_at",
-        "finished_at",
-        "step",
-        "total_steps",
-        "metrics",
-        "eval_samples",
-        "artifact_path",
-        "error",
-    )
+    readonly_fields = (*TRAINING_RUN_READONLY_FIELDS, "eval_samples")
     inlines = [PolicyLogInline]
 
 

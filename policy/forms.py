@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django import forms
 from django.db.models import Count
 
 from annotate.models import Batch
 from policy.models import PolicyRun
 from policy.reinforce import ReinforceConfig, SFTConfig
+from rewardmodel.forms import clean_model_location
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import RunStatus
 
@@ -45,11 +44,7 @@ class RunDataForm(forms.Form):
         ).order_by("name")
 
     def clean_base_path(self) -> str:
-        base_path = self.cleaned_data["base_path"].strip()
-        looks_like_path = base_path.startswith(("/", ".", "~")) or Path(base_path).is_absolute()
-        if looks_like_path and not Path(base_path).expanduser().is_dir():
-            raise forms.ValidationError(f"No model folder at {base_path}.")
-        return base_path
+        return clean_model_location(self.cleaned_data["base_path"])
 
     def clean(self):
         cleaned = super().clean()

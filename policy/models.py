@@ -7,7 +7,7 @@ from pathlib import Path
 from django.db import models
 from django.urls import reverse
 
-from rewardmodel.runs import RunStatus, TrainingLog, TrainingRun
+from rewardmodel.runs import TrainingLog, TrainingRun
 
 
 class PolicyRun(TrainingRun):
@@ -65,28 +65,20 @@ class PolicyRun(TrainingRun):
         return "—"
 
     @property
-    def output_dir(self) -> Path | None:
-        """The run's folder (final model and checkpoints), once the run succeeded and it is there."""
-        if self.status != RunStatus.SUCCEEDED or not self.artifact_path:
-            return None
-        path = Path(self.artifact_path)
-        return path if path.is_dir() else None
-
-    @property
     def model_dir(self) -> Path | None:
         """The trained model itself: `final/` inside the run folder."""
-        if self.output_dir is None:
+        if self.artifact_dir is None:
             return None
-        final = self.output_dir / "final"
-        return final if final.is_dir() else self.output_dir
+        final = self.artifact_dir / "final"
+        return final if final.is_dir() else self.artifact_dir
 
     def checkpoint_names(self) -> list[str]:
         """Downloadable folders of the run: "final" first, then checkpoint-<step> in step order."""
-        if self.output_dir is None:
+        if self.artifact_dir is None:
             return []
-        checkpoints = [p.name for p in self.output_dir.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
+        checkpoints = [p.name for p in self.artifact_dir.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
         checkpoints.sort(key=lambda name: int(name.rsplit("-", 1)[1]) if name.rsplit("-", 1)[1].isdigit() else 0)
-        return (["final"] if (self.output_dir / "final").is_dir() else []) + checkpoints
+        return (["final"] if (self.artifact_dir / "final").is_dir() else []) + checkpoints
 
     def sample_steps(self) -> list[int]:
         return list(self.samples.order_by("step").values_list("step", flat=True).distinct())

@@ -288,8 +288,7 @@ def start_policy_run(
         if dispatch:
             from policy.tasks import train_policy_run  # the task module imports this one
 
-            run_id = run.pk
-            transaction.on_commit(lambda: train_policy_run.delay(run_id))
+            run.dispatch_on_commit(train_policy_run)
     return run
 
 

@@ -83,7 +83,7 @@ def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResp
     run = get_object_or_404(PolicyRun, pk=pk)
     if name not in run.checkpoint_names():
         return HttpResponse(f"{run} has no model named {name!r} to download.", status=404, content_type="text/plain")
-    return zip_download(run.output_dir / name, f"policy-{run.pk}-{name}")
+    return zip_download(run.artifact_dir / name, f"policy-{run.pk}-{name}")
 
 
 @staff_required

@@ -9,6 +9,15 @@ from annotate.models import Batch
 from rewardmodel.train import DEFAULT_BACKBONE, RewardTrainConfig
 
 
+def clean_model_location(value: str) -> str:
+    """A cached hub id or a local folder: what looks like a path must be a folder that exists."""
+    value = value.strip()
+    looks_like_path = value.startswith(("/", ".", "~")) or Path(value).is_absolute()
+    if looks_like_path and not Path(value).expanduser().is_dir():
+        raise forms.ValidationError(f"No model folder at {value}.")
+    return value
+
+
 class BatchChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, batch: Batch) -> str:
         return f"{batch.name} ({batch.n_judgments} judgments)"
@@ -42,11 +51,7 @@ class RewardRunForm(forms.Form):
         self.fields["batches"].queryset = Batch.objects.annotate(n_judgments=Count("items__judgments")).order_by("name")
 
     def clean_backbone(self) -> str:
-        backbone = self.cleaned_data["backbone"].strip()
-        looks_like_path = backbone.startswith(("/", ".", "~")) or Path(backbone).is_absolute()
-        if looks_like_path and not Path(backbone).expanduser().is_dir():
-            raise forms.ValidationError(f"No model folder at {backbone}.")
-        return backbone
+        return clean_model_location(self.cleaned_data["backbone"])
 
     def clean_batches(self):
         batches = self.cleaned_data["batches"]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.db import models
 from django.urls import reverse
 
-from rewardmodel.runs import RunStatus, TrainingLog, TrainingRun
+from rewardmodel.runs import TrainingLog, TrainingRun
 
 
 class RewardModelRun(TrainingRun):
@@ -30,14 +28,6 @@ class RewardModelRun(TrainingRun):
     @property
     def backbone(self) -> str:
         return self.config.get("backbone", "")
-
-    @property
-    def artifact_dir(self) -> Path | None:
-        """The trained model folder, only once the run succeeded and the folder is there."""
-        if self.status != RunStatus.SUCCEEDED or not self.artifact_path:
-            return None
-        path = Path(self.artifact_path)
-        return path if path.is_dir() else None
 
     def level_accuracy(self) -> list[tuple[str, float | None]]:
         """Final eval accuracy overall and per rating level, for the table on the run page."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,11 @@ class TrainingRun(models.Model):
         changed = type(self).objects.filter(pk=self.pk, status__in=from_statuses).update(**fields)
         self.refresh_from_db()
         return bool(changed)
+
+    def dispatch_on_commit(self, task: Any) -> None:
+        """Send the Celery `task` this run's id once the transaction commits, so the worker finds the row."""
+        run_id = self.pk
+        transaction.on_commit(lambda: task.delay(run_id))
 
     def claim(self) -> bool:
         """Move queued -> running. False when another worker (or a cancel) got there first."""
@@ -223,6 +228,15 @@ class TrainingRun(models.Model):
     # Read-only helpers for pages.
 
     @property
+    def artifact_dir(self) -> Path | None:
+        """What training wrote (a reward model; a policy's final model and checkpoints), once the run
+        succeeded and only while the folder is there."""
+        if self.status != RunStatus.SUCCEEDED or not self.artifact_path:
+            return None
+        path = Path(self.artifact_path)
+        return path if path.is_dir() else None
+
+    @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
@@ -260,6 +274,15 @@ class TrainingRun(models.Model):
     @property
     def eta_text(self) -> str:
         return format_duration(self.eta)
+
+
+def train_by_id(model: type[TrainingRun], run_id: int, run_training: Callable[[Any], TrainingRun]) -> str:
+    """What a Celery task does with its run id: train that run (see `execute`), or report it gone."""
+    run = model.objects.filter(pk=run_id).first()
+    if run is None:
+        logger.warning("%s %s does not exist (deleted before it started?).", model._meta.verbose_name, run_id)
+        return "missing"
+    return run_training(run).status
 
 
 class TrainingLog(models.Model):

@@ -161,8 +161,7 @@ def start_reward_run(
         if dispatch:
             from rewardmodel.tasks import train_reward_run  # the task module imports this one
 
-            run_id = run.pk
-            transaction.on_commit(lambda: train_reward_run.delay(run_id))
+            run.dispatch_on_commit(train_reward_run)
     return run
 
 

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 
 from rewardmodel.models import RewardModelRun
+from rewardmodel.runs import train_by_id
 from rewardmodel.services import run_reward_training
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
 def train_reward_run(run_id: int) -> str:
     """Train one queued run. A redelivered message finds the run claimed and does nothing."""
-    run = RewardModelRun.objects.filter(pk=run_id).first()
-    if run is None:
-        logger.warning("Reward run %s does not exist (deleted before it started?).", run_id)
-        return "missing"
-    return run_reward_training(run).status
+    return train_by_id(RewardModelRun, run_id, run_reward_training)

@@ -1,31 +1,29 @@
-"""What the two training commands share: names to rows, training in this process, progress lines, one JSON line."""
+"""What train_policy and train_sft share: the base options, and names and files to rows before training."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from annotate.models import Batch
 from policy.models import PolicyRun
 from policy.services import PolicyRunError, run_policy_training, start_policy_run
-from rewardmodel.runs import RunStatus
-
-PROGRESS_KEYS = (
-    "loss",
-    "reward_mean",
-    "kl",
-    "response_length",
-    "eval_reward_policy",
-    "eval_reward_reference",
-    "eval_win_rate",
-    "eval_kl",
-)
+from rewardmodel.management.foreground import ForegroundTrainingCommand
 
 
-class ForegroundTrainingCommand(BaseCommand):
+class PolicyTrainingCommand(ForegroundTrainingCommand):
     kind: str = PolicyRun.Kind.REINFORCE
+    progress_keys = (
+        "loss",
+        "reward_mean",
+        "kl",
+        "response_length",
+        "eval_reward_policy",
+        "eval_reward_reference",
+        "eval_win_rate",
+        "eval_kl",
+    )
 
     def add_base_arguments(self, parser: CommandParser) -> None:
         base = parser.add_mutually_exclusive_group()
@@ -65,20 +63,5 @@ class ForegroundTrainingCommand(BaseCommand):
         finally:
             if handle is not None:
                 handle.close()
-        self.stdout.write(f"Run {run.pk}")
-        self.stdout.flush()
-
-        run = run_policy_training(run, on_log=self._print_progress)
-        if run.status != RunStatus.SUCCEEDED:
-            raise CommandError(f"Run {run.pk} {run.status}: {run.error or 'stopped'}")
-        self.stdout.write(f"Model saved in {run.model_dir}")
-        self.stdout.write(json.dumps({"run": run.pk, **run.metrics}, sort_keys=True))
-
-    def _print_progress(self, step: int, metrics: dict) -> None:
-        parts = [f"step {step}/{metrics.get('total_steps', '?')}"]
-        for key in PROGRESS_KEYS:
-            value = metrics.get(key)
-            if value is not None:
-                parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
-        self.stdout.write(" · ".join(parts))
-        self.stdout.flush()
+        run = self.train(run, run_policy_training)
+        self.report(run.model_dir, {"run": run.pk, **run.metrics})

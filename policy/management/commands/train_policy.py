@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError, CommandParser
 
-from policy.management.foreground import ForegroundTrainingCommand
+from policy.management.foreground import PolicyTrainingCommand
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
 
 
-class Command(ForegroundTrainingCommand):
+class Command(PolicyTrainingCommand):
     help = (
         "REINFORCE a policy against a reward-model run, in this process. Prints the run id, progress lines, "
         "and ends with one JSON line: reward of policy and reference, reward-model win rate, KL."
@@ -39,9 +39,9 @@ class Command(ForegroundTrainingCommand):
         reward_run = RewardModelRun.objects.filter(pk=options["reward_run"]).first()
         if reward_run is None:
             raise CommandError(f"No reward-model run {options['reward_run']}.")
-        training = {
-            key: options[key]
-            for key in (
+        training = self.given(
+            options,
+            (
                 "steps",
                 "prompts_per_step",
                 "samples_per_prompt",
@@ -54,9 +54,8 @@ class Command(ForegroundTrainingCommand):
                 "eval_every",
                 "checkpoint_every",
                 "seed",
-            )
-            if options[key] is not None
-        }
+            ),
+        )
         self.start_and_train(
             options, options["prompts_batch"], options["prompts_file"], reward_run=reward_run, **training
         )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.core.management.base import CommandParser
 
-from policy.management.foreground import ForegroundTrainingCommand
+from policy.management.foreground import PolicyTrainingCommand
 from policy.models import PolicyRun
 
 
-class Command(ForegroundTrainingCommand):
+class Command(PolicyTrainingCommand):
     help = (
         "Fine-tune a policy on demonstrations (a batch's chosen responses or a JSONL file of dialogues), with the "
         "loss on assistant tokens only. Prints progress and ends with one JSON line of final metrics."
@@ -27,9 +27,5 @@ class Command(ForegroundTrainingCommand):
         parser.add_argument("--seed", type=int)
 
     def handle(self, *args, **options) -> None:
-        training = {
-            key: options[key]
-            for key in ("epochs", "learning_rate", "batch_size", "max_length", "seed")
-            if options[key] is not None
-        }
+        training = self.given(options, ("epochs", "learning_rate", "batch_size", "max_length", "seed"))
         self.start_and_train(options, options["batch"], options["file"], **training)

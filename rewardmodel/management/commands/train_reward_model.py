@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from annotate.models import Batch
-from rewardmodel.runs import RunStatus
+from rewardmodel.management.foreground import ForegroundTrainingCommand
 from rewardmodel.services import AGGREGATES, RewardRunError, run_reward_training, start_reward_run
 
 
-class Command(BaseCommand):
+class Command(ForegroundTrainingCommand):
     help = (
         "Train a reward model on the judgments of one or more batches, in this process. "
         "Prints the run id, progress lines, and ends with one JSON line of final metrics."
     )
+    progress_keys = ("epoch", "loss", "eval_loss", "eval_accuracy", "pairs_per_second")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch", action="append", required=True, metavar="NAME", help="Batch name (repeatable).")
@@ -35,38 +34,13 @@ class Command(BaseCommand):
         missing = sorted(set(names) - {b.name for b in batches})
         if missing:
             raise CommandError(f"No batch named {', '.join(repr(n) for n in missing)}.")
-        training = {
-            key: options[key]
-            for key in (
-                "backbone",
-                "epochs",
-                "learning_rate",
-                "batch_size",
-                "eval_fraction",
-                "margin",
-                "seed",
-                "log_every",
-            )
-            if options[key] is not None
-        }
+        training = self.given(
+            options,
+            ("backbone", "epochs", "learning_rate", "batch_size", "eval_fraction", "margin", "seed", "log_every"),
+        )
         try:
             run = start_reward_run(None, batches, aggregate=options["aggregate"], dispatch=False, **training)
         except RewardRunError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Run {run.pk}")
-        self.stdout.flush()
-
-        run = run_reward_training(run, on_log=self._print_progress)
-        if run.status != RunStatus.SUCCEEDED:
-            raise CommandError(f"Run {run.pk} {run.status}: {run.error or 'stopped'}")
-        self.stdout.write(f"Model saved in {run.artifact_path}")
-        self.stdout.write(json.dumps(run.metrics, sort_keys=True))
-
-    def _print_progress(self, step: int, metrics: dict) -> None:
-        parts = [f"step {step}/{metrics.get('total_steps', '?')}"]
-        for key in ("epoch", "loss", "eval_loss", "eval_accuracy", "pairs_per_second"):
-            value = metrics.get(key)
-            if value is not None:
-                parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
-        self.stdout.write(" · ".join(parts))
-        self.stdout.flush()
+        run = self.train(run, run_reward_training)
+        self.report(run.artifact_path, run.metrics)

@@ -1,0 +1,141 @@
+"""What the run dashboards share (reward models here, policies in the policy app): staff-only access,
+htmx polling that stops, cancel, zip downloads and inline SVG line charts.
+
+Templates: `runs/_chart.html` draws a `line_chart`; `runs/_run.html` holds the status / progress / cancel
+partial; the styles are in static/arbiter.css.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+
+from rewardmodel.runs import TrainingRun
+
+# htmx stops polling when a response has this status.
+HTMX_STOP_POLLING = 286
+
+
+def staff_required(view: Callable) -> Callable:
+    """Anonymous visitors go to the login page; signed-in non-staff get 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff can use the training dashboards.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def render_polled(request: HttpRequest, template_name: str, context: dict, *, done: bool) -> HttpResponse:
+    """A polled fragment; once `done`, answered with 286 so htmx polls no more."""
+    response = render(request, template_name, context)
+    if done:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+def cancel_and_redirect(request: HttpRequest, run: TrainingRun, cancel: Callable[[TrainingRun], bool]) -> HttpResponse:
+    """Ask `cancel(run)` (the app's service) to stop the run, say what happened, and go back to its page."""
+    if cancel(run):
+        messages.info(request, f"{run}: cancel requested." if run.is_active else f"{run} is cancelled.")
+    else:
+        messages.warning(request, f"{run} had already finished ({run.get_status_display().lower()}).")
+    return redirect(run)
+
+
+def zip_download(folder: Path, name: str) -> StreamingHttpResponse:
+    """`folder` as `<name>.zip`, streamed, its files under `<name>/`."""
+    response = StreamingHttpResponse(zip_stream(folder, root_name=name), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
+    return response
+
+
+def line_chart(
+    series: list[tuple[str, str, list[tuple[int, float]]]],
+    width: int = 480,
+    height: int = 180,
+    pad: int = 36,
+    y_range: tuple[float, float] | None = None,
+) -> dict | None:
+    """Geometry for an inline SVG line chart: one polyline per (label, css class, points).
+
+    None when there is nothing to draw yet.
+    """
+    all_points = [p for _, _, points in series for p in points]
+    if not all_points:
+        return None
+    x_max = max(x for x, _ in all_points) or 1
+    if y_range is None:
+        ys = [y for _, y in all_points]
+        y_range = (min(ys), max(ys))
+    y_min, y_max = y_range
+    if y_max - y_min < 1e-9:
+        y_min, y_max = y_min - 0.5, y_max + 0.5
+    plot_w, plot_h = width - 2 * pad, height - 2 * pad
+
+    def xy(x: float, y: float) -> str:
+        return f"{pad + plot_w * x / x_max:.1f},{pad + plot_h * (1 - (y - y_min) / (y_max - y_min)):.1f}"
+
+    lines = [
+        {"label": label, "css": css, "points": " ".join(xy(x, y) for x, y in points), "single": len(points) == 1}
+        for label, css, points in series
+        if points
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "left": pad,
+        "right": width - pad,
+        "top": pad,
+        "bottom": height - pad,
+        "y_min": y_min,
+        "y_max": y_max,
+        "x_max": x_max,
+        "lines": lines,
+    }
+
+
+class _ZipPipe(io.RawIOBase):
+    """A write-only sink whose bytes are handed out as they come (zipfile on an unseekable stream)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+def zip_stream(folder: Path, root_name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Zip `folder` into a stream, a chunk at a time: a large model never sits whole in memory."""
+    pipe = _ZipPipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            arcname = f"{root_name}/{path.relative_to(folder).as_posix()}"
+            large = path.stat().st_size > zipfile.ZIP64_LIMIT
+            with path.open("rb") as source, archive.open(arcname, "w", force_zip64=large) as target:
+                while block := source.read(chunk_size):
+                    target.write(block)
+                    yield pipe.drain()
+            yield pipe.drain()
+    yield pipe.drain()

@@ -1,0 +1,46 @@
+"""What every foreground training command shares (train_reward_model here; train_policy and train_sft in the
+policy app): the run id first, one progress line per logged step, and one JSON line of final metrics at the end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from django.core.management.base import BaseCommand, CommandError
+
+from rewardmodel.runs import OnLog, RunStatus, TrainingRun
+
+Run = TypeVar("Run", bound=TrainingRun)
+
+
+class ForegroundTrainingCommand(BaseCommand):
+    # The metrics a progress line shows, in this order, when the step logged them.
+    progress_keys: tuple[str, ...] = ()
+
+    @staticmethod
+    def given(options: dict, names: Iterable[str]) -> dict:
+        """The options among `names` that were given on the command line (the rest keep the trainer's defaults)."""
+        return {name: options[name] for name in names if options[name] is not None}
+
+    def train(self, run: Run, run_training: Callable[[Run, OnLog], Run]) -> Run:
+        """Print the run id, train in this process with progress lines, and fail the command unless it succeeded."""
+        self.stdout.write(f"Run {run.pk}")
+        self.stdout.flush()
+        run = run_training(run, self.print_progress)
+        if run.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"Run {run.pk} {run.status}: {run.error or 'stopped'}")
+        return run
+
+    def report(self, model_path: object, summary: dict) -> None:
+        self.stdout.write(f"Model saved in {model_path}")
+        self.stdout.write(json.dumps(summary, sort_keys=True))
+
+    def print_progress(self, step: int, metrics: dict) -> None:
+        parts = [f"step {step}/{metrics.get('total_steps', '?')}"]
+        for key in self.progress_keys:
+            value = metrics.get(key)
+            if value is not None:
+                parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        self.stdout.write(" · ".join(parts))
+        self.stdout.flush()
