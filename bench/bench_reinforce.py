@@ -1,0 +1,238 @@
+"""REINFORCE with the default policy (SmolLM2-135M-Instruct): where an iteration's time goes, our sampler against
+plain model.generate, and (with a reward model) quality after N steps. NOT part of CI.
+
+Timing (rollout / scoring / update per iteration, and rollout tokens/s of both samplers on the same batch):
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --iterations 4
+Quality, with a trained reward-model dir (or --train-reward-model N to train one on N HH pairs first):
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --reward-model PATH --steps 20
+Prompts are HH-RLHF dialogues from ../shared/data (up to the last Assistant turn); RL prompts and held-out
+evaluation prompts are disjoint from any reward-model training pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from policy.reinforce import ReinforceConfig, default_policy_path, load_policy, train_reinforce  # noqa: E402
+from policy.reinforce.sampling import encode_prompts, make_generator, sample  # noqa: E402
+
+HH_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hh_rlhf_harmless_test_dev.jsonl"
+ASSISTANT = "\n\nAssistant:"
+
+
+def parse_dialogue(text: str) -> list[dict]:
+    messages = []
+    for chunk in text.split("\n\nHuman:")[1:]:
+        human, *assistant_turns = chunk.split(ASSISTANT)
+        messages.append({"role": "user", "content": human.strip()})
+        messages.extend({"role": "assistant", "content": turn.strip()} for turn in assistant_turns)
+    return messages
+
+
+def hh_rows() -> list[tuple[list[dict], str, str]]:
+    """(prompt messages, chosen answer, rejected answer) per HH row."""
+    rows = []
+    for line in HH_FILE.read_text().splitlines():
+        row = json.loads(line)
+        shared = os.path.commonprefix([row["chosen"], row["rejected"]])
+        if ASSISTANT not in shared:
+            continue
+        cut = shared.rindex(ASSISTANT)
+        start = cut + len(ASSISTANT)
+        chosen, rejected = row["chosen"][start:].strip(), row["rejected"][start:].strip()
+        rows.append((parse_dialogue(row["chosen"][:cut]), chosen, rejected))
+    return rows
+
+
+def length_reward(prompts: list[list[dict]], responses: list[str]) -> list[float]:
+    # Stand-in when no reward model is given: costs nothing, so "scoring" time is then ~0.
+    return [min(len(response.split()), 20) / 20 for response in responses]
+
+
+def time_samplers(
+    policy_path: str,
+    prompts: list[list[dict]],
+    samples_per_prompt: int,
+    new_tokens: int,
+    max_prompt_tokens: int,
+    repeats: int,
+) -> dict:
+    """Same model, same left-padded prompts, samples_per_prompt samples of each, exactly new_tokens per sample for
+    both (EOS ignored), sampling at T=1. generate gets num_return_sequences, so it too sees each prompt once."""
+    model, tokenizer = load_policy(policy_path)
+    model.eval()
+    device = next(model.parameters()).device
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, max_prompt_tokens, device)
+    ours, plain = [], []
+    for repeat in range(repeats):
+        started = time.perf_counter()
+        sample(
+            model,
+            prompt_ids,
+            prompt_mask,
+            max_new_tokens=new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            eos_ids=[-1],
+            pad_token_id=tokenizer.pad_token_id,
+            generator=make_generator(device, repeat),
+            samples_per_prompt=samples_per_prompt,
+        )
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        with torch.no_grad():
+            model.generate(
+                input_ids=prompt_ids,
+                attention_mask=prompt_mask,
+                do_sample=True,
+                temperature=1.0,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                num_return_sequences=samples_per_prompt,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        plain.append(time.perf_counter() - started)
+    tokens = len(prompts) * samples_per_prompt * new_tokens
+    ours_tps, plain_tps = tokens / statistics.median(ours), tokens / statistics.median(plain)
+    return {
+        "prompts": len(prompts),
+        "samples_per_prompt": samples_per_prompt,
+        "prompt_tokens_padded": prompt_ids.shape[1],
+        "new_tokens": new_tokens,
+        "ours_tokens_per_s": round(ours_tps, 1),
+        "generate_tokens_per_s": round(plain_tps, 1),
+        "ratio": round(ours_tps / plain_tps, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policy", help="policy dir (default: the converted SmolLM2 under $ARBITER_VAR_DIR/models)")
+    parser.add_argument("--reward-model", help="trained reward-model dir; without it a length reward stands in")
+    parser.add_argument("--train-reward-model", type=int, default=0, help="first train a reward model on N HH pairs")
+    parser.add_argument("--iterations", type=int, default=4, help="REINFORCE iterations to time")
+    parser.add_argument("--steps", type=int, default=0, help="quality run: REINFORCE steps (needs a reward model)")
+    parser.add_argument("--eval-prompts", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3, help="sampler comparison repeats (median)")
+    args = parser.parse_args()
+
+    var_dir = Path(os.environ.get("ARBITER_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+    policy_path = args.policy or default_policy_path(var_dir / "models")
+    rows = hh_rows()
+    config = ReinforceConfig()
+    report: dict = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "policy": policy_path,
+        "config": config.to_dict(),
+    }
+    # Reward-model pairs come from the front of the file, RL prompts from the back: never the same rows.
+    rl_rows = rows[len(rows) // 2 :]
+    train_prompts = [prompt for prompt, _, _ in rl_rows[: -args.eval_prompts]]
+    eval_prompts = [prompt for prompt, _, _ in rl_rows[-args.eval_prompts :]]
+
+    reward_fn = length_reward
+    reward_path = args.reward_model
+    if args.train_reward_model:
+        from rewardmodel.train import PreferencePair, RewardTrainConfig, train_reward_model
+
+        pairs = [PreferencePair(p, c, r) for p, c, r in rows[: args.train_reward_model]]
+        reward_path = tempfile.mkdtemp(prefix="bench-rm-")
+        started = time.perf_counter()
+        rm_metrics = train_reward_model(pairs, RewardTrainConfig(max_length=256), reward_path)
+        report["reward_model_training"] = {
+            "pairs": len(pairs),
+            "seconds": round(time.perf_counter() - started, 1),
+            "eval_accuracy": rm_metrics.get("eval_accuracy"),
+        }
+    if reward_path:
+        from rewardmodel.train import load_reward_model
+
+        reward_fn = load_reward_model(reward_path).score_batch
+    report["reward"] = reward_path or "length stand-in"
+
+    # 1. One iteration split into its phases, default config, first iteration dropped as warm-up.
+    logs: list[dict] = []
+    timing_config = ReinforceConfig(steps=args.iterations + 1, eval_every=10_000, checkpoint_every=10_000)
+    with tempfile.TemporaryDirectory() as out:
+        train_reinforce(
+            policy_path,
+            reward_fn,
+            train_prompts,
+            eval_prompts[:2],
+            timing_config,
+            out,
+            on_log=lambda step, metrics: logs.append(metrics),
+        )
+    phases = {}
+    for phase in ("time_rollout", "time_scoring", "time_update"):
+        phases[phase] = round(statistics.median(m[phase] for m in logs[1:]), 3)
+    total = sum(phases.values())
+    report["iteration"] = {
+        **phases,
+        "total_s": round(total, 3),
+        "rollout_share": round(phases["time_rollout"] / total, 3),
+        "samples_per_iteration": config.prompts_per_step * config.samples_per_prompt,
+        "mean_response_tokens": round(statistics.mean(m["response_length"] for m in logs[1:]), 1),
+    }
+    print(json.dumps({"iteration": report["iteration"]}), flush=True)
+
+    # 2. Our sampler against model.generate: the training shape (prompts x n), and n distinct prompts of one sample.
+    n = config.samples_per_prompt
+    report["sampler"] = [
+        time_samplers(
+            policy_path,
+            train_prompts[: config.prompts_per_step],
+            n,
+            config.max_new_tokens,
+            config.max_prompt_tokens,
+            args.repeats,
+        ),
+        time_samplers(
+            policy_path,
+            train_prompts[: config.prompts_per_step * n],
+            1,
+            config.max_new_tokens,
+            config.max_prompt_tokens,
+            args.repeats,
+        ),
+    ]
+    print(json.dumps({"sampler": report["sampler"]}), flush=True)
+
+    # 3. Quality after N steps, judged by the reward model on held-out prompts.
+    if args.steps:
+        if not reward_path:
+            parser.error("--steps needs --reward-model or --train-reward-model")
+        quality_config = ReinforceConfig(steps=args.steps, eval_every=args.steps, checkpoint_every=10_000)
+        with tempfile.TemporaryDirectory() as out:
+            started = time.perf_counter()
+            result = train_reinforce(policy_path, reward_fn, train_prompts, eval_prompts, quality_config, out)
+        report["quality"] = {
+            "steps": args.steps,
+            "eval_prompts": len(eval_prompts),
+            "reward_policy": round(result["reward_policy"], 3),
+            "reward_reference": round(result["reward_reference"], 3),
+            "win_rate": round(result["win_rate"], 3),
+            "kl": round(result["kl"], 3),
+            "seconds": round(time.perf_counter() - started, 1),
+            "example": result["eval_samples"][0],
+        }
+    print(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Supervised fine-tuning on dialogues with the loss on assistant tokens only (the lecture's multi-turn SFT)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .config import SFTConfig
+from .loading import PLAIN_ASSISTANT_PREFIX, PLAIN_USER_PREFIX, has_chat_template, load_policy, validate_messages
+from .sampling import autocast_for
+from .train import TrainingStopped, save_model_dir, seed_everything
+
+IGNORE_INDEX = -100
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def _assistant_spans(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The whole dialogue as text and the character span of every assistant turn (content + end-of-turn token)."""
+    spans = []
+    if has_chat_template(tokenizer):
+        text = _render(tokenizer, messages, add_generation_prompt=False)
+        for index, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            # Where the turn starts: the template's rendering of everything before it plus the assistant header.
+            start = len(_render(tokenizer, messages[:index], add_generation_prompt=True))
+            through = _render(tokenizer, messages[: index + 1], add_generation_prompt=False)
+            if not text.startswith(through):
+                raise ValueError("the chat template does not render a dialogue as a prefix of its continuation")
+            # Trailing whitespace after the end-of-turn token is template glue, not something the model says.
+            spans.append((start, len(through.rstrip())))
+        return text, spans
+    text = ""
+    eos = tokenizer.eos_token or ""
+    for message in messages:
+        if message["role"] == "assistant":
+            text += PLAIN_ASSISTANT_PREFIX
+            start = len(text)
+            text += f" {message['content']}{eos}"
+            spans.append((start, len(text)))
+            text += "\n\n"
+        elif message["role"] == "system":
+            text += f"{message['content']}\n\n"
+        else:
+            text += f"{PLAIN_USER_PREFIX}{message['content']}\n\n"
+    return text, spans
+
+
+def sft_label_mask(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> tuple[list[int], list[int]]:
+    """input_ids of the dialogue and labels that are -100 except on the tokens of every assistant turn."""
+    validate_messages(messages)
+    if not any(message["role"] == "assistant" for message in messages):
+        raise ValueError("a dialogue needs at least one assistant message to learn from")
+    text, spans = _assistant_spans(tokenizer, messages)
+    encoded = tokenizer(text, add_special_tokens=not has_chat_template(tokenizer), return_offsets_mapping=True)
+    input_ids = list(encoded["input_ids"])
+    labels = [IGNORE_INDEX] * len(input_ids)
+    for position, (start, end) in enumerate(encoded["offset_mapping"]):
+        if end <= start:
+            continue  # special tokens the tokenizer added itself
+        if any(span_start <= start < span_end for span_start, span_end in spans):
+            labels[position] = input_ids[position]
+    return input_ids, labels
+
+
+def _batches(examples: list[tuple[list[int], list[int]]], size: int, pad_id: int) -> list[dict[str, torch.Tensor]]:
+    batches = []
+    for start in range(0, len(examples), size):
+        chunk = examples[start : start + size]
+        width = max(len(ids) for ids, _ in chunk)
+        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(chunk), width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (ids, row_labels) in enumerate(chunk):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            labels[row, : len(ids)] = torch.tensor(row_labels)
+            attention_mask[row, : len(ids)] = 1
+        batches.append({"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask})
+    return batches
+
+
+def train_sft(
+    base_path: str | os.PathLike,
+    dialogues: list[list[dict]],
+    config: SFTConfig,
+    output_dir: str | os.PathLike,
+    on_log: Callable[[int, dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
+    """Fine-tune base_path on dialogues; model and tokenizer go to output_dir/final (loadable by from_pretrained)."""
+    if not dialogues:
+        raise ValueError("no dialogues to train on")
+    seed_everything(config.seed)
+    model, tokenizer = load_policy(base_path, dtype=torch.float32)
+    device = next(model.parameters()).device
+    examples = []
+    for index, messages in enumerate(dialogues):
+        try:
+            ids, labels = sft_label_mask(tokenizer, messages)
+        except ValueError as error:
+            raise ValueError(f"dialogue {index}: {error}") from None
+        ids, labels = ids[: config.max_length], labels[: config.max_length]
+        if all(label == IGNORE_INDEX for label in labels):
+            raise ValueError(f"dialogue {index}: no assistant token within max_length={config.max_length}")
+        examples.append((ids, labels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    rng = random.Random(config.seed)
+    steps_per_epoch = -(-len(examples) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    model.train()
+    step, losses, started = 0, [], time.monotonic()
+    for epoch in range(1, config.epochs + 1):
+        order = examples[:]
+        rng.shuffle(order)
+        for batch in _batches(order, config.batch_size, tokenizer.pad_token_id):
+            if should_stop is not None and should_stop():
+                raise TrainingStopped(f"stopped at step {step} of {total_steps}")
+            step += 1
+            batch = {key: value.to(device) for key, value in batch.items()}
+            with autocast_for(device):
+                # The model shifts labels by one itself and averages over the unmasked (assistant) tokens.
+                loss = model(**batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            losses.append(loss.item())
+            if on_log is not None and (step % config.log_every == 0 or step == total_steps):
+                elapsed = time.monotonic() - started
+                on_log(
+                    step,
+                    {
+                        "step": step,
+                        "total_steps": total_steps,
+                        "epoch": epoch,
+                        "loss": losses[-1],
+                        "grad_norm": float(grad_norm),
+                        "elapsed_s": elapsed,
+                        "eta_s": elapsed / step * (total_steps - step),
+                    },
+                )
+    model.eval()
+    model_path = save_model_dir(
+        model, tokenizer, Path(output_dir) / "final", {"config": config.to_dict(), "base_path": str(base_path)}
+    )
+    return {
+        "steps": step,
+        "first_loss": losses[0],
+        "final_loss": losses[-1],
+        "examples": len(examples),
+        "elapsed_s": time.monotonic() - started,
+        "model_path": model_path,
+    }

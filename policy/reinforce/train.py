@@ -1,0 +1,323 @@
+"""REINFORCE against a reward function, with a frozen reference policy for the KL term (one clear training loop)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .config import ReinforceConfig
+from .loading import load_policy, validate_messages
+from .loss import compute_baseline, k3_kl, reinforce_loss, token_kl, whiten
+from .sampling import Rollout, decode_responses, make_generator, response_logprobs, rollout_prompts
+
+RewardFn = Callable[[list[list[dict]], list[str]], list[float]]
+LogFn = Callable[[int, dict], None]
+SamplesFn = Callable[[int, list[dict]], None]
+StopFn = Callable[[], bool]
+
+
+class TrainingStopped(Exception):
+    """should_stop() asked the run to end; nothing after the last checkpoint is saved."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path, extra: dict) -> str:
+    """save_pretrained into a temporary sibling, then rename: a half-written checkpoint never has the final name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "training_state.json").write_text(json.dumps(extra, indent=2, default=str))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return str(target)
+
+
+def score(reward_fn: RewardFn, prompts: list[list[dict]], responses: list[str]) -> list[float]:
+    rewards = [float(value) for value in reward_fn(prompts, responses)]
+    if len(rewards) != len(responses):
+        raise ValueError(f"reward_fn returned {len(rewards)} rewards for {len(responses)} responses")
+    return rewards
+
+
+def _validate_prompts(name: str, prompts: list[list[dict]]) -> None:
+    if not prompts:
+        raise ValueError(f"{name} is empty")
+    for index, messages in enumerate(prompts):
+        try:
+            validate_messages(messages)
+        except ValueError as error:
+            raise ValueError(f"{name}[{index}]: {error}") from None
+
+
+class _PromptCycle:
+    """Shuffled passes over the training prompts, reproducible from the seed."""
+
+    def __init__(self, prompts: list[list[dict]], seed: int) -> None:
+        self.prompts = prompts
+        self.rng = random.Random(seed)
+        self.order: list[int] = []
+
+    def take(self, count: int) -> list[list[dict]]:
+        batch = []
+        while len(batch) < count:
+            if not self.order:
+                self.order = list(range(len(self.prompts)))
+                self.rng.shuffle(self.order)
+            batch.append(self.prompts[self.order.pop()])
+        return batch
+
+
+def train_reinforce(
+    policy_path: str | os.PathLike,
+    reward_fn: RewardFn,
+    prompts: list[list[dict]],
+    eval_prompts: list[list[dict]],
+    config: ReinforceConfig,
+    output_dir: str | os.PathLike,
+    on_log: LogFn | None = None,
+    on_samples: SamplesFn | None = None,
+    should_stop: StopFn | None = None,
+) -> dict:
+    """Train the policy at policy_path with REINFORCE on reward_fn.
+
+    Returns the last evaluation on eval_prompts (reward_policy, reward_reference, win_rate, kl, response_length),
+    model_path (output_dir/final) and eval_samples: the policy's and the reference's answer to each held-out prompt.
+    """
+    _validate_prompts("prompts", prompts)
+    _validate_prompts("eval_prompts", eval_prompts)
+    eval_prompts = eval_prompts[: config.eval_max_prompts]
+    output_dir = Path(output_dir)
+    seed_everything(config.seed)
+    # Master weights stay float32 (bf16 comes from autocast on CUDA), so the reference is an exact copy at step 0.
+    policy, tokenizer = load_policy(policy_path, dtype=torch.float32)
+    device = next(policy.parameters()).device
+    reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    # No dropout: the sampled distribution and the trained one must be the same model.
+    policy.eval()
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    cycle = _PromptCycle(prompts, config.seed)
+    generator = make_generator(device, config.seed)
+    n = config.samples_per_prompt
+    state = {"config": config.to_dict(), "policy_path": str(policy_path)}
+    evaluation: dict = {}
+    reference_eval: dict | None = None
+    started = time.monotonic()
+
+    def stop_requested() -> None:
+        if should_stop is not None and should_stop():
+            raise TrainingStopped(f"stopped at step {step} of {config.steps}")
+
+    for step in range(1, config.steps + 1):
+        stop_requested()
+        timings = {}
+        # 1. Rollouts: n samples of every prompt, grouped prompt by prompt (the leave-one-out baseline relies on it).
+        tick = time.perf_counter()
+        step_prompts = cycle.take(config.prompts_per_step)
+        batch_prompts = [messages for messages in step_prompts for _ in range(n)]
+        rollout = rollout_prompts(
+            policy,
+            tokenizer,
+            step_prompts,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_prompt_tokens=config.max_prompt_tokens,
+            generator=generator,
+            samples_per_prompt=n,
+        )
+        responses = decode_responses(tokenizer, rollout)
+        timings["time_rollout"] = time.perf_counter() - tick
+
+        # 2. Scores from the reward function on the decoded text (its tokenizer may differ from ours).
+        tick = time.perf_counter()
+        scores = torch.tensor(score(reward_fn, batch_prompts, responses), device=device)
+        timings["time_scoring"] = time.perf_counter() - tick
+        stop_requested()
+
+        # 3. Update: log-probs with gradients, the reference's without, the lecture's objective.
+        tick = time.perf_counter()
+        logprobs = response_logprobs(policy, rollout, config.temperature)
+        with torch.no_grad():
+            ref_logprobs = response_logprobs(reference, rollout, config.temperature)
+        mask = rollout.response_mask
+        kl_tokens = token_kl(logprobs.detach(), ref_logprobs, mask)
+        sequence_kl = kl_tokens.sum(dim=1)
+        rewards = scores.clone()
+        if config.no_eos_penalty is not None:
+            rewards = rewards - config.no_eos_penalty * (~rollout.ended).float()
+        if config.kl_mode == "reward":
+            # The per-token penalty -beta * (log p - log p_ref), summed over the response, joins its reward.
+            rewards = rewards - config.kl_coef * sequence_kl
+        if config.whiten_rewards:
+            rewards = whiten(rewards)
+        baseline = compute_baseline(rewards, n, config.baseline)
+        loss, loss_stats = reinforce_loss(logprobs, mask, rewards, baseline, n)
+        if config.kl_mode == "loss":
+            loss = loss + config.kl_coef * k3_kl(logprobs, ref_logprobs, mask).sum(dim=1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+        optimizer.step()
+        timings["time_update"] = time.perf_counter() - tick
+
+        elapsed = time.monotonic() - started
+        metrics = {
+            "step": step,
+            "total_steps": config.steps,
+            "reward_mean": scores.mean().item(),
+            "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+            "total_reward_mean": rewards.mean().item(),
+            "kl": sequence_kl.mean().item(),
+            "response_length": rollout.lengths.float().mean().item(),
+            "ended_fraction": rollout.ended.float().mean().item(),
+            "loss": loss.item(),
+            "grad_norm": float(grad_norm),
+            **loss_stats,
+            **timings,
+            "elapsed_s": elapsed,
+            "eta_s": elapsed / step * (config.steps - step),
+        }
+        if on_samples is not None and (step % config.log_every == 0 or step == config.steps):
+            train_samples = [
+                {"prompt": messages, "response": response, "reward": reward, "kind": "train"}
+                for messages, response, reward in zip(batch_prompts, responses, scores.tolist(), strict=True)
+            ]
+            on_samples(step, train_samples)
+
+        if step % config.eval_every == 0 or step == config.steps:
+            stop_requested()
+            if reference_eval is None:
+                # The reference never changes: its eval answers are sampled and scored once.
+                reference_eval = _sample_and_score(reference, tokenizer, reward_fn, eval_prompts, config, device)
+                if on_samples is not None:
+                    on_samples(step, _eval_samples(eval_prompts, reference_eval, "reference"))
+            evaluation = _evaluate(
+                policy, reference, tokenizer, reward_fn, eval_prompts, config, device, reference_eval
+            )
+            if on_samples is not None:
+                on_samples(step, _eval_samples(eval_prompts, evaluation["policy"], "eval"))
+            metrics.update(evaluation["metrics"])
+
+        if step % config.checkpoint_every == 0 and step != config.steps:
+            save_model_dir(policy, tokenizer, output_dir / f"checkpoint-{step}", {**state, "step": step})
+        if on_log is not None and (step % config.log_every == 0 or step == config.steps or "eval_win_rate" in metrics):
+            on_log(step, metrics)
+
+    final_path = save_model_dir(policy, tokenizer, output_dir / "final", {**state, "step": config.steps})
+    eval_metrics = evaluation["metrics"]
+    return {
+        "steps": config.steps,
+        "reward_policy": eval_metrics["eval_reward_policy"],
+        "reward_reference": eval_metrics["eval_reward_reference"],
+        "win_rate": eval_metrics["eval_win_rate"],
+        "kl": eval_metrics["eval_kl"],
+        "response_length": eval_metrics["eval_length"],
+        "train_reward_mean": metrics["reward_mean"],
+        "elapsed_s": time.monotonic() - started,
+        "model_path": final_path,
+        "eval_samples": [
+            {
+                "prompt": messages,
+                "policy_response": policy_response,
+                "reference_response": reference_response,
+                "policy_reward": policy_reward,
+                "reference_reward": reference_reward,
+            }
+            for messages, policy_response, reference_response, policy_reward, reference_reward in zip(
+                eval_prompts,
+                evaluation["policy"]["responses"],
+                reference_eval["responses"],
+                evaluation["policy"]["rewards"],
+                reference_eval["rewards"],
+                strict=True,
+            )
+        ],
+    }
+
+
+def _eval_generator(device: torch.device, config: ReinforceConfig) -> torch.Generator:
+    # The same seed at every evaluation, so curves move with the weights rather than with sampling noise.
+    return make_generator(device, config.seed + 1_000_003)
+
+
+def _sample_and_score(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reward_fn: RewardFn,
+    prompts: list[list[dict]],
+    config: ReinforceConfig,
+    device: torch.device,
+) -> dict:
+    generator = _eval_generator(device, config)
+    rollouts: list[Rollout] = []
+    responses: list[str] = []
+    batch_size = config.prompts_per_step * config.samples_per_prompt
+    for start in range(0, len(prompts), batch_size):
+        rollout = rollout_prompts(
+            model,
+            tokenizer,
+            prompts[start : start + batch_size],
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_prompt_tokens=config.max_prompt_tokens,
+            generator=generator,
+        )
+        rollouts.append(rollout)
+        responses.extend(decode_responses(tokenizer, rollout))
+    return {"rollouts": rollouts, "responses": responses, "rewards": score(reward_fn, prompts, responses)}
+
+
+@torch.no_grad()
+def _evaluate(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reward_fn: RewardFn,
+    prompts: list[list[dict]],
+    config: ReinforceConfig,
+    device: torch.device,
+    reference_eval: dict,
+) -> dict:
+    sampled = _sample_and_score(policy, tokenizer, reward_fn, prompts, config, device)
+    kls, lengths = [], []
+    for rollout in sampled["rollouts"]:
+        logprobs = response_logprobs(policy, rollout, config.temperature)
+        ref_logprobs = response_logprobs(reference, rollout, config.temperature)
+        kls.extend(token_kl(logprobs, ref_logprobs, rollout.response_mask).sum(dim=1).tolist())
+        lengths.extend(rollout.lengths.tolist())
+    policy_rewards, reference_rewards = sampled["rewards"], reference_eval["rewards"]
+    # A tie counts half, so identical policies score 0.5.
+    wins = sum(1.0 if p > r else 0.5 if p == r else 0.0 for p, r in zip(policy_rewards, reference_rewards, strict=True))
+    metrics = {
+        "eval_reward_policy": sum(policy_rewards) / len(policy_rewards),
+        "eval_reward_reference": sum(reference_rewards) / len(reference_rewards),
+        "eval_win_rate": wins / len(policy_rewards),
+        "eval_kl": sum(kls) / len(kls),
+        "eval_length": sum(lengths) / len(lengths),
+    }
+    return {"metrics": metrics, "policy": sampled}
+
+
+def _eval_samples(prompts: list[list[dict]], sampled: dict, kind: str) -> list[dict]:
+    return [
+        {"prompt": messages, "response": response, "reward": reward, "kind": kind}
+        for messages, response, reward in zip(prompts, sampled["responses"], sampled["rewards"], strict=True)
+    ]
