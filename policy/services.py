@@ -16,15 +16,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from annotate.models import Batch, Item, Judgment
+from policy import reinforce as trainer  # torch loads on the first call into it, not at import
 from policy.models import PolicyRun, PolicySample
-from policy.reinforce import (
-    ReinforceConfig,
-    SFTConfig,
-    TrainingStopped,
-    default_policy_path,
-    train_reinforce,
-    train_sft,
-)
+from policy.reinforce import ReinforceConfig, SFTConfig, TrainingStopped
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import OnLog, RunStatus
 from rewardmodel.services import prompt_group, scorer_for
@@ -305,7 +299,7 @@ def base_model_path(run: PolicyRun) -> str:
         return str(model_dir)
     if run.base_path:
         return run.base_path
-    return default_policy_path(Path(settings.VAR_DIR) / "models")
+    return trainer.default_policy_path(Path(settings.VAR_DIR) / "models")
 
 
 def run_policy_training(run: PolicyRun, on_log: OnLog | None = None) -> PolicyRun:
@@ -353,7 +347,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     should_stop = run.stop_checker()
 
     if kind == PolicyRun.Kind.SFT:
-        return train_sft(base, data, config, str(output_dir), on_log=log, should_stop=should_stop)
+        return trainer.train_sft(base, data, config, str(output_dir), on_log=log, should_stop=should_stop)
 
     if run.reward_run is None:
         raise PolicyRunError("REINFORCE needs a reward-model run.")
@@ -376,7 +370,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
         )
 
     train, held_out = split_eval_prompts(data, seed=config.seed)
-    return train_reinforce(
+    return trainer.train_reinforce(
         base,
         reward_fn,
         train,

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+class TrainingStopped(Exception):
+    """should_stop() asked the run to end; nothing after the last checkpoint is saved."""
+
+
 @dataclass
 class ReinforceConfig:
     steps: int = 10

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .config import SFTConfig
+from .config import SFTConfig, TrainingStopped
 from .loading import PLAIN_ASSISTANT_PREFIX, PLAIN_USER_PREFIX, has_chat_template, load_policy, validate_messages
 from .sampling import autocast_for
-from .train import TrainingStopped, save_model_dir, seed_everything
+from .train import save_model_dir, seed_everything
 
 IGNORE_INDEX = -100
 

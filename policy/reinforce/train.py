@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .config import ReinforceConfig
+from .config import ReinforceConfig, TrainingStopped
 from .loading import load_policy, validate_messages
 from .loss import compute_baseline, k3_kl, reinforce_loss, token_kl, whiten
 from .sampling import Rollout, decode_responses, make_generator, response_logprobs, rollout_prompts
@@ -23,10 +23,6 @@ RewardFn = Callable[[list[list[dict]], list[str]], list[float]]
 LogFn = Callable[[int, dict], None]
 SamplesFn = Callable[[int, list[dict]], None]
 StopFn = Callable[[], bool]
-
-
-class TrainingStopped(Exception):
-    """should_stop() asked the run to end; nothing after the last checkpoint is saved."""
 
 
 def seed_everything(seed: int) -> None:
