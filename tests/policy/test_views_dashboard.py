@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from annotate.models import Judgment, Rating
 from policy.models import PolicyLog, PolicyRun, PolicySample
+from policy.reinforce import ReinforceConfig
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import RunStatus
 from tests.policy.helpers import finished_run_with_answers, prompts_batch, succeeded_reward_run
@@ -140,7 +141,9 @@ def test_the_form_asks_for_a_batch_or_a_file(charlie_client, reward_run):
 def test_start_from_a_batch_with_defaults(charlie_client, reward_run):
     batch = prompts_batch("my prompts")
     form_page = charlie_client.get(url("run_new")).content.decode()
-    assert 'name="steps" value="20"' in form_page  # the trainer's CPU-sized default
+    defaults = ReinforceConfig()
+    assert f'name="steps" value="{defaults.steps}"' in form_page  # the trainer's CPU-sized default
+    assert f'name="max_new_tokens" value="{defaults.max_new_tokens}"' in form_page
     response = charlie_client.post(
         url("run_new"),
         {"reward_run": reward_run.pk, "data_batch": batch.pk, "steps": 20, "prompts_per_step": 2,
