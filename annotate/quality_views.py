@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
 from annotate.models import Batch, Rating
+from annotate.permissions import staff_required
 from annotate.quality import THRESHOLDS, annotator_quality, annotator_report, batch_quality
-
-
-def staff_required(view: Callable) -> Callable:
-    """Anonymous visitors go to the login page; signed-in non-staff get 403."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff can see annotation quality and exports.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @dataclass

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.api import AnyContentNegotiation, IsStaff
+from annotate.api import AnyContentNegotiation
 from annotate.models import Batch
-from policy.models import PolicyLog, PolicyRun, PolicySample
+from policy.models import PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
 from rewardmodel.api import (
     TRAINING_RUN_FIELDS,
-    TrainingLogSerializer,
     TrainingRunSerializerMixin,
+    TrainingRunViewSet,
     download_responses,
     service_error,
 )
@@ -109,11 +109,13 @@ class WinRateSerializer(serializers.Serializer):
     high = serializers.FloatField(allow_null=True)
 
 
-class PolicyRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    permission_classes = [IsStaff]
+class PolicyRunViewSet(TrainingRunViewSet):
     serializer_class = PolicyRunSerializer
     filterset_fields = ["status", "kind", "reward_run"]
     parser_classes = [JSONParser, MultiPartParser]
+
+    def cancel_run(self, run: PolicyRun) -> bool:
+        return cancel_policy_run(run)
 
     def get_queryset(self) -> QuerySet[PolicyRun]:
         return PolicyRun.objects.select_related("created_by")
@@ -133,25 +135,6 @@ class PolicyRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         except PolicyRunError as exc:
             raise service_error(exc) from None
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        summary="Cancel a run: at once when queued, at the next step when running",
-        request=None,
-        responses={200: PolicyRunSerializer, 400: OpenApiResponse(description="The run has finished.")},
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: str | None = None) -> Response:
-        run = self.get_object()
-        if not cancel_policy_run(run):
-            raise service_error(ValueError(f"{run} has already finished ({run.get_status_display()})."))
-        return Response(self.get_serializer(run).data)
-
-    @extend_schema(summary="The run's training log, step by step", responses=TrainingLogSerializer(many=True))
-    @action(detail=True, methods=["get"], filterset_fields=[])
-    def logs(self, request: Request, pk: str | None = None) -> Response:
-        run = self.get_object()
-        page = self.paginate_queryset(PolicyLog.objects.filter(run=run).order_by("step", "pk"))
-        return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
 
     @extend_schema(
         summary="Sampled answers during training and on held-out prompts",

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from annotate.api import AnyContentNegotiation, IsStaff
 from annotate.models import Batch
 from rewardmodel.dashboard import zip_download
-from rewardmodel.models import RewardModelLog, RewardModelRun
+from rewardmodel.models import RewardModelRun
 from rewardmodel.services import AGGREGATES, RewardRunError, cancel_reward_run, score_with_run, start_reward_run
 
 TRAINING_RUN_FIELDS = [
@@ -109,10 +109,35 @@ def service_error(exc: Exception) -> ValidationError:
     return ValidationError({"non_field_errors": [str(exc)]})
 
 
-class RewardModelRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List, read, cancel and read the log of a TrainingRun; the reward-model and policy run endpoints extend it."""
+
     permission_classes = [IsStaff]
+
+    def cancel_run(self, run) -> bool:
+        return run.request_cancel()
+
+    @extend_schema(summary="Cancel a run: at once when queued, at the next step when running", request=None)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        if not self.cancel_run(run):
+            raise service_error(ValueError(f"{run} has already finished ({run.get_status_display()})."))
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(summary="The run's training log, step by step", responses=TrainingLogSerializer(many=True))
+    @action(detail=True, methods=["get"], filterset_fields=[])
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        page = self.paginate_queryset(self.get_object().logs.order_by("step", "pk"))
+        return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
+
+
+class RewardModelRunViewSet(TrainingRunViewSet):
     serializer_class = RewardModelRunSerializer
     filterset_fields = ["status", "batches"]
+
+    def cancel_run(self, run: RewardModelRun) -> bool:
+        return cancel_reward_run(run)
 
     def get_queryset(self) -> QuerySet[RewardModelRun]:
         return RewardModelRun.objects.select_related("created_by").prefetch_related("batches")
@@ -137,25 +162,6 @@ class RewardModelRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         except RewardRunError as exc:
             raise service_error(exc) from None
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        summary="Cancel a run: at once when queued, at the next step when running",
-        request=None,
-        responses={200: RewardModelRunSerializer, 400: OpenApiResponse(description="The run has finished.")},
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: str | None = None) -> Response:
-        run = self.get_object()
-        if not cancel_reward_run(run):
-            raise service_error(ValueError(f"{run} has already finished ({run.get_status_display()})."))
-        return Response(self.get_serializer(run).data)
-
-    @extend_schema(summary="The run's training log, step by step", responses=TrainingLogSerializer(many=True))
-    @action(detail=True, methods=["get"], filterset_fields=[])
-    def logs(self, request: Request, pk: str | None = None) -> Response:
-        run = self.get_object()
-        page = self.paginate_queryset(RewardModelLog.objects.filter(run=run).order_by("step", "pk"))
-        return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
 
     @extend_schema(
         summary="Score a prompt with two responses, as the run page's score box does",

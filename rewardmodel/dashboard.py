@@ -10,12 +10,9 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable, Iterator
-from functools import wraps
 from pathlib import Path
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
@@ -23,20 +20,6 @@ from rewardmodel.runs import TrainingRun
 
 # htmx stops polling when a response has this status.
 HTMX_STOP_POLLING = 286
-
-
-def staff_required(view: Callable) -> Callable:
-    """Anonymous visitors go to the login page; signed-in non-staff get 403."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff can use the training dashboards.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def render_polled(request: HttpRequest, template_name: str, context: dict, *, done: bool) -> HttpResponse:
