@@ -72,6 +72,9 @@ class StartRewardRunSerializer(serializers.Serializer):
     exclude_annotators = serializers.SlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), many=True, required=False
     )
+    exclude_flagged = serializers.BooleanField(
+        default=False, help_text="Leave out the annotators the quality figures flag on these batches."
+    )
     options = serializers.DictField(
         required=False,
         help_text="Trainer settings (RewardTrainConfig fields, e.g. backbone, epochs, learning_rate); "
@@ -157,6 +160,7 @@ class RewardModelRunViewSet(TrainingRunViewSet):
                 data["batches"],
                 aggregate=data["aggregate"],
                 exclude_annotators=data.get("exclude_annotators", []),
+                exclude_flagged=data["exclude_flagged"],
                 **data.get("options", {}),
             )
         except RewardRunError as exc:

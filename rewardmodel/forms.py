@@ -39,6 +39,9 @@ class RewardRunForm(forms.Form):
         choices=[("each", "Each judgment is a pair"), ("majority", "Majority per item")],
         help_text="When several annotators judged one item.",
     )
+    exclude_flagged = forms.BooleanField(
+        required=False, label="Leave out flagged annotators", help_text="As the quality page flags them now."
+    )
 
     OPTION_FIELDS = ("backbone", "epochs", "learning_rate", "batch_size", "eval_fraction", "margin")
 

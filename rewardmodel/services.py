@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from annotate.models import Batch, Judgment
+from annotate.quality import flagged_annotators
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import OnLog
@@ -124,19 +125,25 @@ def start_reward_run(
     *,
     aggregate: str = "each",
     exclude_annotators: Iterable = (),
+    exclude_flagged: bool = False,
     dispatch: bool = True,
     **options,
 ) -> RewardModelRun:
     """Create a queued run on the batches' judgments and (by default) hand it to a worker.
 
-    The task is sent only once the row is committed, so the worker always finds it.
+    `exclude_flagged` leaves out the annotators the quality page flags on these batches (as they stand now;
+    the run keeps the resulting ids). The task is sent only once the row is committed, so the worker always
+    finds it.
     """
     batches = list(batches)
     if not batches:
         raise RewardRunError("Pick at least one batch.")
     if aggregate not in AGGREGATES:
         raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {aggregate!r}.")
-    exclude_ids = sorted({getattr(a, "pk", a) for a in exclude_annotators})
+    exclude_ids = {getattr(a, "pk", a) for a in exclude_annotators}
+    if exclude_flagged:
+        exclude_ids |= flagged_annotators(batches).keys()
+    exclude_ids = sorted(exclude_ids)
     config = build_config(**options)
     judgments = list(judgments_for(batches, exclude_ids))
     if not judgments:
@@ -146,7 +153,12 @@ def start_reward_run(
     with transaction.atomic():
         run = RewardModelRun.objects.create(
             created_by=user if getattr(user, "pk", None) else None,
-            config={**config.to_dict(), "aggregate": aggregate, "exclude_annotators": exclude_ids},
+            config={
+                **config.to_dict(),
+                "aggregate": aggregate,
+                "exclude_flagged": exclude_flagged,
+                "exclude_annotators": exclude_ids,
+            },
             judgments_count=count,
             judgments_hash=digest,
         )

@@ -29,6 +29,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 request.user,
                 form.cleaned_data["batches"],
                 aggregate=form.cleaned_data["aggregate"],
+                exclude_flagged=form.cleaned_data["exclude_flagged"],
                 **form.training_options(),
             )
         except RewardRunError as exc:

@@ -156,6 +156,21 @@ def test_excluded_annotators_judgments_are_left_out(contested_batch, charlie):
     assert len(pairs) == 6
 
 
+@pytest.mark.django_db
+def test_exclude_flagged_leaves_out_annotators_the_quality_page_flags(contested_batch, charlie):
+    # alice and bob take their time; charlie clicks through in under a second per item (flagged "too fast").
+    Judgment.objects.exclude(annotator=charlie).update(time_ms=20_000)
+    Judgment.objects.filter(annotator=charlie).update(time_ms=500)
+
+    run = start_reward_run(charlie, [contested_batch], exclude_flagged=True, dispatch=False)
+
+    assert run.config["exclude_flagged"] is True
+    assert run.config["exclude_annotators"] == [charlie.pk]
+    assert run.judgments_count == 6, "charlie's two judgments are left out"
+    everyone = start_reward_run(charlie, [contested_batch], dispatch=False)
+    assert everyone.judgments_count == 8
+
+
 # Starting ----------------------------------------------------------------------------------------
 
 

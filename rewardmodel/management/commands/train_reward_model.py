@@ -25,6 +25,9 @@ class Command(ForegroundTrainingCommand):
         parser.add_argument("--eval-fraction", type=float, help="Share of prompts held out for evaluation.")
         parser.add_argument("--margin", choices=("none", "level"))
         parser.add_argument("--aggregate", choices=AGGREGATES, default="each")
+        parser.add_argument(
+            "--exclude-flagged", action="store_true", help="Leave out annotators the quality page flags."
+        )
         parser.add_argument("--seed", type=int)
         parser.add_argument("--log-every", type=int, metavar="STEPS", help="Print a progress line every STEPS steps.")
 
@@ -39,7 +42,14 @@ class Command(ForegroundTrainingCommand):
             ("backbone", "epochs", "learning_rate", "batch_size", "eval_fraction", "margin", "seed", "log_every"),
         )
         try:
-            run = start_reward_run(None, batches, aggregate=options["aggregate"], dispatch=False, **training)
+            run = start_reward_run(
+                None,
+                batches,
+                aggregate=options["aggregate"],
+                exclude_flagged=options["exclude_flagged"],
+                dispatch=False,
+                **training,
+            )
         except RewardRunError as exc:
             raise CommandError(str(exc)) from None
         run = self.train(run, run_reward_training)
