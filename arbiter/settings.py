@@ -136,6 +136,9 @@ CELERY_TASK_ROUTES = {
     "policy.tasks.*": {"queue": "gpu"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A running training run silent this long (no heartbeat) has lost its worker: a redelivered task or a
+# cancel ends it as failed / cancelled instead of leaving it "running" for ever.
+RUN_STALE_MINUTES = envint("RUN_STALE_MINUTES", "15")
 
 # Annotation
 # An unsubmitted HIT with no activity for this long gives its unjudged items back.

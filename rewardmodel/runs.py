@@ -19,7 +19,9 @@ A subclass's log model must name its foreign key `run` with related_name="logs":
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -34,6 +36,27 @@ logger = logging.getLogger(__name__)
 
 # How often a running trainer re-reads the cancel flag from the database.
 CANCEL_POLL_SECONDS = 1.0
+# How often a running trainer says it is alive; a run silent for RUN_STALE_MINUTES has lost its worker.
+HEARTBEAT_SECONDS = 30.0
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_is_gone(worker: str) -> bool:
+    """True when `worker` ("host:pid") names a process on this host that no longer exists."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
 
 OnLog = Callable[[int, dict], None]
 
@@ -82,6 +105,10 @@ class TrainingRun(models.Model):
     artifact_path = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Which process trains the run ("host:pid") and when it last said so: a redelivered task or a cancel
+    # can then tell a run still training from one whose worker died (OOM, kill -9, lost machine).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -102,7 +129,31 @@ class TrainingRun(models.Model):
 
     def claim(self) -> bool:
         """Move queued -> running. False when another worker (or a cancel) got there first."""
-        return self._transition((RunStatus.QUEUED,), status=RunStatus.RUNNING, started_at=timezone.now())
+        now = timezone.now()
+        return self._transition(
+            (RunStatus.QUEUED,), status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=this_process()
+        )
+
+    def beat(self) -> None:
+        type(self).objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
+
+    @property
+    def worker_lost(self) -> bool:
+        """A running run whose process is gone, or that has not beaten for RUN_STALE_MINUTES."""
+        if self.status != RunStatus.RUNNING:
+            return False
+        if self.worker and process_is_gone(self.worker):
+            return True
+        last_sign = self.heartbeat_at or self.started_at
+        return last_sign is not None and timezone.now() - last_sign > timedelta(minutes=settings.RUN_STALE_MINUTES)
+
+    def fail_if_worker_lost(self) -> bool:
+        if not self.worker_lost:
+            return False
+        return self.mark_failed(
+            f"The worker training this run ({self.worker or 'unknown'}) stopped before it finished "
+            "(killed, out of memory or shut down). Start a new run."
+        )
 
     def request_cancel(self) -> bool:
         """Cancel a queued run at once; ask a running one to stop at its next step.
@@ -113,6 +164,10 @@ class TrainingRun(models.Model):
             (RunStatus.QUEUED,), status=RunStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
         ):
             return True
+        if self.worker_lost:  # nobody is left to see the flag: end it here
+            return self._transition(
+                (RunStatus.RUNNING,), status=RunStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+            )
         return self._transition((RunStatus.RUNNING,), cancel_requested=True)
 
     def should_stop(self) -> bool:
@@ -172,7 +227,11 @@ class TrainingRun(models.Model):
         not queued (a redelivered task, a cancel that came first) is left alone.
         """
         if not self.claim():
-            logger.info("%s is %s, not queued: nothing to do.", self, self.status)
+            # A redelivered task: its run is either done, still training elsewhere, or orphaned by a dead worker.
+            if self.fail_if_worker_lost():
+                logger.warning("%s lost its worker; marked failed.", self)
+            else:
+                logger.info("%s is %s, not queued: nothing to do.", self, self.status)
             return
         partial_dir = final_dir.with_name(final_dir.name + ".partial")
         try:
@@ -212,12 +271,16 @@ class TrainingRun(models.Model):
         return log
 
     def stop_checker(self) -> Callable[[], bool]:
-        """The trainer's `should_stop`: reads the cancel flag at most every CANCEL_POLL_SECONDS."""
-        last_check = 0.0
+        """The trainer's `should_stop`: reads the cancel flag at most every CANCEL_POLL_SECONDS, and
+        beats the heartbeat every HEARTBEAT_SECONDS."""
+        last_check, last_beat = 0.0, time.monotonic()
 
         def should_stop() -> bool:
-            nonlocal last_check
+            nonlocal last_check, last_beat
             now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = now
+                self.beat()
             if now - last_check < CANCEL_POLL_SECONDS:
                 return False
             last_check = now

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -294,3 +296,54 @@ def test_scoring_needs_a_trained_model(charlie, alice):
 
     with pytest.raises(RewardRunError, match="has no trained model"):
         score_with_run(run, "prompt", "one", "two")
+
+
+# A worker that died ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_redelivered_task_fails_a_run_whose_worker_process_is_gone(charlie, alice, artifacts):
+    run = start_reward_run(charlie, [judged_batch("b", alice)], dispatch=False)
+    RewardModelRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), worker=_dead_worker()
+    )
+
+    run_reward_training(run)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "stopped before it finished" in run.error
+
+
+@pytest.mark.django_db
+def test_a_redelivered_task_leaves_a_run_that_is_still_training_alone(charlie, alice, artifacts):
+    run = start_reward_run(charlie, [judged_batch("b", alice)], dispatch=False)
+    RewardModelRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), worker=runs.this_process()
+    )
+
+    run_reward_training(run)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_cancelling_a_run_silent_past_the_stale_time_ends_it_at_once(charlie, alice, settings):
+    settings.RUN_STALE_MINUTES = 15
+    run = start_reward_run(charlie, [judged_batch("b", alice)], dispatch=False)
+    long_ago = timezone.now() - timedelta(minutes=16)
+    RewardModelRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, started_at=long_ago, heartbeat_at=long_ago, worker="another-host:123"
+    )
+    run.refresh_from_db()
+
+    assert run.request_cancel() is True
+    assert run.status == RunStatus.CANCELLED
+
+
+def _dead_worker() -> str:
+    """A "host:pid" on this host whose process has exited (and been reaped)."""
+    probe = subprocess.Popen(["true"])
+    probe.wait()
+    return f"{socket.gethostname()}:{probe.pid}"

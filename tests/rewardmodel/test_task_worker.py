@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,22 @@ def test_a_task_delivered_twice_trains_once(celery_worker, charlie, alice, tiny_
 
     assert run.status == RunStatus.SUCCEEDED
     assert sorted(run.logs.values_list("step", flat=True)) == list(range(1, run.total_steps + 1))
+
+
+def test_a_run_whose_worker_process_dies_ends_failed_not_running_for_ever(celery_worker, charlie, alice, tiny_backbone):
+    many_steps = {**TINY, "epochs": 500, "batch_size": 1}
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=20)], backbone=tiny_backbone, **many_steps)
+
+    def training():
+        run.refresh_from_db()
+        return run.status == RunStatus.RUNNING and run.step >= 2
+
+    wait_for(training, timeout=60, message=f"training to start\n{celery_worker.log()}")
+    child_pid = int(run.worker.rpartition(":")[2])
+    os.kill(child_pid, signal.SIGKILL)  # as the OOM killer would
+
+    # The parent requeues the unacknowledged task; its redelivery finds the run orphaned and fails it.
+    wait_for(lambda: _finished(run), timeout=60, message=f"the orphaned run to end\n{celery_worker.log()}")
+    assert run.status == RunStatus.FAILED
+    assert "stopped before it finished" in run.error
+    assert celery_worker.alive
