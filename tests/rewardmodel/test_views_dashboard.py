@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from transformers import AutoModelForSequenceClassification
 
 from annotate.models import Batch
@@ -181,6 +183,22 @@ def test_cancel_button_asks_a_running_run_to_stop(charlie_client, charlie, alice
     assert run.cancel_requested and run.status == RunStatus.RUNNING
     assert "cancel requested" in response.content.decode()
     assert "(stopping…)" in response.content.decode() and "Cancel run" not in response.content.decode()
+
+
+def test_a_run_whose_worker_went_silent_says_so_and_cancel_ends_it(charlie_client, charlie, alice, settings):
+    settings.RUN_STALE_MINUTES = 15
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
+    run.claim()
+    long_ago = timezone.now() - timedelta(minutes=40)
+    RewardModelRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago, worker="gpu-box:4242")
+
+    page = charlie_client.get(run.get_absolute_url()).content.decode()
+    response = charlie_client.post(reverse("rewardmodel:run_cancel", args=[run.pk]), follow=True)
+
+    assert "No sign of life from its worker (gpu-box:4242) for 40" in page
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert "Cancelled" in response.content.decode()
 
 
 @pytest.mark.worker
