@@ -26,6 +26,7 @@ DEFAULT_BACKBONE: str = _default_backbone()
 
 
 MARGIN_OPTIONS = ("none", "level")
+PRECISION_OPTIONS = ("auto", "bf16", "fp32")
 
 
 class TrainingStopped(Exception):
@@ -52,6 +53,8 @@ class RewardTrainConfig:
     log_every: int = 10  # optimizer steps
     eval_every: int = 0  # optimizer steps; 0 = only at the end of each epoch
     device: str = ""  # "" = CUDA when available, else CPU
+    # "auto": bf16 autocast (fp32 master weights) where bf16 matmuls are fast: CUDA, CPUs with AVX512-BF16 or AMX
+    precision: str = "auto"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +70,8 @@ class RewardTrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
+        if self.precision not in PRECISION_OPTIONS:
+            raise ValueError(f"precision must be one of {PRECISION_OPTIONS}, got {self.precision!r}")
         if self.margin not in MARGIN_OPTIONS:
             raise ValueError(f"margin must be one of {MARGIN_OPTIONS}, got {self.margin!r}")
         if self.max_pairs_per_group < 0 or self.eval_every < 0:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from rewardmodel.train.backbone import load_tokenizer, pick_device
+from rewardmodel.train.backbone import compute_last_layer_for_first_token_only, load_tokenizer, pick_device
 from rewardmodel.train.data import LEVELS, PreferencePair, encode_texts
 from rewardmodel.train.loss import pairwise_loss
 
@@ -25,28 +25,32 @@ def collate(sequences: list[list[int]], pad_token_id: int, device: torch.device)
     return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA; plain fp32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast_for(device: torch.device, bf16: bool | None = None):
+    """bf16 autocast when asked; by default (None) on CUDA only. Plain fp32 otherwise."""
+    if bf16 is None:
+        bf16 = device.type == "cuda"
+    if bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def rewards_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    with autocast_for(batch["input_ids"].device):
+def rewards_of(model, batch: dict[str, torch.Tensor], bf16: bool | None = None) -> torch.Tensor:
+    with autocast_for(batch["input_ids"].device, bf16):
         logits = model(**batch).logits
     return logits.squeeze(-1).float()
 
 
 @torch.inference_mode()
-def score_sequences(model, sequences: list[list[int]], pad_token_id: int, batch_size: int) -> list[float]:
+def score_sequences(
+    model, sequences: list[list[int]], pad_token_id: int, batch_size: int, bf16: bool | None = None
+) -> list[float]:
     """Rewards of token-id sequences, batched by length (little padding), in the input order."""
     device = next(model.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     scores = [0.0] * len(sequences)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        rewards = rewards_of(model, collate([sequences[i] for i in chunk], pad_token_id, device))
+        rewards = rewards_of(model, collate([sequences[i] for i in chunk], pad_token_id, device), bf16)
         for index, reward in zip(chunk, rewards.tolist(), strict=True):
             scores[index] = reward
     return scores
@@ -99,6 +103,7 @@ def load_reward_model(path: str, device: str | None = None) -> RewardScorer:
     if model.config.num_labels != 1:
         raise ValueError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
     model.config.pad_token_id = tokenizer.pad_token_id
+    compute_last_layer_for_first_token_only(model)
     max_length = min(tokenizer.model_max_length, 512)
     config_file = folder / "train_config.json"
     if config_file.is_file():

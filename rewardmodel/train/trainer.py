@@ -1,7 +1,8 @@
 """The reward-model training loop: pairwise sigmoid loss over human preference pairs.
 
 One clear loop (nanoGPT style): encode every pair once, batch by length, chosen and rejected in one forward pass,
-gradient accumulation, linear warm-up then linear decay, gradient clipping, bf16 autocast on CUDA, fp32 on CPU.
+gradient accumulation, linear warm-up then linear decay, gradient clipping, bf16 autocast where the hardware has
+fast bf16 matmuls (CUDA; CPUs with AVX512-BF16 or AMX), fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from rewardmodel.train.backbone import load_reward_backbone, load_tokenizer, pick_device
+from rewardmodel.train.backbone import bf16_is_fast, load_reward_backbone, load_tokenizer, pick_device
 from rewardmodel.train.config import RewardTrainConfig, TrainingStopped
 from rewardmodel.train.data import (
     EncodedPairs,
@@ -65,11 +66,11 @@ def sample_per_group(encoded: EncodedPairs, limit: int, rng: random.Random) -> t
 
 
 @torch.inference_mode()
-def evaluate_encoded(model, encoded: EncodedPairs, pad_token_id: int, batch_size: int) -> dict:
+def evaluate_encoded(model, encoded: EncodedPairs, pad_token_id: int, batch_size: int, bf16: bool) -> dict:
     was_training = model.training
     model.eval()
-    r_chosen = score_sequences(model, encoded.chosen, pad_token_id, batch_size)
-    r_rejected = score_sequences(model, encoded.rejected, pad_token_id, batch_size)
+    r_chosen = score_sequences(model, encoded.chosen, pad_token_id, batch_size, bf16)
+    r_rejected = score_sequences(model, encoded.rejected, pad_token_id, batch_size, bf16)
     model.train(was_training)
     metrics = preference_metrics(r_chosen, r_rejected, encoded.levels, encoded.weights)
     return {f"eval_{key}": value for key, value in metrics.items()}
@@ -90,6 +91,7 @@ def train_reward_model(
     config.validate()
     validate_pairs(pairs)
     device = pick_device(config.device)
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
     torch.manual_seed(config.seed)  # the fresh reward head is drawn from it
     rng = random.Random(config.seed)
 
@@ -113,7 +115,12 @@ def train_reward_model(
     steps_per_epoch = math.ceil(micro_batches_per_epoch / config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=device.type in ("cpu", "cuda"),  # one pass over the weights instead of ~10 (~4 % of a CPU step)
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(total_steps, config.warmup_ratio))
 
     def report(step: int, metrics: dict) -> None:
@@ -134,7 +141,7 @@ def train_reward_model(
             group = batches[first : first + config.grad_accum_steps]
             for batch in group:
                 sequences = [train_set.chosen[i] for i in batch] + [train_set.rejected[i] for i in batch]
-                rewards = rewards_of(model, collate(sequences, pad_id, device))
+                rewards = rewards_of(model, collate(sequences, pad_id, device), bf16)
                 r_chosen, r_rejected = rewards.chunk(2)
                 loss = pairwise_loss(
                     r_chosen,
@@ -171,15 +178,15 @@ def train_reward_model(
                 }
                 window = dict.fromkeys(window, 0)
                 if len(eval_set) and (end_of_epoch or (config.eval_every and step % config.eval_every == 0)):
-                    eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2)
+                    eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
                     metrics.update(eval_metrics)
                 report(step, metrics)
             elif len(eval_set) and config.eval_every and step % config.eval_every == 0:
-                eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2)
+                eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
                 report(step, {"step": step, "total_steps": total_steps, "epoch": epoch, **eval_metrics})
 
     if not eval_metrics:
-        eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2)
+        eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
     final = {
         "train_pairs": len(train_set),
         "pairs_trained": train_pairs_done,
@@ -192,6 +199,7 @@ def train_reward_model(
         "prompt_truncated_pairs": train_set.prompt_cut + eval_set.prompt_cut,
         "response_truncated_pairs": train_set.response_cut + eval_set.response_cut,
         "device": device.type,
+        "precision": "bf16" if bf16 else "fp32",
         **eval_metrics,
     }
     save_reward_model(model, tokenizer, config, final, Path(output_dir))

@@ -18,7 +18,9 @@ from rewardmodel.train import (
     split_by_group,
     train_reward_model,
 )
+from rewardmodel.train.backbone import load_reward_backbone, load_tokenizer
 from rewardmodel.train.data import encode_pairs
+from rewardmodel.train.scoring import collate
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 WORDS = [f"w{i}" for i in range(40)] + ["good", "Human:", "Assistant:"]
@@ -160,6 +162,34 @@ def test_tiny_model_learns_the_marker_preference_and_saves_a_loadable_model(back
     assert held_out["pairs"] == 60 and held_out["accuracy"] > 0.9
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_last_layer_for_the_first_token_only_gives_the_same_rewards_and_gradients(backbone, attention):
+    tokenizer = load_tokenizer(backbone)
+    torch.manual_seed(0)
+    plain = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1, attn_implementation=attention)
+    torch.manual_seed(0)
+    fast = load_reward_backbone(backbone, tokenizer)
+    fast.config._attn_implementation = attention
+    texts = ["w1 w2 w3 good", "w4", "w5 w6 w7 w8 w9 w10 w11", "good w2"]  # different lengths: padding in the batch
+    batch = collate([tokenizer(text)["input_ids"] for text in texts], tokenizer.pad_token_id, torch.device("cpu"))
+
+    assert fast.bert(**batch).last_hidden_state.shape[1] == 1  # the short cut is in use
+    rewards = {}
+    for name, model in (("plain", plain), ("fast", fast)):
+        rewards[name] = model(**batch).logits.squeeze(-1)
+        rewards[name].sum().backward()
+    torch.testing.assert_close(rewards["fast"], rewards["plain"], rtol=0, atol=1e-6)
+    for (name, p_plain), p_fast in zip(plain.named_parameters(), fast.parameters(), strict=True):
+        torch.testing.assert_close(p_fast.grad, p_plain.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_bf16_and_fp32_precision_both_train(backbone, tmp_path):
+    for precision in ("bf16", "fp32"):
+        final = train_reward_model(marker_pairs(64), small_config(backbone, precision=precision), tmp_path / precision)
+        assert final["precision"] == precision
+        assert final["eval_accuracy"] > 0.8, final
+
+
 def test_same_seed_gives_the_same_model(backbone, tmp_path):
     pairs = marker_pairs(64)
     config = small_config(backbone, epochs=1)
@@ -202,3 +232,5 @@ def test_bad_pairs_and_config_get_clear_errors(backbone, tmp_path):
         train_reward_model([], small_config(backbone), tmp_path / "rm")
     with pytest.raises(ValueError, match="margin"):
         train_reward_model(marker_pairs(8), small_config(backbone, margin="big"), tmp_path / "rm")
+    with pytest.raises(ValueError, match="precision"):
+        train_reward_model(marker_pairs(8), small_config(backbone, precision="fp8"), tmp_path / "rm")
