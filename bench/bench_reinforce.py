@@ -24,36 +24,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from bench_reward import HH_FILE, load_hh  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from policy.reinforce import ReinforceConfig, default_policy_path, load_policy, train_reinforce  # noqa: E402
 from policy.reinforce.sampling import encode_prompts, make_generator, sample  # noqa: E402
 
-HH_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hh_rlhf_harmless_test_dev.jsonl"
-ASSISTANT = "\n\nAssistant:"
-
-
-def parse_dialogue(text: str) -> list[dict]:
-    messages = []
-    for chunk in text.split("\n\nHuman:")[1:]:
-        human, *assistant_turns = chunk.split(ASSISTANT)
-        messages.append({"role": "user", "content": human.strip()})
-        messages.extend({"role": "assistant", "content": turn.strip()} for turn in assistant_turns)
-    return messages
-
 
 def hh_rows() -> list[tuple[list[dict], str, str]]:
-    """(prompt messages, chosen answer, rejected answer) per HH row."""
-    rows = []
-    for line in HH_FILE.read_text().splitlines():
-        row = json.loads(line)
-        shared = os.path.commonprefix([row["chosen"], row["rejected"]])
-        if ASSISTANT not in shared:
-            continue
-        cut = shared.rindex(ASSISTANT)
-        start = cut + len(ASSISTANT)
-        chosen, rejected = row["chosen"][start:].strip(), row["rejected"][start:].strip()
-        rows.append((parse_dialogue(row["chosen"][:cut]), chosen, rejected))
-    return rows
+    """(prompt messages, chosen answer, rejected answer) per HH row, split as the reward bench splits them."""
+    return [(pair.prompt, pair.chosen, pair.rejected) for pair in load_hh(HH_FILE)]
 
 
 def length_reward(prompts: list[list[dict]], responses: list[str]) -> list[float]:
