@@ -9,23 +9,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
+from annotate.models import Hit, HitSlot, Judgment, Rating
 from annotate.services import AnnotationError, next_hit, rate_item, submit_hit
-
-
-def make_batch(name="b", n_items=12, **fields) -> Batch:
-    batch = Batch.objects.create(name=name, **fields)
-    Item.objects.bulk_create(
-        Item(
-            batch=batch,
-            external_id=str(i),
-            prompt=[{"role": "user", "content": f"Question {i}?"}],
-            response_1=f"first answer {i}",
-            response_2=f"second answer {i}",
-        )
-        for i in range(n_items)
-    )
-    return batch
+from tests.annotate.factories import make_batch
 
 
 def annotators(n: int) -> list:

@@ -7,23 +7,13 @@ from django.urls import reverse
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.services import next_hit
+from tests.annotate import factories
 
 RATING_LABELS = [label for _, label in Rating.choices]
 
 
 def make_batch(name: str = "b", n_items: int = 12, **fields) -> Batch:
-    batch = Batch.objects.create(name=name, guidelines="Prefer the **more helpful** answer.", **fields)
-    Item.objects.bulk_create(
-        Item(
-            batch=batch,
-            external_id=str(i),
-            prompt=[{"role": "user", "content": f"Question number {i}?"}],
-            response_1=f"first answer {i}",
-            response_2=f"second answer {i}",
-        )
-        for i in range(n_items)
-    )
-    return batch
+    return factories.make_batch(name, n_items, guidelines="Prefer the **more helpful** answer.", **fields)
 
 
 @pytest.fixture
