@@ -38,7 +38,7 @@ class RewardTrainConfig:
     backbone: str = DEFAULT_BACKBONE
     epochs: int = 1
     learning_rate: float = 5e-5
-    batch_size: int = 16  # pairs per micro-batch (2x sequences in the forward pass)
+    batch_size: int = 8  # pairs per micro-batch (2x sequences in the forward pass); as TRL, more steps on small data
     grad_accum_steps: int = 1
     max_length: int = 512  # tokens per (prompt, response); longer prompts lose their oldest text
     warmup_ratio: float = 0.1
