@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from rewardmodel.train.config import require_positive_ints
+
 
 class TrainingStopped(Exception):
     """should_stop() asked the run to end; nothing after the last checkpoint is saved."""
@@ -37,10 +39,20 @@ class ReinforceConfig:
     log_every: int = 1
 
     def __post_init__(self) -> None:
-        positive = ("steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_prompt_tokens")
-        for name in (*positive, "eval_every", "checkpoint_every", "log_every", "eval_max_prompts"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        require_positive_ints(
+            self,
+            (
+                "steps",
+                "prompts_per_step",
+                "samples_per_prompt",
+                "max_new_tokens",
+                "max_prompt_tokens",
+                "eval_every",
+                "checkpoint_every",
+                "log_every",
+                "eval_max_prompts",
+            ),
+        )
         if self.baseline not in ("none", "mean", "loo"):
             raise ValueError(f"baseline must be one of none, mean, loo; got {self.baseline!r}")
         if self.baseline == "loo" and self.samples_per_prompt < 2:
@@ -72,9 +84,7 @@ class SFTConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "max_length", "log_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        require_positive_ints(self, ("epochs", "batch_size", "max_length", "log_every"))
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 

@@ -26,6 +26,16 @@ DEFAULT_BACKBONE: str = _default_backbone()
 
 
 MARGIN_OPTIONS = ("none", "level")
+
+
+def require_positive_ints(config: object, names: tuple[str, ...]) -> None:
+    """Raise ValueError naming the first of `names` on `config` that is not an integer >= 1."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 PRECISION_OPTIONS = ("auto", "bf16", "fp32")
 
 
@@ -60,10 +70,7 @@ class RewardTrainConfig:
         return asdict(self)
 
     def validate(self) -> None:
-        positive = ("epochs", "batch_size", "grad_accum_steps", "max_length", "log_every")
-        for name in positive:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        require_positive_ints(self, ("epochs", "batch_size", "grad_accum_steps", "max_length", "log_every"))
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if not 0 <= self.warmup_ratio < 1:
