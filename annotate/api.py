@@ -20,7 +20,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,15 +31,10 @@ from annotate.importers import FORMATS as IMPORT_FORMATS
 from annotate.importers import ImportFileError, import_comparisons
 from annotate.models import Batch, Hit, Item, Judgment, Rating
 from annotate.quality import BatchQuality, annotator_quality, annotator_report, batch_quality
+from runs.api import AnyContentNegotiation
+from runs.permissions import IsStaff
 
 # Permissions ---------------------------------------------------------------------------------------
-
-
-class IsStaff(permissions.BasePermission):
-    message = "Only staff may do this."
-
-    def has_permission(self, request: Request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
 
 
 class ReadOrStaff(permissions.BasePermission):
@@ -594,16 +588,6 @@ class ExportQuerySerializer(serializers.Serializer):
             "usernames": data["usernames"],
         }
         return PreferenceExport(fmt=fmt, table=table, filters=ExportFilters(**filters))
-
-
-class AnyContentNegotiation(BaseContentNegotiation):
-    """A download is what it is whatever the client accepts; errors still come as JSON."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 class PreferenceExportView(APIView):

@@ -49,6 +49,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from annotate.models import Batch, Judgment, Rating
+from arbiter.streams import ChunkSink
 
 CHUNK_SIZE = 2000
 FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet")
@@ -381,31 +382,6 @@ def _csv(rows: Iterable[dict]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-class _ChunkSink(io.RawIOBase):
-    """A write-only file that keeps what it was given until drained: lets parquet stream."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self._position = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        data = bytes(data)
-        self._chunks.append(data)
-        self._position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def drain(self) -> bytes:
-        data = b"".join(self._chunks)
-        self._chunks = []
-        return data
-
-
 def _parquet_schema(table: str):
     import pyarrow as pa
 
@@ -451,7 +427,7 @@ def _parquet(rows: Iterable[dict], table: str) -> Iterator[bytes]:
     import pyarrow.parquet as pq
 
     schema = _parquet_schema(table)
-    sink = _ChunkSink()
+    sink = ChunkSink()
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         batch: list[dict] = []
         for row in rows:

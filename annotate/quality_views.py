@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404, render
 
 from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
 from annotate.models import Batch, Rating
-from annotate.permissions import staff_required
 from annotate.quality import THRESHOLDS, annotator_quality, annotator_report, batch_quality
+from runs.permissions import staff_required
 
 
 @dataclass

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's JS/CSS served from our static files, not a CDN
     "django_filters",
+    "runs",
     "annotate",
     "rewardmodel",
     "policy",

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from policy.models import PolicyLog, PolicyRun, PolicySample
-from rewardmodel.admin import TRAINING_RUN_READONLY_FIELDS, TrainingLogInline
+from runs.admin import TRAINING_RUN_READONLY_FIELDS, TrainingLogInline
 
 
 class PolicyLogInline(TrainingLogInline):

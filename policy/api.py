@@ -3,7 +3,7 @@ samples, sending a finished run's held-out answers to annotators, and downloadin
 model or a checkpoint.
 
 Every action goes through policy.services, and the download is the same zip stream
-(rewardmodel.dashboard.zip_download), as on the dashboard.
+(runs.dashboard.zip_download), as on the dashboard.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.api import AnyContentNegotiation
 from annotate.models import Batch
 from policy.models import PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
-from rewardmodel.api import (
+from rewardmodel.models import RewardModelRun
+from runs.api import (
     TRAINING_RUN_FIELDS,
+    AnyContentNegotiation,
     TrainingRunSerializerMixin,
     TrainingRunViewSet,
     download_responses,
     service_error,
 )
-from rewardmodel.dashboard import zip_download
-from rewardmodel.models import RewardModelRun
+from runs.dashboard import zip_download
 
 
 class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):

@@ -10,7 +10,7 @@ from policy.models import PolicyRun
 from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.forms import clean_model_location
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 
 
 class RunDataForm(forms.Form):

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.db import models
 from django.urls import reverse
 
-from rewardmodel.runs import TrainingLog, TrainingRun
+from runs.models import TrainingLog, TrainingRun
 
 
 class PolicyRun(TrainingRun):

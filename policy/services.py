@@ -20,8 +20,8 @@ from policy import reinforce as trainer  # torch loads on the first call into it
 from policy.models import PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig, SFTConfig, TrainingStopped
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import OnLog, RunStatus
 from rewardmodel.services import prompt_group, scorer_for
+from runs.models import OnLog, RunStatus
 
 # Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most MAX_EVAL_PROMPTS.
 EVAL_FRACTION = 0.2

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from policy.models import PolicyRun
 from policy.services import run_policy_training
-from rewardmodel.runs import train_by_id
+from runs.models import train_by_id
 
 
 @shared_task(acks_late=True)

@@ -7,11 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from annotate.permissions import staff_required
 from policy.forms import ReinforceRunForm, SFTRunForm
 from policy.models import PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
-from rewardmodel.dashboard import cancel_and_redirect, line_chart, render_polled, zip_download
+from runs.dashboard import cancel_and_redirect, line_chart, render_polled, zip_download
+from runs.permissions import staff_required
 
 # Samples shown per step and kind in the browser.
 SAMPLES_PER_PAGE = 50

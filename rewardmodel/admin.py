@@ -1,15 +1,7 @@
 from django.contrib import admin
 
 from rewardmodel.models import RewardModelLog, RewardModelRun
-
-# What a worker writes on every run; the policy app's admin uses these too.
-TRAINING_RUN_READONLY_FIELDS = ("started_at", "finished_at", "step", "total_steps", "metrics", "artifact_path", "error")
-
-
-class TrainingLogInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    readonly_fields = ("step", "metrics", "created_at")
+from runs.admin import TRAINING_RUN_READONLY_FIELDS, TrainingLogInline
 
 
 class RewardModelLogInline(TrainingLogInline):

@@ -2,8 +2,8 @@
 a prompt with two responses, and downloading the trained model.
 
 Starting, cancelling and scoring go through rewardmodel.services, and the download is the same
-zip stream (rewardmodel.dashboard.zip_download), as on the dashboard.
-`TRAINING_RUN_FIELDS` and `TrainingLogSerializer` are shared with the policy app's runs.
+zip stream (runs.dashboard.zip_download), as on the dashboard.
+The list / read / cancel / log endpoints come from the run kernel (runs.api).
 """
 
 from __future__ import annotations
@@ -11,47 +11,25 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.api import AnyContentNegotiation, IsStaff
 from annotate.models import Batch
-from rewardmodel.dashboard import zip_download
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import AGGREGATES, RewardRunError, cancel_reward_run, score_with_run, start_reward_run
-
-TRAINING_RUN_FIELDS = [
-    "id",
-    "status",
-    "config",
-    "created_by",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "step",
-    "total_steps",
-    "progress_percent",
-    "eta_seconds",
-    "metrics",
-    "error",
-    "cancel_requested",
-]
-
-
-class TrainingRunSerializerMixin(serializers.Serializer):
-    """Fields every TrainingRun subclass has."""
-
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    progress_percent = serializers.IntegerField(read_only=True)
-    eta_seconds = serializers.SerializerMethodField(help_text="Time left at the pace so far, while running.")
-
-    def get_eta_seconds(self, run) -> int | None:
-        return None if run.eta is None else int(run.eta.total_seconds())
+from runs.api import (
+    TRAINING_RUN_FIELDS,
+    AnyContentNegotiation,
+    TrainingRunSerializerMixin,
+    TrainingRunViewSet,
+    download_responses,
+    service_error,
+)
+from runs.dashboard import zip_download
 
 
 class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
@@ -93,46 +71,6 @@ class RewardsSerializer(serializers.Serializer):
     reward_1 = serializers.FloatField()
     reward_2 = serializers.FloatField()
     preferred = serializers.IntegerField(allow_null=True, help_text="The response with the higher reward; null: a tie.")
-
-
-def download_responses(what: str) -> dict:
-    return {
-        (200, "application/zip"): OpenApiTypes.BINARY,
-        404: OpenApiResponse(description=f"No {what} to download (the run has not succeeded)."),
-    }
-
-
-class TrainingLogSerializer(serializers.Serializer):
-    step = serializers.IntegerField()
-    metrics = serializers.DictField()
-    created_at = serializers.DateTimeField()
-
-
-def service_error(exc: Exception) -> ValidationError:
-    return ValidationError({"non_field_errors": [str(exc)]})
-
-
-class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """List, read, cancel and read the log of a TrainingRun; the reward-model and policy run endpoints extend it."""
-
-    permission_classes = [IsStaff]
-
-    def cancel_run(self, run) -> bool:
-        return run.request_cancel()
-
-    @extend_schema(summary="Cancel a run: at once when queued, at the next step when running", request=None)
-    @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk: str | None = None) -> Response:
-        run = self.get_object()
-        if not self.cancel_run(run):
-            raise service_error(ValueError(f"{run} has already finished ({run.get_status_display()})."))
-        return Response(self.get_serializer(run).data)
-
-    @extend_schema(summary="The run's training log, step by step", responses=TrainingLogSerializer(many=True))
-    @action(detail=True, methods=["get"], filterset_fields=[])
-    def logs(self, request: Request, pk: str | None = None) -> Response:
-        page = self.paginate_queryset(self.get_object().logs.order_by("step", "pk"))
-        return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
 
 
 class RewardModelRunViewSet(TrainingRunViewSet):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
-from rewardmodel.runs import TrainingLog, TrainingRun
+from runs.models import TrainingLog, TrainingRun
 
 
 class RewardModelRun(TrainingRun):

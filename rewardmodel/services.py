@@ -18,8 +18,8 @@ from annotate.models import Batch, Judgment
 from annotate.quality import flagged_annotators
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import OnLog
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RewardTrainConfig, TrainingStopped
+from runs.models import OnLog
 
 AGGREGATES = ("each", "majority")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import train_by_id
 from rewardmodel.services import run_reward_training
+from runs.models import train_by_id
 
 
 @shared_task(acks_late=True)

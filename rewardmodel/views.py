@@ -7,11 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from annotate.permissions import staff_required
-from rewardmodel.dashboard import cancel_and_redirect, line_chart, render_polled, zip_download
 from rewardmodel.forms import RewardRunForm
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from runs.dashboard import cancel_and_redirect, line_chart, render_polled, zip_download
+from runs.permissions import staff_required
 
 
 @staff_required

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 from annotate.models import Batch
 from policy.models import PolicyRun
 from policy.services import PolicyRunError, run_policy_training, start_policy_run
-from rewardmodel.management.foreground import ForegroundTrainingCommand
+from runs.management.foreground import ForegroundTrainingCommand
 
 
 class PolicyTrainingCommand(ForegroundTrainingCommand):

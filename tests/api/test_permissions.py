@@ -17,7 +17,7 @@ from annotate.models import Batch, Judgment
 from annotate.services import rate_item
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.api.conftest import make_batch
 from tests.rewardmodel.helpers import build_tiny_backbone
 

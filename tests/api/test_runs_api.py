@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.policy.helpers import finished_run_with_answers, prompts_batch, succeeded_reward_run
 from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
 from tests.worker import wait_for

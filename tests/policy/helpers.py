@@ -13,7 +13,7 @@ from django.utils import timezone
 from annotate.models import Batch, Item
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.rewardmodel.helpers import build_tiny_backbone
 
 PROMPTS = ["hi", "hello", "a b", "c d", "e a", "hi ok", "sure hello", "b e"]

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.policy.helpers import PROMPTS, prompts_batch, succeeded_reward_run
 
 TINY = ["--steps", "2", "--prompts-per-step", "2", "--samples-per-prompt", "2", "--max-new-tokens", "6"]

@@ -14,7 +14,7 @@ from policy.services import (
     start_policy_run,
     wilson_interval,
 )
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.policy.helpers import TINY_REINFORCE, finished_run_with_answers, prompts_batch, succeeded_reward_run
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from policy.models import PolicyRun, PolicySample
 from policy.services import artifact_dir_for, cancel_policy_run, start_policy_run
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.policy.helpers import TINY_REINFORCE, prompts_batch, succeeded_reward_run
 from tests.worker import wait_for
 

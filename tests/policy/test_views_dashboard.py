@@ -13,7 +13,7 @@ from annotate.models import Judgment, Rating
 from policy.models import PolicyLog, PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.policy.helpers import finished_run_with_answers, prompts_batch, succeeded_reward_run
 
 

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from annotate.models import Batch
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
+from runs.models import RunStatus
 from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
 from tests.worker import current_database_url
 

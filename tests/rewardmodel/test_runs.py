@@ -12,9 +12,7 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Batch, Item, Judgment, Rating
-from rewardmodel import runs
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
 from rewardmodel.services import (
     RewardRunError,
     cancel_reward_run,
@@ -23,6 +21,8 @@ from rewardmodel.services import (
     score_with_run,
     start_reward_run,
 )
+from runs import models as runs
+from runs.models import RunStatus
 from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
 
 TINY = {"epochs": 2, "batch_size": 4, "eval_fraction": 0.25, "log_every": 1, "learning_rate": 1e-3}

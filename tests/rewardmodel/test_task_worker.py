@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
 from rewardmodel.services import cancel_reward_run, start_reward_run
 from rewardmodel.tasks import train_reward_run
+from runs.models import RunStatus
 from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
 from tests.worker import wait_for
 

@@ -13,9 +13,9 @@ from transformers import AutoModelForSequenceClassification
 
 from annotate.models import Batch
 from rewardmodel.models import RewardModelRun
-from rewardmodel.runs import RunStatus
 from rewardmodel.services import run_reward_training, start_reward_run
 from rewardmodel.train import DEFAULT_BACKBONE
+from runs.models import RunStatus
 from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
 from tests.worker import wait_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import CommandError, CommandParser
 
 from annotate.models import Batch
-from rewardmodel.management.foreground import ForegroundTrainingCommand
 from rewardmodel.services import AGGREGATES, RewardRunError, run_reward_training, start_reward_run
+from runs.management.foreground import ForegroundTrainingCommand
 
 
 class Command(ForegroundTrainingCommand):

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 
-from rewardmodel.runs import OnLog, RunStatus, TrainingRun
+from runs.models import OnLog, RunStatus, TrainingRun
 
 Run = TypeVar("Run", bound=TrainingRun)
 

@@ -1,5 +1,5 @@
-"""What the run dashboards share (reward models here, policies in the policy app): staff-only access,
-htmx polling that stops, cancel, zip downloads and inline SVG line charts.
+"""What the run dashboards share (the reward-model and policy apps' pages): htmx polling that stops,
+cancel, zip downloads and inline SVG line charts.
 
 Templates: `runs/_chart.html` draws a `line_chart`; `runs/_run.html` holds the status / progress / cancel
 partial; the styles are in static/arbiter.css.
@@ -7,7 +7,6 @@ partial; the styles are in static/arbiter.css.
 
 from __future__ import annotations
 
-import io
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,8 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
-from rewardmodel.runs import TrainingRun
+from arbiter.streams import ChunkSink
+from runs.models import TrainingRun
 
 # htmx stops polling when a response has this status.
 HTMX_STOP_POLLING = 286
@@ -91,27 +91,9 @@ def line_chart(
     }
 
 
-class _ZipPipe(io.RawIOBase):
-    """A write-only sink whose bytes are handed out as they come (zipfile on an unseekable stream)."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self.chunks.append(bytes(data))
-        return len(data)
-
-    def drain(self) -> bytes:
-        data, self.chunks = b"".join(self.chunks), []
-        return data
-
-
 def zip_stream(folder: Path, root_name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
     """Zip `folder` into a stream, a chunk at a time: a large model never sits whole in memory."""
-    pipe = _ZipPipe()
+    pipe = ChunkSink()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             arcname = f"{root_name}/{path.relative_to(folder).as_posix()}"

@@ -1,0 +1,94 @@
+"""The REST API every training run shares (staff only): the serializer fields of a TrainingRun, and a viewset
+that lists, reads and cancels runs and pages through their training log. The reward-model and policy run
+endpoints extend `TrainingRunViewSet` with their own create / score / download actions."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from runs.permissions import IsStaff
+
+TRAINING_RUN_FIELDS = [
+    "id",
+    "status",
+    "config",
+    "created_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "step",
+    "total_steps",
+    "progress_percent",
+    "eta_seconds",
+    "metrics",
+    "error",
+    "cancel_requested",
+]
+
+
+class TrainingRunSerializerMixin(serializers.Serializer):
+    """Fields every TrainingRun subclass has."""
+
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress_percent = serializers.IntegerField(read_only=True)
+    eta_seconds = serializers.SerializerMethodField(help_text="Time left at the pace so far, while running.")
+
+    def get_eta_seconds(self, run) -> int | None:
+        return None if run.eta is None else int(run.eta.total_seconds())
+
+
+def download_responses(what: str) -> dict:
+    return {
+        (200, "application/zip"): OpenApiTypes.BINARY,
+        404: OpenApiResponse(description=f"No {what} to download (the run has not succeeded)."),
+    }
+
+
+class TrainingLogSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    metrics = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+def service_error(exc: Exception) -> ValidationError:
+    return ValidationError({"non_field_errors": [str(exc)]})
+
+
+class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List, read, cancel and read the log of a TrainingRun; the reward-model and policy run endpoints extend it."""
+
+    permission_classes = [IsStaff]
+
+    def cancel_run(self, run) -> bool:
+        return run.request_cancel()
+
+    @extend_schema(summary="Cancel a run: at once when queued, at the next step when running", request=None)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        if not self.cancel_run(run):
+            raise service_error(ValueError(f"{run} has already finished ({run.get_status_display()})."))
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(summary="The run's training log, step by step", responses=TrainingLogSerializer(many=True))
+    @action(detail=True, methods=["get"], filterset_fields=[])
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        page = self.paginate_queryset(self.get_object().logs.order_by("step", "pk"))
+        return self.get_paginated_response(TrainingLogSerializer(page, many=True).data)
+
+
+class AnyContentNegotiation(BaseContentNegotiation):
+    """A download is what it is whatever the client accepts; errors still come as JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
