@@ -130,14 +130,6 @@ class Hit(models.Model):
     def ordered_slots(self) -> list[HitSlot]:
         return list(self.slots.select_related("item").order_by("position"))
 
-    def judgments_by_item(self) -> dict[int, Judgment]:
-        item_ids = self.slots.values("item_id")
-        judged = Judgment.objects.filter(annotator_id=self.annotator_id, item_id__in=item_ids)
-        return {j.item_id: j for j in judged}
-
-    def completed_count(self) -> int:
-        return Judgment.objects.filter(annotator_id=self.annotator_id, item_id__in=self.slots.values("item_id")).count()
-
     def touch(self) -> None:
         self.last_activity_at = timezone.now()
         Hit.objects.filter(pk=self.pk).update(last_activity_at=self.last_activity_at)

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
+from annotate.selectors import hit_progress
 
 # Longest time one visit to an item may add; guards against a tab left open overnight.
 MAX_ELAPSED_MS = 30 * 60 * 1000
@@ -49,7 +50,7 @@ def annotate_taken(items: QuerySet[Item]) -> QuerySet[Item]:
     )
 
 
-def open_items_for(user, batch: Batch) -> QuerySet[Item]:
+def assignable_items(user, batch: Batch) -> QuerySet[Item]:
     """Items of `batch` this user has neither judged nor holds, that still need judgments."""
     mine = Q(judgments__annotator=user) | Q(slots__hit__annotator=user, slots__hit__submitted_at__isnull=True)
     candidates = batch.items.exclude(pk__in=Item.objects.filter(mine).values("pk"))
@@ -60,8 +61,8 @@ def current_hit(user) -> Hit | None:
     return Hit.objects.live().filter(annotator=user).order_by("created_at", "pk").first()
 
 
-def next_hit(user) -> Hit | None:
-    """The annotator's current HIT, or a new one; None when no work is left for them.
+def assign_hit(user) -> Hit | None:
+    """Assignment: the annotator's current HIT, or a new one; None when no work is left for them.
 
     Items are locked with SKIP LOCKED (PostgreSQL) so two annotators asking at the
     same moment never take the same slot; on SQLite the IMMEDIATE transaction mode
@@ -72,19 +73,20 @@ def next_hit(user) -> Hit | None:
         return hit
     for batch in Batch.objects.filter(active=True).order_by("created_at", "pk"):
         with transaction.atomic():
-            hit = _new_hit(user, batch)
+            hit = _assign_from_batch(user, batch)
         if hit is not None:
             return hit
     return None
 
 
-def _new_hit(user, batch: Batch) -> Hit | None:
+def _assign_from_batch(user, batch: Batch) -> Hit | None:
+    """A new HIT for `user` from `batch`, or None when the batch has no item left for them."""
     wanted = batch.samples_per_hit
     # Gold items (known answers) are mixed in at the batch's rate and shown to every
     # annotator regardless of overlap; they look like any other item.
     n_gold = round(batch.gold_rate * wanted) if batch.gold_rate > 0 else 0
-    gold_ids = _gold_items_for(user, batch, n_gold) if n_gold else []
-    regular = open_items_for(user, batch)
+    gold_ids = _unseen_gold_items(user, batch, n_gold) if n_gold else []
+    regular = assignable_items(user, batch)
     if batch.gold_rate > 0:
         regular = regular.filter(gold__isnull=True)
     n_regular = wanted - len(gold_ids)
@@ -122,7 +124,7 @@ def _new_hit(user, batch: Batch) -> Hit | None:
     return hit
 
 
-def _gold_items_for(user, batch: Batch, count: int) -> list[int]:
+def _unseen_gold_items(user, batch: Batch, count: int) -> list[int]:
     mine = Q(judgments__annotator=user) | Q(slots__hit__annotator=user)
     seen = Item.objects.filter(mine).values("pk")
     candidates = list(batch.items.filter(gold__isnull=False).exclude(pk__in=seen).values_list("pk", flat=True))
@@ -181,7 +183,8 @@ def submit_hit(hit: Hit) -> Hit:
     hit = Hit.objects.select_for_update().get(pk=hit.pk)
     if hit.is_submitted:
         return hit
-    missing = hit.slots.count() - hit.completed_count()
+    progress = hit_progress(hit)
+    missing = progress.total - progress.completed
     if missing:
         raise AnnotationError(f"{missing} sample(s) still need a rating before this HIT can be submitted.")
     hit.submitted_at = timezone.now()

@@ -17,8 +17,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from annotate import services
-from annotate.models import Hit, HitSlot, Rating
+from annotate.models import Hit, Rating
 from annotate.rendering import render_markdown
+from annotate.selectors import ScreenSample, hit_progress, screen_sample_at
 
 ROLE_NAMES = {"user": "User", "assistant": "AI", "system": "System"}
 
@@ -33,7 +34,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def start_next_hit(request: HttpRequest) -> HttpResponse:
-    hit = services.next_hit(request.user)
+    hit = services.assign_hit(request.user)
     if hit is None:
         return render(request, "annotate/home.html", {"no_work": True})
     return redirect("hit", hit_id=hit.pk)
@@ -125,57 +126,48 @@ def _redirect(request: HttpRequest, url: str) -> HttpResponse:
 
 def _sample_context(hit: Hit, position: int | None) -> dict:
     """Everything the HIT page shows for one sample; `position` None means the first un-marked one."""
-    slots = hit.ordered_slots()
-    judgments = hit.judgments_by_item()
-    positions = [slot.position for slot in slots]
-    marked = {slot.position: slot.item_id in judgments for slot in slots}
-    completed = sum(marked.values())
+    progress = hit_progress(hit)
+    positions = progress.positions
     if position is None:
-        position = next((p for p in positions if not marked[p]), positions[0] if positions else 1)
-    if position not in marked:
+        position = progress.first_unmarked() or (positions[0] if positions else 1)
+    if position not in progress.marked:
         raise Http404(f"This HIT has no sample {position}.")
+    sample = screen_sample_at(hit, position)
     index = positions.index(position)
-    slot = slots[index]
-    judgment = judgments.get(slot.item_id)
-    screen_rating = slot.to_screen_rating(judgment.rating) if judgment else None
-    # The next un-marked sample after this one, wrapping round to the start.
-    later_first = positions[index + 1 :] + positions[: index + 1]
-    next_unmarked = next((p for p in later_first if not marked[p] and p != position), None)
     return {
         "hit": hit,
         "batch": hit.batch,
-        "slot": slot,
         "position": position,
-        "slot_marked": judgment is not None,
+        "slot_marked": sample.marked,
         "sample_number": index + 1,
-        "total": len(slots),
-        "completed": completed,
-        "all_marked": completed == len(slots),
-        "marked_positions": [(p, marked[p]) for p in positions],
+        "total": progress.total,
+        "completed": progress.completed,
+        "all_marked": progress.all_marked,
+        "marked_positions": list(progress.marked.items()),
         "previous_position": positions[index - 1] if index > 0 else None,
         "next_position": positions[index + 1] if index + 1 < len(positions) else None,
-        "next_unmarked": next_unmarked,
+        "next_unmarked": progress.next_unmarked_after(position),
         "guidelines_html": render_markdown(hit.batch.guidelines),
-        **_sample_texts(slot),
+        **_sample_html(sample),
         "rating_options": [
-            {"key": key, "value": value, "label": label, "checked": value == screen_rating}
+            {"key": key, "value": value, "label": label, "checked": value == sample.rating}
             for key, (value, label) in enumerate(Rating.choices, start=1)
         ],
     }
 
 
-def _sample_texts(slot: HitSlot) -> dict:
-    item = slot.item
+def _sample_html(sample: ScreenSample) -> dict:
+    """The sample's texts as rendered markdown, in screen order."""
     return {
         "transcript": [
             {
                 "role": ROLE_NAMES.get(m.get("role", ""), m.get("role", "")),
                 "html": render_markdown(m.get("content", "")),
             }
-            for m in item.earlier_turns
+            for m in sample.earlier_turns
         ],
-        "instruction_html": render_markdown(item.instruction),
-        "input_html": render_markdown(item.prompt_input) if item.prompt_input.strip() else "",
-        "response_1_html": render_markdown(slot.shown_response(1)),
-        "response_2_html": render_markdown(slot.shown_response(2)),
+        "instruction_html": render_markdown(sample.instruction),
+        "input_html": render_markdown(sample.input) if sample.input.strip() else "",
+        "response_1_html": render_markdown(sample.response_1),
+        "response_2_html": render_markdown(sample.response_2),
     }

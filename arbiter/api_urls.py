@@ -6,14 +6,12 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
-from annotate.api import (
-    AnnotatorViewSet,
-    BatchViewSet,
-    HitViewSet,
-    ItemViewSet,
-    JudgmentViewSet,
-    PreferenceExportView,
-)
+from annotate.api.annotators import AnnotatorViewSet
+from annotate.api.batches import BatchViewSet
+from annotate.api.exports import PreferenceExportView
+from annotate.api.hits import HitViewSet
+from annotate.api.items import ItemViewSet
+from annotate.api.judgments import JudgmentViewSet
 from policy.api import PolicyRunViewSet
 from rewardmodel.api import RewardModelRunViewSet
 

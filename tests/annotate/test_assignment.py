@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from annotate.models import Hit, HitSlot, Judgment, Rating
-from annotate.services import AnnotationError, next_hit, rate_item, submit_hit
+from annotate.services import AnnotationError, assign_hit, rate_item, submit_hit
 from tests.annotate.factories import make_batch
 
 
@@ -26,16 +26,16 @@ def rate_all(hit: Hit, screen_rating: int = Rating.RESPONSE_1_BETTER) -> None:
 
 def test_hit_holds_samples_per_hit_items_in_order(alice):
     make_batch(samples_per_hit=6)
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     positions = [s.position for s in hit.ordered_slots()]
     assert positions == [1, 2, 3, 4, 5, 6]
-    assert next_hit(alice) == hit, "the current HIT comes back until it is submitted"
+    assert assign_hit(alice) == hit, "the current HIT comes back until it is submitted"
 
 
 def test_overlap_one_never_hands_an_item_twice(alice, bob):
     make_batch(n_items=8, samples_per_hit=6)
-    alice_items = {s.item_id for s in next_hit(alice).slots.all()}
-    bob_items = {s.item_id for s in next_hit(bob).slots.all()}
+    alice_items = {s.item_id for s in assign_hit(alice).slots.all()}
+    bob_items = {s.item_id for s in assign_hit(bob).slots.all()}
     assert len(alice_items) == 6
     assert len(bob_items) == 2
     assert not alice_items & bob_items
@@ -43,29 +43,29 @@ def test_overlap_one_never_hands_an_item_twice(alice, bob):
 
 def test_overlap_two_gives_each_item_to_two_different_annotators(alice, bob, charlie):
     make_batch(n_items=6, samples_per_hit=6, overlap=2)
-    a = {s.item_id for s in next_hit(alice).slots.all()}
-    b = {s.item_id for s in next_hit(bob).slots.all()}
+    a = {s.item_id for s in assign_hit(alice).slots.all()}
+    b = {s.item_id for s in assign_hit(bob).slots.all()}
     assert a == b
-    assert next_hit(charlie) is None, "both slots of every item are taken"
+    assert assign_hit(charlie) is None, "both slots of every item are taken"
 
 
 def test_judged_items_are_not_handed_out_again(alice, bob):
     make_batch(n_items=6, samples_per_hit=6)
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     rate_all(hit)
     submit_hit(hit)
-    assert next_hit(alice) is None
-    assert next_hit(bob) is None, "overlap 1 is reached for every item"
+    assert assign_hit(alice) is None
+    assert assign_hit(bob) is None, "overlap 1 is reached for every item"
 
 
 def test_abandoned_hit_gives_its_items_back(alice, bob, settings):
     settings.HIT_TIMEOUT_MINUTES = 30
     make_batch(n_items=6, samples_per_hit=6)
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     rate_item(hit, 1, Rating.RESPONSE_2_BETTER)
-    assert next_hit(bob) is None
+    assert assign_hit(bob) is None
     Hit.objects.filter(pk=hit.pk).update(last_activity_at=timezone.now() - timedelta(minutes=31))
-    bob_items = {s.item_id for s in next_hit(bob).slots.all()}
+    bob_items = {s.item_id for s in assign_hit(bob).slots.all()}
     judged = Judgment.objects.get(annotator=alice).item_id
     assert len(bob_items) == 5
     assert judged not in bob_items, "the item alice judged keeps her judgment and is done"
@@ -74,14 +74,14 @@ def test_abandoned_hit_gives_its_items_back(alice, bob, settings):
 
 def test_inactive_batches_give_no_work(alice):
     make_batch(active=False)
-    assert next_hit(alice) is None
+    assert assign_hit(alice) is None
 
 
 def test_gold_items_are_mixed_in_at_the_batch_rate(alice, bob):
     batch = make_batch(n_items=12, samples_per_hit=6, gold_rate=0.5)
     batch.items.filter(external_id__in=["0", "1", "2", "3"]).update(gold=Rating.RESPONSE_1_BETTER)
-    alice_slots = next_hit(alice).ordered_slots()
-    bob_slots = next_hit(bob).ordered_slots()
+    alice_slots = assign_hit(alice).ordered_slots()
+    bob_slots = assign_hit(bob).ordered_slots()
     for slots in (alice_slots, bob_slots):
         assert len(slots) == 6
         assert sum(s.item.gold is not None for s in slots) == 3
@@ -92,7 +92,7 @@ def test_gold_items_are_mixed_in_at_the_batch_rate(alice, bob):
 
 def test_swapped_rating_is_stored_in_item_orientation(alice):
     make_batch(n_items=6)
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     HitSlot.objects.filter(hit=hit, position=1).update(swapped=True)
     HitSlot.objects.filter(hit=hit, position=2).update(swapped=False)
     j1 = rate_item(hit, 1, Rating.RESPONSE_1_BETTER, elapsed_ms=1500)
@@ -105,7 +105,7 @@ def test_swapped_rating_is_stored_in_item_orientation(alice):
 
 def test_answer_can_change_until_submitted_and_time_adds_up(alice):
     make_batch(n_items=6)
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     HitSlot.objects.filter(hit=hit).update(swapped=False)
     rate_item(hit, 1, Rating.RESPONSE_1_BETTER, elapsed_ms=1000)
     rate_item(hit, 1, Rating.RESPONSE_2_SLIGHTLY, elapsed_ms=500)
@@ -129,7 +129,7 @@ def _ask_concurrently(users) -> list[Hit | None]:
     def ask(index, user):
         try:
             barrier.wait()
-            results[index] = next_hit(user)
+            results[index] = assign_hit(user)
         except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
         finally:

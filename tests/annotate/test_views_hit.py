@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
-from annotate.services import next_hit
+from annotate.services import assign_hit
 from tests.annotate import factories
 
 RATING_LABELS = [label for _, label in Rating.choices]
@@ -19,7 +19,7 @@ def make_batch(name: str = "b", n_items: int = 12, **fields) -> Batch:
 @pytest.fixture
 def hit(alice) -> Hit:
     make_batch()
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     hit.slots.update(swapped=False)
     return hit
 

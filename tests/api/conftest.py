@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from annotate.models import Batch, Hit, Item
-from annotate.services import next_hit
+from annotate.services import assign_hit
 
 
 def api_client(user=None) -> APIClient:
@@ -54,6 +54,6 @@ def batch(db) -> Batch:
 
 @pytest.fixture
 def alice_hit(alice, batch) -> Hit:
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     assert hit is not None and hit.slots.count() == 6
     return hit

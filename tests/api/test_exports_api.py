@@ -6,11 +6,11 @@ import io
 import json
 
 from annotate.export import export_preferences
-from annotate.services import next_hit, rate_item
+from annotate.services import assign_hit, rate_item
 
 
 def judged(alice, batch) -> None:
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     for slot in hit.ordered_slots():
         rate_item(hit, slot.position, 2 if slot.position % 2 else -1)
 

@@ -47,11 +47,11 @@ def tiny_reward_model(tmp_path_factory) -> str:
 
 @pytest.fixture
 def world(alice, tiny_reward_model, tmp_path) -> World:
-    from annotate.services import next_hit
+    from annotate.services import assign_hit
 
     batch = make_batch("active", n_items=12)
     archived = make_batch("archived", n_items=1, active=False)
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     judgment = rate_item(hit, 1, 2, 1000)
     run = RewardModelRun.objects.create()
     run.batches.set([batch])
@@ -214,9 +214,9 @@ def test_every_api_route_is_in_the_matrix(world):
 
 
 def test_list_endpoints_show_each_role_only_what_it_may_see(clients, world, bob):
-    from annotate.services import next_hit
+    from annotate.services import assign_hit
 
-    next_hit(bob)  # bob's own HIT, which alice must not see
+    assign_hit(bob)  # bob's own HIT, which alice must not see
     assert Judgment.objects.count() == 1
 
     def ids(role: str, url: str) -> list[int]:

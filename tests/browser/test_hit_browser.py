@@ -7,7 +7,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from annotate.models import Batch, Hit, Item, Judgment, Rating
-from annotate.services import next_hit
+from annotate.services import assign_hit
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def alice_hit(transactional_db, alice) -> Hit:
         )
         for i in range(1, 13)
     )
-    hit = next_hit(alice)
+    hit = assign_hit(alice)
     for slot, swapped in zip(hit.ordered_slots(), SWAPPED, strict=True):
         slot.swapped = swapped
         slot.save(update_fields=["swapped"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from annotate.models import Item
-from annotate.services import next_hit, rate_item, submit_hit
+from annotate.services import assign_hit, rate_item, submit_hit
 from policy.services import (
     PolicyRunError,
     human_win_rate,
@@ -26,7 +26,7 @@ def reward_run(db, tmp_path):
 def judge_everything(user, prefer_policy: bool) -> int:
     """Do every HIT the user is given, always picking the policy (or always the reference). Returns judgments."""
     judged = 0
-    while (hit := next_hit(user)) is not None:
+    while (hit := assign_hit(user)) is not None:
         for slot in hit.ordered_slots():
             policy_side = slot.item.source["policy_response"]
             wanted_item_side = policy_side if prefer_policy else 3 - policy_side

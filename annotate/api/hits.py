@@ -1,0 +1,189 @@
+"""The annotation flow: ask for work (assignment), rate each sample, submit.
+
+Samples and progress come from annotate.selectors, the same read models the HIT page draws.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotate import services
+from annotate.api.batches import AnnotatorBatchSerializer
+from annotate.api.permissions import is_staff
+from annotate.models import Hit, Rating
+from annotate.selectors import hit_progress, screen_samples
+
+
+def annotation_error(exc: services.AnnotationError) -> ValidationError:
+    """A 400 naming the field when the service says which one, else a general error."""
+    return ValidationError({getattr(exc, "field", None) or "non_field_errors": [str(exc)]})
+
+
+class SampleSerializer(serializers.Serializer):
+    """One sample as the annotator sees it: responses in screen order, ratings toward screen response 2."""
+
+    # Serializes annotate.selectors.ScreenSample; the docstring above is the schema's description.
+
+    position = serializers.IntegerField()
+    earlier_turns = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()),
+        help_text="Messages {role, content} before the instruction (a multi-turn conversation).",
+    )
+    instruction = serializers.CharField()
+    input = serializers.CharField(allow_blank=True, help_text="The instruction's optional input.")
+    response_1 = serializers.CharField(help_text="Shown as 'AI Response 1'.")
+    response_2 = serializers.CharField(help_text="Shown as 'AI Response 2'.")
+    rating = serializers.ChoiceField(
+        choices=Rating.choices, allow_null=True, help_text="The rating given so far, toward screen response 2."
+    )
+    time_ms = serializers.IntegerField(help_text="Time spent on the sample so far.")
+
+
+class HitSerializer(serializers.ModelSerializer):
+    batch = AnnotatorBatchSerializer(read_only=True)
+    annotator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    is_submitted = serializers.BooleanField(read_only=True)
+    completed = serializers.SerializerMethodField(help_text="Samples rated so far.")
+    samples = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Hit
+        fields = [
+            "id",
+            "batch",
+            "annotator",
+            "created_at",
+            "last_activity_at",
+            "submitted_at",
+            "is_submitted",
+            "completed",
+            "samples",
+        ]
+        read_only_fields = fields
+
+    def get_completed(self, hit: Hit) -> int:
+        return hit_progress(hit).completed
+
+    @extend_schema_field(SampleSerializer(many=True))
+    def get_samples(self, hit: Hit) -> list[dict]:
+        return SampleSerializer(screen_samples(hit), many=True).data
+
+
+class HitSummarySerializer(serializers.ModelSerializer):
+    """A HIT in a list: no samples."""
+
+    annotator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Hit
+        fields = ["id", "batch", "annotator", "created_at", "last_activity_at", "submitted_at"]
+        read_only_fields = fields
+
+
+class RateSerializer(serializers.Serializer):
+    position = serializers.IntegerField(min_value=1, help_text="The sample's position in the HIT (1-based).")
+    rating = serializers.ChoiceField(
+        choices=Rating.choices, help_text="On the screen's orientation: -2..2 toward 'AI Response 2'."
+    )
+    elapsed_ms = serializers.IntegerField(
+        min_value=0, default=0, help_text="Time spent on the sample since it was last reported."
+    )
+
+    def validate_position(self, value: int) -> int:
+        hit: Hit = self.context["hit"]
+        if not hit.slots.filter(position=value).exists():
+            raise ValidationError(f"This HIT has no sample {value}.")
+        return value
+
+
+class TimeSerializer(serializers.Serializer):
+    position = serializers.IntegerField(min_value=1)
+    elapsed_ms = serializers.IntegerField(min_value=0)
+
+
+class HitFilter(django_filters.FilterSet):
+    submitted = django_filters.BooleanFilter(field_name="submitted_at", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = Hit
+        fields = ["batch", "annotator", "submitted"]
+
+
+class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The annotation flow: ask for work, rate each sample, submit.
+
+    Ratings and responses are in the orientation shown on screen. Staff may read every
+    HIT, but only a HIT's own annotator rates or submits it.
+    """
+
+    filterset_class = HitFilter
+
+    def get_queryset(self) -> QuerySet[Hit]:
+        hits = Hit.objects.select_related("batch", "annotator").order_by("-created_at", "-pk")
+        if is_staff(self.request):
+            return hits
+        return hits.filter(annotator_id=self.request.user.pk)
+
+    def get_serializer_class(self):
+        return HitSummarySerializer if self.action == "list" else HitSerializer
+
+    def own_hit(self) -> Hit:
+        hit = self.get_object()
+        if hit.annotator_id != self.request.user.pk:
+            raise PermissionDenied("Only the HIT's annotator can work on it.")
+        return hit
+
+    def hit_response(self, hit: Hit, code: int = status.HTTP_200_OK) -> Response:
+        hit.refresh_from_db()
+        return Response(HitSerializer(hit, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(
+        summary="Your current HIT, or a new one",
+        request=None,
+        responses={200: HitSerializer, 204: OpenApiResponse(description="No work is left for you.")},
+    )
+    @action(detail=False, methods=["post"])
+    def next(self, request: Request) -> Response:
+        hit = services.assign_hit(request.user)
+        if hit is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return self.hit_response(hit)
+
+    @extend_schema(summary="Rate one sample (changing a rating is allowed until submit)", request=RateSerializer)
+    @action(detail=True, methods=["post"])
+    def rate(self, request: Request, pk: str | None = None) -> Response:
+        hit = self.own_hit()
+        serializer = RateSerializer(data=request.data, context={"hit": hit})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            services.rate_item(hit, data["position"], data["rating"], data["elapsed_ms"])
+        except services.AnnotationError as exc:
+            raise annotation_error(exc) from None
+        return self.hit_response(hit)
+
+    @extend_schema(summary="Add time spent on a sample without changing its rating", request=TimeSerializer)
+    @action(detail=True, methods=["post"])
+    def time(self, request: Request, pk: str | None = None) -> Response:
+        hit = self.own_hit()
+        serializer = TimeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.add_time(hit, serializer.validated_data["position"], serializer.validated_data["elapsed_ms"])
+        return self.hit_response(hit)
+
+    @extend_schema(summary="Submit the HIT once every sample is rated", request=None)
+    @action(detail=True, methods=["post"])
+    def submit(self, request: Request, pk: str | None = None) -> Response:
+        hit = self.own_hit()
+        try:
+            hit = services.submit_hit(hit)
+        except services.AnnotationError as exc:
+            raise annotation_error(exc) from None
+        return self.hit_response(hit)

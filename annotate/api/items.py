@@ -1,0 +1,55 @@
+"""Items (staff only): read, set the known answer, delete. New items come in through the batch resource."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Count
+from rest_framework import mixins, serializers, viewsets
+
+from annotate.api.permissions import IsStaff
+from annotate.models import Item
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    judgments_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "batch",
+            "external_id",
+            "prompt",
+            "prompt_input",
+            "response_1",
+            "response_2",
+            "source",
+            "gold",
+            "judgments_count",
+            "created_at",
+        ]
+        # Content comes in through the importer's checks only; staff may set the known answer.
+        read_only_fields = [f for f in fields if f != "gold"]
+
+
+class ItemFilter(django_filters.FilterSet):
+    has_gold = django_filters.BooleanFilter(field_name="gold", lookup_expr="isnull", exclude=True)
+
+    class Meta:
+        model = Item
+        fields = ["batch", "external_id", "gold", "has_gold"]
+
+
+class ItemViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Staff only. New items come in bulk through POST /api/batches/{id}/items/."""
+
+    permission_classes = [IsStaff]
+    serializer_class = ItemSerializer
+    filterset_class = ItemFilter
+    queryset = Item.objects.annotate(judgments_count=Count("judgments")).order_by("pk")

@@ -1,0 +1,56 @@
+"""annotate.quality's dataclasses as JSON: shared by the batch and the annotator resources."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotate.quality import BatchQuality
+
+
+class AnnotatorQualitySerializer(serializers.Serializer):
+    """annotate.quality.AnnotatorQuality: one annotator's figures over some batches."""
+
+    user_id = serializers.IntegerField(help_text="The annotator's user id, as in /api/annotators/{id}/quality/.")
+    username = serializers.CharField()
+    judgments = serializers.IntegerField()
+    median_seconds = serializers.FloatField(allow_null=True, help_text="Median time per item.")
+    agreement = serializers.FloatField(
+        allow_null=True, help_text="Share of comparable judgments that agree with the majority of the others."
+    )
+    comparable = serializers.IntegerField(help_text="Judgments on items where the others had a majority.")
+    gold_accuracy = serializers.FloatField(allow_null=True, help_text="Share of gold items answered right.")
+    gold_judgments = serializers.IntegerField()
+    first_shown_share = serializers.FloatField(
+        allow_null=True, help_text="Position bias: share choosing the response shown first."
+    )
+    first_shown_p_value = serializers.FloatField(allow_null=True, help_text="Two-sided binomial test against 1/2.")
+    longer_share = serializers.FloatField(allow_null=True, help_text="Length bias: share choosing the longer response.")
+    length_comparable = serializers.IntegerField(help_text="Judgments whose two responses differ in length.")
+    slight_share = serializers.FloatField(allow_null=True, help_text='Share of "slightly better" answers.')
+    flags = serializers.ListField(
+        child=serializers.CharField(), help_text="Why the annotator is flagged; empty when not flagged."
+    )
+    flagged = serializers.BooleanField()
+
+
+class BatchQualitySerializer(serializers.Serializer):
+    """annotate.quality.BatchQuality: how far one batch's judgments agree."""
+
+    batch = serializers.IntegerField(source="batch.pk")
+    batch_name = serializers.CharField(source="batch.name")
+    overlap = serializers.IntegerField(source="batch.overlap", help_text="Judgments wanted per item.")
+    items = serializers.IntegerField()
+    judged_items = serializers.IntegerField(help_text="Items with at least one judgment.")
+    fully_judged = serializers.IntegerField(help_text="Items with as many judgments as the overlap asks for.")
+    overlap_reached = serializers.FloatField(allow_null=True, help_text="Share of items fully judged.")
+    judgments = serializers.IntegerField()
+    mean_judgments_per_item = serializers.FloatField(allow_null=True)
+    agreeing_pairs = serializers.IntegerField()
+    pairs = serializers.IntegerField(help_text="Pairs of judgments on the same item.")
+    agreement = serializers.FloatField(allow_null=True, help_text="Share of pairs that pick the same response.")
+    alpha = serializers.FloatField(allow_null=True, help_text="Krippendorff's alpha, ordinal, on the four-level scale.")
+    annotators = AnnotatorQualitySerializer(many=True)
+    flagged = serializers.SerializerMethodField(help_text="User ids of the flagged annotators.")
+
+    def get_flagged(self, quality: BatchQuality) -> list[int]:
+        return [annotator.user_id for annotator in quality.flagged]

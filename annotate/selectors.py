@@ -1,0 +1,104 @@
+"""Read models that the annotator's pages and the API both show: one definition, so the two never disagree.
+
+A HIT's sample is drawn "on screen": responses in the order the annotator sees them ("AI Response 1" may be
+the item's response 2) and the rating toward screen response 2. Which side was swapped never leaves the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from annotate.models import Hit, HitSlot, Judgment
+
+
+@dataclass(frozen=True)
+class ScreenSample:
+    """One sample of a HIT as the annotator sees it."""
+
+    position: int
+    earlier_turns: list[dict]  # messages {role, content} before the instruction
+    instruction: str
+    input: str  # the instruction's optional input
+    response_1: str  # shown as "AI Response 1"
+    response_2: str  # shown as "AI Response 2"
+    rating: int | None  # the rating given so far, toward screen response 2
+    time_ms: int  # time spent on the sample so far
+
+    @property
+    def marked(self) -> bool:
+        return self.rating is not None
+
+
+def screen_sample(slot: HitSlot, judgment: Judgment | None) -> ScreenSample:
+    """`slot` as drawn on screen, with the annotator's own `judgment` of its item (None when not rated yet)."""
+    item = slot.item
+    return ScreenSample(
+        position=slot.position,
+        earlier_turns=item.earlier_turns,
+        instruction=item.instruction,
+        input=item.prompt_input,
+        response_1=slot.shown_response(1),
+        response_2=slot.shown_response(2),
+        rating=None if judgment is None else slot.to_screen_rating(judgment.rating),
+        time_ms=0 if judgment is None else judgment.time_ms,
+    )
+
+
+def own_judgments(hit: Hit) -> QuerySet[Judgment]:
+    """The HIT annotator's judgments of the HIT's items (an item counts as rated whichever HIT it was rated in)."""
+    return Judgment.objects.filter(annotator_id=hit.annotator_id, item_id__in=hit.slots.values("item_id"))
+
+
+def screen_samples(hit: Hit) -> list[ScreenSample]:
+    """Every sample of the HIT, in position order."""
+    judgments = {judgment.item_id: judgment for judgment in own_judgments(hit)}
+    return [screen_sample(slot, judgments.get(slot.item_id)) for slot in hit.ordered_slots()]
+
+
+def screen_sample_at(hit: Hit, position: int) -> ScreenSample:
+    """The HIT's sample at `position`; HitSlot.DoesNotExist when there is none."""
+    slot = hit.slots.select_related("item").get(position=position)
+    judgment = own_judgments(hit).filter(item_id=slot.item_id).first()
+    return screen_sample(slot, judgment)
+
+
+@dataclass(frozen=True)
+class HitProgress:
+    """Which of a HIT's samples are marked (rated), in position order."""
+
+    marked: dict[int, bool]  # position -> rated, ordered by position
+
+    @property
+    def positions(self) -> list[int]:
+        return list(self.marked)
+
+    @property
+    def total(self) -> int:
+        return len(self.marked)
+
+    @property
+    def completed(self) -> int:
+        return sum(self.marked.values())
+
+    @property
+    def all_marked(self) -> bool:
+        return self.completed == self.total
+
+    def first_unmarked(self) -> int | None:
+        return next((position for position, marked in self.marked.items() if not marked), None)
+
+    def next_unmarked_after(self, position: int) -> int | None:
+        """The next un-marked sample after `position`, wrapping round to the start."""
+        positions = self.positions
+        index = positions.index(position)
+        later_first = positions[index + 1 :] + positions[:index]
+        return next((p for p in later_first if not self.marked[p]), None)
+
+
+def hit_progress(hit: Hit) -> HitProgress:
+    """How far the annotator is with the HIT: reads positions and judged item ids only, no texts."""
+    slots = hit.slots.order_by("position").values_list("position", "item_id")
+    judged = set(own_judgments(hit).values_list("item_id", flat=True))
+    return HitProgress(marked={position: item_id in judged for position, item_id in slots})
