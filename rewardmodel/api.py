@@ -23,7 +23,8 @@ from annotate.api import AnyContentNegotiation, IsStaff
 from annotate.models import Batch
 from rewardmodel.dashboard import zip_download
 from rewardmodel.models import RewardModelRun
-from rewardmodel.services import AGGREGATES, RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rlhf.preferences import AGGREGATIONS
 
 TRAINING_RUN_FIELDS = [
     "id",
@@ -68,7 +69,7 @@ class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSeri
 
 class StartRewardRunSerializer(serializers.Serializer):
     batches = serializers.PrimaryKeyRelatedField(queryset=Batch.objects.all(), many=True, allow_empty=False)
-    aggregate = serializers.ChoiceField(choices=AGGREGATES, default="each")
+    aggregate = serializers.ChoiceField(choices=AGGREGATIONS, default="each")
     exclude_annotators = serializers.SlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), many=True, required=False
     )
