@@ -8,7 +8,7 @@ Formats
 - ``trl``: one JSON line per preference pair, TRL's standard preference format:
   ``prompt``, ``chosen``, ``rejected`` as plain strings, plus ``margin`` (the
   strength on the scale: 1.0 slightly, 2.0 clearly better; for aggregated rows the
-  mean rating toward the winner), ``strength`` ("slight" | "clear"), ``batch``,
+  mean rating toward the winner), ``strength`` ("clear" when the margin is >= 1.5), ``batch``,
   ``item_id`` (the item's external id), ``item_pk`` and ``n_judgments``.
   The prompt string is the instruction, followed by "\\n\\n" and the input when the
   item has one. A multi-turn prompt is written as a transcript in the lecture's
@@ -20,12 +20,12 @@ Formats
 - ``raw``: one JSON line per judgment (see RAW_COLUMNS); ``csv``: the same rows as CSV.
 - ``parquet``: the ``trl`` or ``raw`` table, written in record batches.
 
-Aggregation (``aggregate``): ``each`` gives one pair per judgment; ``majority`` one
-pair per item in the direction most judgments took (items with a tie are dropped);
-``agreed`` one pair per item whose judgments all point the same way (others dropped;
-combine with ``min_judgments=2`` to require an actual second opinion). The raw
-table always has one row per judgment: there, ``majority`` and ``agreed`` only
-decide which items are kept.
+Aggregation (``aggregate``) follows `rlhf.preferences`, the rule reward-model training uses too:
+``each`` gives one pair per judgment; ``majority`` one pair per item in the direction most
+judgments took (items with a tie are dropped); ``agreed`` one pair per item whose judgments
+all point the same way (others dropped; combine with ``min_judgments=2`` to require an actual
+second opinion). The raw table always has one row per judgment: there, ``majority`` and
+``agreed`` only decide which items are kept.
 """
 
 from __future__ import annotations
@@ -50,11 +50,12 @@ from django.utils import timezone
 
 from annotate.models import Batch, Judgment, Rating
 from arbiter.streams import ChunkSink
+from rlhf.preferences import AGGREGATIONS, Preference, item_direction, item_preferences
+from rlhf.prompts import join_input, lecture_transcript
 
 CHUNK_SIZE = 2000
 FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet")
 PARQUET_TABLES = ("trl", "raw")
-AGGREGATIONS = ("each", "majority", "agreed")
 # Bytes gathered before a chunk is handed on (one HTTP write or file write).
 FLUSH_BYTES = 256 * 1024
 
@@ -110,20 +111,7 @@ class ExportError(ValueError):
 
 def render_prompt(messages: list[dict], prompt_input: str = "") -> str:
     """The prompt as one plain string (see the module docstring for the layout)."""
-    messages = [dict(m) for m in messages]
-    if prompt_input and messages:
-        messages[-1]["content"] = f"{messages[-1]['content']}\n\n{prompt_input}"
-    if len(messages) == 1 and messages[0].get("role", "user") == "user":
-        return messages[0]["content"]
-    return "\n\n".join(f"<{m.get('role', 'user').capitalize()}> {m['content']}" for m in messages)
-
-
-def chat_messages(messages: list[dict], prompt_input: str = "") -> list[dict]:
-    """Same as Item.chat_messages(), for rows read without model instances."""
-    messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-    if prompt_input and messages:
-        messages[-1]["content"] = f"{messages[-1]['content']}\n\n{prompt_input}"
-    return messages
+    return lecture_transcript(join_input(messages, prompt_input))
 
 
 def annotator_pseudonym(user_id: int) -> str:
@@ -227,48 +215,19 @@ def _item_groups(judgments: QuerySet[Judgment], fields: tuple[str, ...]) -> Iter
         yield group
 
 
-def _direction(ratings: list[int], aggregate: str) -> int | None:
-    """+1 (response 2 wins) or -1 (response 1 wins) for the item, or None to drop it."""
-    toward_2 = sum(1 for r in ratings if r > 0)
-    toward_1 = len(ratings) - toward_2
-    if aggregate == "agreed":
-        return 1 if toward_1 == 0 else (-1 if toward_2 == 0 else None)
-    if toward_2 == toward_1:
-        return None
-    return 1 if toward_2 > toward_1 else -1
-
-
-@dataclass(frozen=True, slots=True)
-class _Pair:
-    winner: int  # 1 or 2: which response is `chosen`
-    margin: float  # mean rating toward the winner
-    n_judgments: int
-
-    @property
-    def strength(self) -> str:
-        return "clear" if self.margin >= 1.5 else "slight"
-
-
-def _item_pairs(group: list[dict], aggregate: str) -> list[_Pair]:
+def _item_pairs(group: list[dict], aggregate: str) -> list[Preference]:
     """The preference pairs of one item: one per judgment, or one (or none) for the item."""
-    if aggregate == "each":
-        return [_Pair(2 if row["rating"] > 0 else 1, float(abs(row["rating"])), 1) for row in group]
-    ratings = [row["rating"] for row in group]
-    direction = _direction(ratings, aggregate)
-    if direction is None:
-        return []
-    margin = round(sum(r * direction for r in ratings) / len(ratings), 4)
-    return [_Pair(2 if direction > 0 else 1, float(margin), len(ratings))]
+    return item_preferences([row["rating"] for row in group], aggregate)
 
 
-def _trl_groups(filters: ExportFilters, judgments: QuerySet | None) -> Iterator[tuple[dict, list[_Pair]]]:
+def _trl_groups(filters: ExportFilters, judgments: QuerySet | None) -> Iterator[tuple[dict, list[Preference]]]:
     for group in _item_groups(filters.judgments() if judgments is None else judgments, _TRL_FIELDS):
         yield group[0], _item_pairs(group, filters.aggregate)
 
 
 def _prompt_of(first: dict, conversational: bool) -> Any:
     if conversational:
-        return chat_messages(first["prompt"], first["item__prompt_input"])
+        return join_input(first["prompt"], first["item__prompt_input"])
     return render_prompt(first["prompt"], first["item__prompt_input"])
 
 
@@ -322,7 +281,7 @@ def raw_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Itera
     """One row per judgment, in the item's orientation."""
     names: dict[int, str] = {}
     for group in _item_groups(filters.judgments() if judgments is None else judgments, _RAW_FIELDS):
-        if filters.aggregate != "each" and _direction([r["rating"] for r in group], filters.aggregate) is None:
+        if filters.aggregate != "each" and item_direction([r["rating"] for r in group], filters.aggregate) is None:
             continue
         first = group[0]
         prompt = render_prompt(first["prompt"], first["item__prompt_input"])

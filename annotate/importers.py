@@ -14,7 +14,8 @@ Formats (auto-detected from the keys of the first record):
 - ``trl`` (TRL preference data): ``prompt``, ``chosen``, ``rejected``, either all strings
   (standard format) or message lists (conversational format: the prompt a list of
   ``{role, content}`` ending with a user turn, chosen and rejected one assistant message each).
-- ``plain``: ``prompt`` (string or message list), ``response_1``, ``response_2``.
+- ``plain``: ``prompt`` (string or message list), ``response_1``, ``response_2``; optional ``input``
+  (as alpacafarm's).
 
 An optional ``id`` or ``external_id`` key gives the item's external id; otherwise it is the
 line number (JSONL) or the record number (JSON array), 1-based.
@@ -41,11 +42,11 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from annotate.models import Batch, Item, Judgment, Rating
+from rlhf.prompts import MessageError, check_messages
 
 FORMATS = ("alpacafarm", "hh", "trl", "plain")
 FORMAT_CHOICES = [("auto", "Detect from the first record")] + [(f, f) for f in FORMATS]
 KNOWN_PREFERENCE_FORMATS = ("hh", "trl")
-ROLES = ("system", "user", "assistant")
 CHUNK_SIZE = 500
 EXTERNAL_ID_MAX_LENGTH = Item._meta.get_field("external_id").max_length
 
@@ -188,32 +189,19 @@ def _text(record: Record, field: str, *, required: bool = True, allow_empty: boo
     return value.strip()
 
 
-def _messages(record: Record, field: str, value: list) -> list[dict]:
-    if not value:
-        raise record.fail("empty message list", field)
-    messages = []
-    for index, message in enumerate(value, start=1):
-        if not isinstance(message, dict):
-            raise record.fail(f"message {index}: expected an object, got {_type_name(message)}", field)
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            raise record.fail(f"message {index}: role must be one of {', '.join(ROLES)}, got {role!r}", field)
-        if not isinstance(content, str):
-            raise record.fail(f"message {index}: content must be a string, got {_type_name(content)}", field)
-        if not content.strip():
-            raise record.fail(f"message {index}: empty content", field)
-        messages.append({"role": role, "content": content.strip()})
-    return messages
+def _messages(record: Record, field: str, value: list, last_role: str | None = None) -> list[dict]:
+    try:
+        messages = check_messages(value, last_role=last_role)
+    except MessageError as exc:
+        raise record.fail(str(exc), field) from None
+    return [{"role": m["role"], "content": m["content"].strip()} for m in messages]
 
 
 def _prompt(record: Record, field: str = "prompt") -> list[dict]:
     """A prompt string (one user turn) or a message list ending with the user's instruction."""
     value = record.data.get(field)
     if isinstance(value, list):
-        messages = _messages(record, field, value)
-        if messages[-1]["role"] != "user":
-            raise record.fail("the last message must be the user's (the instruction)", field)
-        return messages
+        return _messages(record, field, value, last_role="user")
     if field in record.data and value is not None and not isinstance(value, str):
         raise record.fail(f"expected a string or a list of messages, got {_type_name(value)}", field)
     return [{"role": "user", "content": _text(record, field)}]
@@ -271,6 +259,7 @@ def parse_plain(record: Record) -> Comparison:
     return Comparison(
         external_id=_external_id(record),
         prompt=_prompt(record),
+        prompt_input=_text(record, "input", required=False, allow_empty=True),
         response_1=_response(record, "response_1"),
         response_2=_response(record, "response_2"),
         source=_base_source(record, "plain"),
@@ -344,6 +333,14 @@ PARSERS: dict[str, Callable[[Record], Comparison]] = {
 }
 
 
+def parse_record(record: Record, fmt: str) -> Comparison:
+    """One record of format `fmt`, checked as a file's record is (also for comparisons built in code)."""
+    comparison = PARSERS[fmt](record)
+    comparison.where = record.where
+    comparison.id_field = next((f for f in ("external_id", "id") if f in record.data), "")
+    return comparison
+
+
 def parse_comparisons(text: str, fmt: str = "auto") -> tuple[str, list[Comparison]]:
     """The file's format and its comparisons, all checked; raises ImportFileError at the first bad one."""
     if fmt != "auto" and fmt not in PARSERS:
@@ -353,9 +350,7 @@ def parse_comparisons(text: str, fmt: str = "auto") -> tuple[str, list[Compariso
     for record in iter_records(text):
         if fmt == "auto":
             fmt = detect_format(record)
-        comparison = PARSERS[fmt](record)
-        comparison.where = record.where
-        comparison.id_field = next((f for f in ("external_id", "id") if f in record.data), "")
+        comparison = parse_record(record, fmt)
         if comparison.external_id in seen:
             raise record.fail(
                 f"duplicate external id {comparison.external_id!r} (also at {seen[comparison.external_id]})",
@@ -381,7 +376,8 @@ def import_user():
     return user
 
 
-def _to_item(batch: Batch, comparison: Comparison, rng: random.Random) -> Item:
+def item_for(batch: Batch, comparison: Comparison, rng: random.Random) -> Item:
+    """The (unsaved) item of a comparison; a known answer puts the responses in random order and becomes gold."""
     response_1, response_2, gold = comparison.response_1, comparison.response_2, None
     if comparison.chosen is not None:
         # Shuffle so the preferred answer is not always response 1.
@@ -439,35 +435,7 @@ def _write(
     rng: random.Random,
 ) -> ImportResult:
     batch, batch_created = Batch.objects.get_or_create(name=batch_name, defaults={"created_by": created_by})
-    if not batch_created:
-        wanted = {c.external_id: c for c in comparisons}
-        existing = list(
-            batch.items.filter(external_id__in=list(wanted)).order_by("pk").values_list("external_id", flat=True)[:1]
-        )
-        if existing:
-            clash = wanted[existing[0]]
-            default = (
-                "" if clash.id_field else f" (without an id, a record's id is its {clash.where.split()[0]} number)"
-            )
-            raise ImportFileError(
-                f"duplicate external id {clash.external_id!r}: batch {batch_name!r} already has an item with it"
-                + default,
-                clash.where,
-                clash.id_field,
-            )
-    items = [_to_item(batch, comparison, rng) for comparison in comparisons]
-    for start in range(0, len(items), CHUNK_SIZE):
-        Item.objects.bulk_create(items[start : start + CHUNK_SIZE])
-    judgment_count = 0
-    if as_judgments:
-        if any(item.pk is None for item in items):  # databases that cannot return ids from bulk inserts
-            ids = dict(batch.items.values_list("external_id", "pk"))
-            for item in items:
-                item.pk = ids[item.external_id]
-        user = import_user()
-        judgments = [Judgment(item=item, annotator=user, rating=item.gold) for item in items]
-        Judgment.objects.bulk_create(judgments, batch_size=CHUNK_SIZE)
-        judgment_count = len(judgments)
+    items, judgment_count = add_items(batch, comparisons, rng, as_judgments)
     return ImportResult(
         count=len(items),
         batch=batch,
@@ -476,3 +444,38 @@ def _write(
         judgment_count=judgment_count,
         judgments_by=settings.IMPORT_USERNAME if judgment_count else "",
     )
+
+
+def add_items(
+    batch: Batch, comparisons: list[Comparison], rng: random.Random, as_judgments: bool = False
+) -> tuple[list[Item], int]:
+    """Write checked comparisons into `batch` (in the caller's transaction): the items, and how many judgments.
+
+    The one write path of imports and of items made in code ("Send to annotators"): an external id the batch
+    already has is refused.
+    """
+    wanted = {c.external_id: c for c in comparisons}
+    existing = list(
+        batch.items.filter(external_id__in=list(wanted)).order_by("pk").values_list("external_id", flat=True)[:1]
+    )
+    if existing:
+        clash = wanted[existing[0]]
+        default = "" if clash.id_field else f" (without an id, a record's id is its {clash.where.split()[0]} number)"
+        raise ImportFileError(
+            f"duplicate external id {clash.external_id!r}: batch {batch.name!r} already has an item with it" + default,
+            clash.where,
+            clash.id_field,
+        )
+    items = [item_for(batch, comparison, rng) for comparison in comparisons]
+    for start in range(0, len(items), CHUNK_SIZE):
+        Item.objects.bulk_create(items[start : start + CHUNK_SIZE])
+    if not as_judgments:
+        return items, 0
+    if any(item.pk is None for item in items):  # databases that cannot return ids from bulk inserts
+        ids = dict(batch.items.values_list("external_id", "pk"))
+        for item in items:
+            item.pk = ids[item.external_id]
+    user = import_user()
+    judgments = [Judgment(item=item, annotator=user, rating=item.gold) for item in items]
+    Judgment.objects.bulk_create(judgments, batch_size=CHUNK_SIZE)
+    return items, len(judgments)

@@ -12,6 +12,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from rlhf.preferences import strength_of, winner_of
+from rlhf.prompts import join_input
+
 
 class Rating(models.IntegerChoices):
     """The lecture's four-level scale, as a number toward response 2."""
@@ -83,10 +86,7 @@ class Item(models.Model):
 
     def chat_messages(self) -> list[dict]:
         """The prompt as a model sees it: the input joined to the last user turn."""
-        messages = [dict(m) for m in self.prompt]
-        if self.prompt_input and messages:
-            messages[-1]["content"] = f"{messages[-1]['content']}\n\n{self.prompt_input}"
-        return messages
+        return join_input(self.prompt, self.prompt_input)
 
     def response(self, number: int) -> str:
         return self.response_1 if number == 1 else self.response_2
@@ -188,7 +188,7 @@ class Judgment(models.Model):
     @property
     def chosen(self) -> int:
         """Which response (1 or 2, item orientation) won."""
-        return 2 if self.rating > 0 else 1
+        return winner_of(self.rating)
 
     @property
     def rejected(self) -> int:
@@ -196,7 +196,7 @@ class Judgment(models.Model):
 
     @property
     def strength(self) -> str:
-        return "clear" if abs(self.rating) == 2 else "slight"
+        return strength_of(abs(self.rating))
 
     @property
     def chosen_text(self) -> str:

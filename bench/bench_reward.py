@@ -73,12 +73,12 @@ def load_hh(path: Path) -> list[PreferencePair]:
 
 def as_hh_rows(pairs: list[PreferencePair]) -> list[dict]:
     """The pairs back as HH text for TRL (implicit prompt): the same transcript our trainer builds for MiniLM."""
-    from rewardmodel.train.data import transcript_prompt
+    from rlhf.prompts import hh_transcript
 
     return [
         {
-            "chosen": transcript_prompt(p.prompt) + " " + p.chosen,
-            "rejected": transcript_prompt(p.prompt) + " " + p.rejected,
+            "chosen": hh_transcript(p.prompt) + " " + p.chosen,
+            "rejected": hh_transcript(p.prompt) + " " + p.rejected,
         }
         for p in pairs
     ]

@@ -15,12 +15,15 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from annotate.models import Batch, Item, Judgment
+from annotate.importers import ImportFileError, Record, add_items, parse_record
+from annotate.models import Batch, Judgment
 from policy import reinforce as trainer  # torch loads on the first call into it, not at import
 from policy.models import PolicyRun, PolicySample
-from policy.reinforce import ReinforceConfig, SFTConfig, TrainingStopped
+from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
-from rewardmodel.services import prompt_group, scorer_for
+from rewardmodel.services import scorer_for
+from rlhf.prompts import MessageError, check_messages, prompt_group_id
+from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunStatus
 
 # Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most MAX_EVAL_PROMPTS.
@@ -28,7 +31,6 @@ EVAL_FRACTION = 0.2
 MAX_EVAL_PROMPTS = 16
 # An uploaded prompts / dialogues file larger than this is refused before it is read.
 MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
-ROLES = ("system", "user", "assistant")
 # Batch settings for "send to annotators": HITs of this many comparisons.
 ANNOTATION_SAMPLES_PER_HIT = 6
 ANNOTATION_GUIDELINES = (
@@ -48,20 +50,13 @@ Messages = list[dict]
 
 
 def _check_messages(messages: Any, where: str, *, last_role: str) -> Messages:
+    """A prompt string (one user turn) or a message list, checked by the one message rule (rlhf.prompts)."""
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
-    if not isinstance(messages, list) or not messages:
-        raise PolicyRunError(f"{where}: expected a non-empty list of {{role, content}} messages.")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-            raise PolicyRunError(f"{where}, message {index + 1}: needs a 'content' string.")
-        if message.get("role") not in ROLES:
-            raise PolicyRunError(f"{where}, message {index + 1}: role must be one of {', '.join(ROLES)}.")
-        if not message["content"].strip():
-            raise PolicyRunError(f"{where}, message {index + 1}: 'content' is empty.")
-    if messages[-1]["role"] != last_role:
-        raise PolicyRunError(f"{where}: the last message must be a {last_role} turn.")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    try:
+        return check_messages(messages, last_role=last_role)
+    except MessageError as exc:
+        raise PolicyRunError(f"{where}, {exc}.") from None
 
 
 def _jsonl_records(lines: Iterable[str], name: str) -> Iterable[tuple[str, Any]]:
@@ -124,7 +119,7 @@ def batch_demonstrations(batch: Batch) -> list[Messages]:
 def unique_prompts(prompts: Iterable[Messages]) -> list[Messages]:
     seen, unique = set(), []
     for prompt in prompts:
-        key = prompt_group(prompt)
+        key = prompt_group_id(prompt)
         if key not in seen:
             seen.add(key)
             unique.append(prompt)
@@ -139,11 +134,11 @@ def split_eval_prompts(prompts: list[Messages], seed: int = 0) -> tuple[list[Mes
     n_eval = min(MAX_EVAL_PROMPTS, max(1, round(EVAL_FRACTION * len(prompts))))
 
     def rank(prompt: Messages) -> str:
-        return hashlib.sha256(f"{seed}:{prompt_group(prompt)}".encode()).hexdigest()
+        return hashlib.sha256(f"{seed}:{prompt_group_id(prompt)}".encode()).hexdigest()
 
-    held_out = {prompt_group(p) for p in sorted(prompts, key=rank)[:n_eval]}
-    train = [p for p in prompts if prompt_group(p) not in held_out]
-    evaluate = [p for p in prompts if prompt_group(p) in held_out]
+    held_out = {prompt_group_id(p) for p in sorted(prompts, key=rank)[:n_eval]}
+    train = [p for p in prompts if prompt_group_id(p) not in held_out]
+    evaluate = [p for p in prompts if prompt_group_id(p) in held_out]
     return train, evaluate
 
 
@@ -419,31 +414,44 @@ def send_to_annotators(run: PolicyRun, user, *, overlap: int = 1, seed: int | No
             overlap=overlap,
             created_by=user if getattr(user, "pk", None) else None,
         )
-        items = []
-        for index, sample in enumerate(locked.eval_samples, start=1):
-            policy_side = rng.choice((1, 2))
-            responses = {policy_side: sample["policy_response"], 3 - policy_side: sample["reference_response"]}
-            prompt = sample["prompt"]
-            items.append(
-                Item(
-                    batch=batch,
-                    external_id=f"policy-{run.pk}-eval-{index}",
-                    prompt=[{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt,
-                    response_1=responses[1],
-                    response_2=responses[2],
-                    source={
-                        "policy_run": run.pk,
-                        "policy_response": policy_side,
-                        "reference_response": 3 - policy_side,
-                        "policy_reward": sample.get("policy_reward"),
-                        "reference_reward": sample.get("reference_reward"),
-                    },
-                )
-            )
-        Item.objects.bulk_create(items)
+        try:
+            add_items(batch, _comparisons_of(run.pk, locked.eval_samples, rng), rng)
+        except ImportFileError as exc:
+            raise PolicyRunError(f"{run}: a held-out answer cannot be sent to annotators: {exc}") from None
         PolicyRun.objects.filter(pk=run.pk).update(annotation_batch=batch)
         run.annotation_batch = batch
     return batch
+
+
+def _comparisons_of(run_pk: int, eval_samples: list[dict], rng: random.Random) -> list:
+    """The held-out answers as import records ("plain" format), checked as an imported file's would be.
+
+    Which of response_1 / response_2 is the policy is drawn per sample; `source` records it.
+    """
+    comparisons = []
+    for number, sample in enumerate(eval_samples, start=1):
+        policy_side = rng.choice((1, 2))
+        responses = {policy_side: sample["policy_response"], 3 - policy_side: sample["reference_response"]}
+        record = Record(
+            {
+                "id": f"policy-{run_pk}-eval-{number}",
+                "prompt": sample["prompt"],
+                "response_1": responses[1],
+                "response_2": responses[2],
+            },
+            f"held-out answer {number}",
+            number,
+        )
+        comparison = parse_record(record, "plain")
+        comparison.source = {
+            "policy_run": run_pk,
+            "policy_response": policy_side,
+            "reference_response": 3 - policy_side,
+            "policy_reward": sample.get("policy_reward"),
+            "reference_reward": sample.get("reference_reward"),
+        }
+        comparisons.append(comparison)
+    return comparisons
 
 
 def _free_batch_name(name: str) -> str:

@@ -20,7 +20,8 @@ from rest_framework.response import Response
 
 from annotate.models import Batch
 from rewardmodel.models import RewardModelRun
-from rewardmodel.services import AGGREGATES, RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rlhf.preferences import AGGREGATIONS
 from runs.api import (
     TRAINING_RUN_FIELDS,
     AnyContentNegotiation,
@@ -46,7 +47,7 @@ class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSeri
 
 class StartRewardRunSerializer(serializers.Serializer):
     batches = serializers.PrimaryKeyRelatedField(queryset=Batch.objects.all(), many=True, allow_empty=False)
-    aggregate = serializers.ChoiceField(choices=AGGREGATES, default="each")
+    aggregate = serializers.ChoiceField(choices=AGGREGATIONS, default="each")
     exclude_annotators = serializers.SlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), many=True, required=False
     )

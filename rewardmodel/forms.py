@@ -7,6 +7,7 @@ from django.db.models import Count
 
 from annotate.models import Batch
 from rewardmodel.train import DEFAULT_BACKBONE, RewardTrainConfig
+from rlhf.preferences import AGGREGATION_LABELS, AGGREGATIONS
 
 
 def clean_model_location(value: str) -> str:
@@ -36,7 +37,7 @@ class RewardRunForm(forms.Form):
         choices=[("none", "No margin"), ("level", "Margin per rating level (clearly > slightly better)")]
     )
     aggregate = forms.ChoiceField(
-        choices=[("each", "Each judgment is a pair"), ("majority", "Majority per item")],
+        choices=[(name, AGGREGATION_LABELS[name]) for name in AGGREGATIONS],
         help_text="When several annotators judged one item.",
     )
     exclude_flagged = forms.BooleanField(

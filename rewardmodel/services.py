@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 
 from django.conf import settings
@@ -18,10 +18,11 @@ from annotate.models import Batch, Judgment
 from annotate.quality import flagged_annotators
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
-from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RewardTrainConfig, TrainingStopped
+from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RewardTrainConfig
+from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
+from rlhf.prompts import join_input, prompt_group_id
+from rlhf.training import TrainingStopped
 from runs.models import OnLog
-
-AGGREGATES = ("each", "majority")
 
 
 class RewardRunError(Exception):
@@ -47,54 +48,62 @@ def judgments_fingerprint(judgments: Iterable[Judgment]) -> tuple[int, str]:
     return len(rows), digest
 
 
-def prompt_group(messages: list[dict]) -> str:
-    """One id per distinct prompt, so the eval split never has a prompt on both sides."""
-    return "prompt-" + hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def preference_pairs(
     batches: Iterable[Batch], aggregate: str = "each", exclude_annotators: Iterable = ()
 ) -> list[PreferencePair]:
-    """Training pairs from the batches' judgments.
+    """Training pairs from the batches' judgments, aggregated by `rlhf.preferences` (as the export does).
 
     "each": one pair per judgment (an item judged by three people counts three times).
-    "majority": one pair per item in its majority direction; ties are dropped; the
-    level is "clear" when most of the agreeing judgments were clear.
+    "majority": one pair per item in its majority direction; ties are dropped.
+    "agreed": one pair per item whose judgments all agree; the others are dropped.
+    The level is the pair's strength: "clear" when the mean rating toward the winner is >= 1.5.
     """
     return pairs_from_judgments(judgments_for(batches, exclude_annotators), aggregate)
 
 
 def pairs_from_judgments(judgments: Iterable[Judgment], aggregate: str = "each") -> list[PreferencePair]:
-    if aggregate not in AGGREGATES:
-        raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {aggregate!r}.")
+    """One pair per judgment ("each", in the judgments' order) or per kept item (in order of first judgment)."""
+    _check_aggregation(aggregate)
+    judgments = list(judgments)
     if aggregate == "each":
-        return [_pair(j.item, j.chosen, j.strength) for j in judgments]
-
-    by_item = defaultdict(list)
-    for judgment in judgments:
-        by_item[judgment.item_id].append(judgment)
+        groups = [[judgment] for judgment in judgments]
+    else:
+        first_seen = {}
+        for index, judgment in enumerate(judgments):
+            first_seen.setdefault(judgment.item_id, index)
+        ordered = sorted(judgments, key=lambda j: (first_seen[j.item_id], j.pk))
+        groups = [list(group) for _, group in groupby(ordered, key=lambda j: j.item_id)]
     pairs = []
-    for item_judgments in by_item.values():
-        votes_for_2 = sum(1 for j in item_judgments if j.chosen == 2)
-        votes_for_1 = len(item_judgments) - votes_for_2
-        if votes_for_1 == votes_for_2:
-            continue
-        chosen = 2 if votes_for_2 > votes_for_1 else 1
-        agreeing = [j for j in item_judgments if j.chosen == chosen]
-        clear = sum(1 for j in agreeing if j.strength == "clear")
-        pairs.append(_pair(item_judgments[0].item, chosen, "clear" if 2 * clear > len(agreeing) else "slight"))
+    for group in groups:
+        item = group[0].item
+        for preference in item_preferences([j.rating for j in group], aggregate):
+            pairs.append(preference_pair(item.prompt, item.prompt_input, item.response_1, item.response_2, preference))
     return pairs
 
 
-def _pair(item, chosen: int, level: str) -> PreferencePair:
-    messages = item.chat_messages()
+def preference_pair(
+    prompt: list[dict], prompt_input: str, response_1: str, response_2: str, preference: Preference | int
+) -> PreferencePair:
+    """The training pair of one comparison; `preference` is an aggregated Preference or just the winner (1 or 2).
+
+    A bare winner (a file's known answer) gives a pair without level or margin.
+    """
+    messages = join_input(prompt, prompt_input)
+    responses = {1: response_1, 2: response_2}
+    winner = preference if isinstance(preference, int) else preference.winner
     return PreferencePair(
         prompt=messages,
-        chosen=item.response(chosen),
-        rejected=item.response(3 - chosen),
-        level=level,
-        group=prompt_group(messages),
+        chosen=responses[winner],
+        rejected=responses[3 - winner],
+        level="" if isinstance(preference, int) else preference.strength,
+        margin=0.0 if isinstance(preference, int) else preference.margin,
+        group=prompt_group_id(messages),
     )
+
+
+def _check_aggregation(aggregate: str) -> None:
+    if aggregate not in AGGREGATIONS:
+        raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, not {aggregate!r}.")
 
 
 # Starting and running ----------------------------------------------------------------------------
@@ -138,8 +147,7 @@ def start_reward_run(
     batches = list(batches)
     if not batches:
         raise RewardRunError("Pick at least one batch.")
-    if aggregate not in AGGREGATES:
-        raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {aggregate!r}.")
+    _check_aggregation(aggregate)
     exclude_ids = {getattr(a, "pk", a) for a in exclude_annotators}
     if exclude_flagged:
         exclude_ids |= flagged_annotators(batches).keys()

@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from annotate.api.permissions import IsStaff
-from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
+from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
+from rlhf.preferences import AGGREGATIONS
 from runs.api import AnyContentNegotiation
 
 

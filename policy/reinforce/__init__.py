@@ -8,7 +8,9 @@ process that only shows forms and pages never pays for them.
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .config import ReinforceConfig, SFTConfig, TrainingStopped
+from rlhf.training import TrainingStopped
+
+from .config import ReinforceConfig, SFTConfig
 
 _LAZY = {
     "DEFAULT_POLICY_GGUF": ".loading",

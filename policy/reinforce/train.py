@@ -14,8 +14,11 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .config import ReinforceConfig, TrainingStopped
-from .loading import load_policy, validate_messages
+from rlhf.prompts import check_messages
+from rlhf.training import TrainingStopped
+
+from .config import ReinforceConfig
+from .loading import load_policy
 from .loss import compute_baseline, k3_kl, reinforce_loss, token_kl, whiten
 from .sampling import Rollout, decode_responses, make_generator, response_logprobs, rollout_prompts
 
@@ -57,7 +60,7 @@ def _validate_prompts(name: str, prompts: list[list[dict]]) -> None:
         raise ValueError(f"{name} is empty")
     for index, messages in enumerate(prompts):
         try:
-            validate_messages(messages)
+            check_messages(messages, allow_empty=True)
         except ValueError as error:
             raise ValueError(f"{name}[{index}]: {error}") from None
 

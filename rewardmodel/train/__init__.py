@@ -10,8 +10,9 @@ transformers on first use (PEP 562), so a web process that only shows forms and 
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from rewardmodel.train.config import DEFAULT_BACKBONE, RewardTrainConfig, TrainingStopped
+from rewardmodel.train.config import DEFAULT_BACKBONE, RewardTrainConfig
 from rewardmodel.train.data import PreferencePair, pairs_from_ranking, split_by_group
+from rlhf.training import TrainingStopped
 
 _LAZY = {
     "pairwise_loss": "rewardmodel.train.loss",

@@ -10,25 +10,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.models.bert.modeling_bert import BertForSequenceClassification
 
 
-def pick_device(requested: str = "") -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 matmuls beat fp32 here: CUDA with bf16, or a CPU with AVX512-BF16 or AMX instructions.
-
-    On the 2-core EPYC (AVX512-BF16, no AMX) a bf16 matmul of MiniLM's shapes runs 2.4x faster than fp32.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with a fallback
-        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-    return False
-
-
 def load_tokenizer(backbone: str):
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     if tokenizer.pad_token is None:

@@ -9,6 +9,8 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rlhf.training import require_positive_ints
+
 HUB_FALLBACK = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -28,19 +30,7 @@ DEFAULT_BACKBONE: str = _default_backbone()
 MARGIN_OPTIONS = ("none", "level")
 
 
-def require_positive_ints(config: object, names: tuple[str, ...]) -> None:
-    """Raise ValueError naming the first of `names` on `config` that is not an integer >= 1."""
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 PRECISION_OPTIONS = ("auto", "bf16", "fp32")
-
-
-class TrainingStopped(Exception):
-    """should_stop() returned True: training ended between two steps and nothing was saved."""
 
 
 @dataclass

@@ -5,15 +5,13 @@ Plain data only: no Django, no model. The tokenizer is any Hugging Face tokenize
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass
 
-LEVELS = ("clear", "slight")
-ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System"}
+from rlhf.preferences import LEVELS
+from rlhf.prompts import MessageError, check_messages, hh_transcript, prompt_group_id
 
 
 @dataclass
@@ -26,12 +24,12 @@ class PreferencePair:
     level: str = ""  # "clear" | "slight" | "" unknown
     weight: float = 1.0
     group: str = ""  # prompt group id: the eval split never puts one group on both sides; "" -> from the prompt
+    # The mean rating toward `chosen` of the judgments behind the pair (0.0 unknown). Only a record: the loss takes
+    # its margin from `level` (RewardTrainConfig.level_margins).
+    margin: float = 0.0
 
     def group_id(self) -> str:
-        if self.group:
-            return self.group
-        text = json.dumps(self.prompt, sort_keys=True, ensure_ascii=False)
-        return "prompt:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self.group or prompt_group_id(self.prompt)
 
 
 def pairs_from_ranking(
@@ -51,11 +49,10 @@ def validate_pairs(pairs: list[PreferencePair]) -> None:
         raise ValueError("no preference pairs to train on")
     for index, pair in enumerate(pairs):
         where = f"pair {index}"
-        if not isinstance(pair.prompt, list) or not pair.prompt:
-            raise ValueError(f"{where}: prompt must be a non-empty list of messages")
-        for position, message in enumerate(pair.prompt):
-            if not isinstance(message, dict) or not isinstance(message.get("content"), str) or "role" not in message:
-                raise ValueError(f"{where}: prompt message {position} must be a dict with 'role' and 'content' text")
+        try:
+            check_messages(pair.prompt, allow_empty=True)  # HH dialogues may hold an empty assistant turn
+        except MessageError as error:
+            raise ValueError(f"{where}: prompt: {error}") from None
         for field_name in ("chosen", "rejected"):
             if not isinstance(getattr(pair, field_name), str):
                 raise ValueError(f"{where}: {field_name} must be text")
@@ -97,12 +94,6 @@ def split_by_group(
 # --- text and token ids --------------------------------------------------------------------------------------------
 
 
-def transcript_prompt(prompt: list[dict]) -> str:
-    """The plain `Human: … / Assistant: …` transcript (HH-RLHF style), ending where the response starts."""
-    turns = [f"\n\n{ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in prompt]
-    return "".join(turns) + "\n\nAssistant:"
-
-
 def prompt_and_response_text(tokenizer, prompt: list[dict], response: str) -> tuple[str, str]:
     """Split the model input into prompt text and response text, so truncation can cut the prompt only."""
     if getattr(tokenizer, "chat_template", None):
@@ -111,7 +102,7 @@ def prompt_and_response_text(tokenizer, prompt: list[dict], response: str) -> tu
         if full.startswith(prompt_text):
             return prompt_text, full[len(prompt_text) :]
         return prompt_text, response  # templates that rewrite earlier turns: keep the raw response
-    return transcript_prompt(prompt), " " + response
+    return hh_transcript(prompt), " " + response
 
 
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:

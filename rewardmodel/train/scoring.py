@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from rewardmodel.train.backbone import compute_last_layer_for_first_token_only, load_tokenizer, pick_device
+from rewardmodel.train.backbone import compute_last_layer_for_first_token_only, load_tokenizer
 from rewardmodel.train.data import LEVELS, PreferencePair, encode_texts
 from rewardmodel.train.loss import pairwise_loss
+from rlhf.devices import autocast_for, pick_device
 
 
 def collate(sequences: list[list[int]], pad_token_id: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -23,15 +23,6 @@ def collate(sequences: list[list[int]], pad_token_id: int, device: torch.device)
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
     return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
-
-
-def autocast_for(device: torch.device, bf16: bool | None = None):
-    """bf16 autocast when asked; by default (None) on CUDA only. Plain fp32 otherwise."""
-    if bf16 is None:
-        bf16 = device.type == "cuda"
-    if bf16:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def rewards_of(model, batch: dict[str, torch.Tensor], bf16: bool | None = None) -> torch.Tensor:

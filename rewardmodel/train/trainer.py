@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from rewardmodel.train.backbone import bf16_is_fast, load_reward_backbone, load_tokenizer, pick_device
-from rewardmodel.train.config import RewardTrainConfig, TrainingStopped
+from rewardmodel.train.backbone import load_reward_backbone, load_tokenizer
+from rewardmodel.train.config import RewardTrainConfig
 from rewardmodel.train.data import (
     EncodedPairs,
     PreferencePair,
@@ -29,6 +29,8 @@ from rewardmodel.train.data import (
 )
 from rewardmodel.train.loss import pairwise_loss
 from rewardmodel.train.scoring import collate, preference_metrics, rewards_of, score_sequences
+from rlhf.devices import bf16_is_fast, pick_device
+from rlhf.training import TrainingStopped
 
 
 def linear_warmup_decay(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:

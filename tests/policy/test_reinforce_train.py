@@ -197,7 +197,7 @@ def test_should_stop_raises_training_stopped_without_final_model(tiny_policy, tm
 
 def test_bad_prompt_is_refused_naming_it(tiny_policy, tmp_path):
     bad = PROMPTS + [[{"role": "bot", "content": "hi"}]]
-    with pytest.raises(ValueError, match=r"prompts\[4\]: message 0 has unknown role 'bot'"):
+    with pytest.raises(ValueError, match=r"prompts\[4\]: message 1: role must be one of .*, got 'bot'"):
         train_reinforce(tiny_policy, count_a, bad, EVAL_PROMPTS, _config(), tmp_path)
     with pytest.raises(ValueError, match="baseline must be one of"):
         _config(baseline="median")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import random
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from annotate.importers import Comparison, ImportFileError, item_for, parse_comparisons, read_text
 from annotate.models import Batch, Item
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 ITEMS_FILE = DEMO_DIR / "demo_items.jsonl"
 GUIDELINES_FILE = DEMO_DIR / "guidelines.md"
 BATCH_NAME = "demo"
+DEMO_ITEM_FIELDS = ("prompt", "prompt_input", "response_1", "response_2", "gold")
 # (username, password, staff)
 DEMO_USERS = [
     ("alice", "alice-demo", False),
@@ -23,29 +25,13 @@ DEMO_USERS = [
 ]
 
 
-def read_demo_items(path: Path = ITEMS_FILE) -> list[dict]:
-    """The demo file: the "plain" import format (id, prompt, response_1, response_2) plus an optional "input"."""
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            prompt = record["prompt"]
-            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            items.append(
-                {
-                    "external_id": str(record["id"]),
-                    "prompt": messages,
-                    "prompt_input": record.get("input", ""),
-                    "response_1": record["response_1"],
-                    "response_2": record["response_2"],
-                    "source": {"format": "plain", "file": path.name, "line": number},
-                }
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CommandError(f"{path}: line {number}: {exc!r}") from exc
-    return items
+def read_demo_items(path: Path = ITEMS_FILE) -> list[Comparison]:
+    """The demo file, read and checked by the importer ("plain" format: id, prompt, response_1, response_2, input)."""
+    try:
+        _, comparisons = parse_comparisons(read_text(path), "plain")
+    except ImportFileError as exc:
+        raise CommandError(f"{path}: {exc}") from exc
+    return comparisons
 
 
 class Command(BaseCommand):
@@ -64,9 +50,13 @@ class Command(BaseCommand):
             },
         )
         created = 0
-        for fields in read_demo_items():
-            external_id = fields.pop("external_id")
-            _, was_created = Item.objects.update_or_create(batch=batch, external_id=external_id, defaults=fields)
+        rng = random.Random(0)  # plain records have no known answer: nothing is shuffled
+        for comparison in read_demo_items():
+            # The importer's item, updated in place when the demo is loaded again.
+            item = item_for(batch, comparison, rng)
+            fields = {name: getattr(item, name) for name in DEMO_ITEM_FIELDS}
+            fields["source"] = {**item.source, "file": ITEMS_FILE.name}
+            _, was_created = Item.objects.update_or_create(batch=batch, external_id=item.external_id, defaults=fields)
             created += was_created
         self.stdout.write(f"Demo batch {batch.name!r}: {batch.items.count()} items ({created} new).")
         self.stdout.write("Demo logins:")

@@ -8,8 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate.importers import KNOWN_PREFERENCE_FORMATS, ImportFileError, parse_comparisons, read_text
 from rewardmodel.models import RewardModelRun
-from rewardmodel.services import RewardRunError, evaluate_run, prompt_group
-from rewardmodel.train import PreferencePair
+from rewardmodel.services import RewardRunError, evaluate_run, preference_pair
 
 
 class Command(BaseCommand):
@@ -37,20 +36,8 @@ class Command(BaseCommand):
                 f"{options['file']}: {fmt} records have no known answer; use a preference file "
                 f"({' or '.join(KNOWN_PREFERENCE_FORMATS)} format)."
             )
-        pairs = []
-        for comparison in comparisons:
-            messages = [dict(m) for m in comparison.prompt]
-            if comparison.prompt_input and messages:
-                messages[-1]["content"] = f"{messages[-1]['content']}\n\n{comparison.prompt_input}"
-            chosen = comparison.chosen
-            pairs.append(
-                PreferencePair(
-                    prompt=messages,
-                    chosen=comparison.response_1 if chosen == 1 else comparison.response_2,
-                    rejected=comparison.response_2 if chosen == 1 else comparison.response_1,
-                    group=prompt_group(messages),
-                )
-            )
+        # The same pair builder as training: input joined onto the instruction, the same prompt group.
+        pairs = [preference_pair(c.prompt, c.prompt_input, c.response_1, c.response_2, c.chosen) for c in comparisons]
         self.stderr.write(f"Scoring {len(pairs)} {fmt} pairs with run {run.pk}…")
         try:
             result = evaluate_run(run, pairs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.management.base import CommandError, CommandParser
 
 from annotate.models import Batch
-from rewardmodel.services import AGGREGATES, RewardRunError, run_reward_training, start_reward_run
+from rewardmodel.services import RewardRunError, run_reward_training, start_reward_run
+from rlhf.preferences import AGGREGATIONS
 from runs.management.foreground import ForegroundTrainingCommand
 
 
@@ -24,7 +25,7 @@ class Command(ForegroundTrainingCommand):
         parser.add_argument("--batch-size", type=int, help="Pairs per step.")
         parser.add_argument("--eval-fraction", type=float, help="Share of prompts held out for evaluation.")
         parser.add_argument("--margin", choices=("none", "level"))
-        parser.add_argument("--aggregate", choices=AGGREGATES, default="each")
+        parser.add_argument("--aggregate", choices=AGGREGATIONS, default="each")
         parser.add_argument(
             "--exclude-flagged", action="store_true", help="Leave out annotators the quality page flags."
         )
