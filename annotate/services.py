@@ -63,6 +63,8 @@ def current_hit(user) -> Hit | None:
 def next_hit(user) -> Hit | None:
     """The annotator's current HIT, or a new one; None when no work is left for them.
 
+    A new HIT comes from the first active batch, in queue order (priority, then oldest), with work left.
+
     Items are locked with SKIP LOCKED (PostgreSQL) so two annotators asking at the
     same moment never take the same slot; on SQLite the IMMEDIATE transaction mode
     serialises the whole function instead.
@@ -70,7 +72,7 @@ def next_hit(user) -> Hit | None:
     hit = current_hit(user)
     if hit is not None:
         return hit
-    for batch in Batch.objects.filter(active=True).order_by("created_at", "pk"):
+    for batch in Batch.objects.filter(active=True).in_queue_order():
         with transaction.atomic():
             hit = _new_hit(user, batch)
         if hit is not None:
