@@ -75,7 +75,10 @@ def test_the_card_snippet_reproduces_the_score_box(trained_folder, capsys):
         status=RunStatus.SUCCEEDED, artifact_path=str(trained_folder), finished_at=timezone.now()
     )
     namespace: dict = {}
-    exec(snippet_from((trained_folder / "README.md").read_text()).replace(MODEL_FOLDER_PLACEHOLDER, str(trained_folder)), namespace)  # noqa: E501
+    exec(
+        snippet_from((trained_folder / "README.md").read_text()).replace(MODEL_FOLDER_PLACEHOLDER, str(trained_folder)),
+        namespace,
+    )  # noqa: E501
     assert capsys.readouterr().out.strip(), "the snippet prints an example reward"
 
     cases = [
