@@ -20,11 +20,20 @@ class ImportComparisonsForm(forms.Form):
         label="As judgments",
         help_text="Also store the file's known preference (hh, trl) as judgments by the import user.",
     )
+    # A choice rather than a checkbox: "not ticked" could not tell "inactive" from "the usual default".
+    active = forms.TypedChoiceField(
+        label="Active for annotators",
+        choices=[("", "Default: no when imported as judgments, otherwise yes"), ("yes", "Yes"), ("no", "No")],
+        coerce=lambda value: {"yes": True, "no": False}.get(value),
+        empty_value=None,
+        required=False,
+        help_text="Annotators get items only from active batches; staff can pause and resume on the Queue page.",
+    )
 
 
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
-    list_display = ["name", "active", "samples_per_hit", "overlap", "created_at"]
+    list_display = ["name", "active", "priority", "samples_per_hit", "overlap", "created_at"]
     list_filter = ["active"]
 
     def get_urls(self):
@@ -45,6 +54,7 @@ class BatchAdmin(admin.ModelAdmin):
                     fmt=form.cleaned_data["format"],
                     as_judgments=form.cleaned_data["as_judgments"],
                     created_by=request.user,
+                    active=form.cleaned_data["active"],
                 )
             except ImportFileError as exc:
                 form.add_error(None, f"{upload.name}: {exc}. Nothing was imported.")
@@ -52,6 +62,7 @@ class BatchAdmin(admin.ModelAdmin):
                 message = f"Imported {result.count} items into batch {result.batch.name}."
                 if result.judgment_count:
                     message += f" Stored {result.judgment_count} judgments by {result.judgments_by}."
+                message += " The batch is active." if result.batch.active else " The batch is inactive (paused)."
                 self.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:annotate_batch_change", args=[result.batch.pk]))
         context = {

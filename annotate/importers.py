@@ -404,8 +404,13 @@ def import_comparisons(
     as_judgments: bool = False,
     created_by=None,
     seed: int | None = None,
+    active: bool | None = None,
 ) -> ImportResult:
-    """Import every comparison of the file into batch `batch_name` (created if missing), or nothing."""
+    """Import every comparison of the file into batch `batch_name` (created if missing), or nothing.
+
+    `active` sets whether annotators get the batch; None keeps an existing batch as it is and makes a new one
+    inactive when the import stores its answers as judgments (there is nothing left to ask), active otherwise.
+    """
     batch_name = (batch_name or "").strip()
     if not batch_name:
         raise ImportFileError("a batch name is needed")
@@ -420,7 +425,7 @@ def import_comparisons(
     rng = random.Random(seed)
     try:
         with transaction.atomic():
-            return _write(comparisons, batch_name, fmt, as_judgments, created_by, rng)
+            return _write(comparisons, batch_name, fmt, as_judgments, created_by, rng, active)
     except IntegrityError as exc:
         # Only reachable when another import writes the same batch at the same moment.
         raise ImportFileError(f"the batch changed while importing ({exc}); nothing was imported") from None
@@ -433,8 +438,15 @@ def _write(
     as_judgments: bool,
     created_by,
     rng: random.Random,
+    active: bool | None,
 ) -> ImportResult:
-    batch, batch_created = Batch.objects.get_or_create(name=batch_name, defaults={"created_by": created_by})
+    new_batch_active = (not as_judgments) if active is None else active
+    batch, batch_created = Batch.objects.get_or_create(
+        name=batch_name, defaults={"created_by": created_by, "active": new_batch_active}
+    )
+    if not batch_created and active is not None and batch.active != active:
+        batch.active = active
+        batch.save(update_fields=["active"])
     items, judgment_count = add_items(batch, comparisons, rng, as_judgments)
     return ImportResult(
         count=len(items),

@@ -31,6 +31,20 @@ class Rating(models.IntegerChoices):
         return cls(magnitude if chosen == 2 else -magnitude)
 
 
+# The order in which assignment hands out batches (and the staff Queue page shows them).
+QUEUE_ORDER = ("-priority", "created_at", "pk")
+
+
+class BatchQuerySet(models.QuerySet):
+    def in_queue_order(self) -> BatchQuerySet:
+        return self.order_by(*QUEUE_ORDER)
+
+    def top_priority(self) -> int:
+        """A priority above every active batch's: what a batch that should be judged next gets."""
+        highest = self.filter(active=True).aggregate(highest=models.Max("priority"))["highest"]
+        return 1 if highest is None else highest + 1
+
+
 class Batch(models.Model):
     name = models.CharField(max_length=200, unique=True)
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
@@ -39,9 +53,14 @@ class Batch(models.Model):
     gold_rate = models.FloatField(
         default=0.0, help_text="Share of each HIT drawn from the batch's gold items (0 to 1)."
     )
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(default=True, help_text="Annotators get items only from active batches.")
+    priority = models.IntegerField(
+        default=0, help_text="Active batches are handed out highest priority first, then oldest first."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "batches"

@@ -64,6 +64,8 @@ def current_hit(user) -> Hit | None:
 def assign_hit(user) -> Hit | None:
     """Assignment: the annotator's current HIT, or a new one; None when no work is left for them.
 
+    A new HIT comes from the first active batch, in queue order (priority, then oldest), with work left.
+
     Items are locked with SKIP LOCKED (PostgreSQL) so two annotators asking at the
     same moment never take the same slot; on SQLite the IMMEDIATE transaction mode
     serialises the whole function instead.
@@ -71,7 +73,7 @@ def assign_hit(user) -> Hit | None:
     hit = current_hit(user)
     if hit is not None:
         return hit
-    for batch in Batch.objects.filter(active=True).order_by("created_at", "pk"):
+    for batch in Batch.objects.filter(active=True).in_queue_order():
         with transaction.atomic():
             hit = _assign_from_batch(user, batch)
         if hit is not None:

@@ -10,5 +10,6 @@ urlpatterns = [
     path("dashboard/reward/", include("rewardmodel.urls")),
     path("dashboard/policy/", include("policy.urls")),
     path("dashboard/quality/", include("annotate.quality_urls")),
+    path("dashboard/queue/", include("annotate.queue_urls")),
     path("", include("annotate.urls")),
 ]

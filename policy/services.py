@@ -386,12 +386,15 @@ def cancel_policy_run(run: PolicyRun) -> bool:
 # Human evaluation --------------------------------------------------------------------------------
 
 
-def send_to_annotators(run: PolicyRun, user, *, overlap: int = 1, seed: int | None = None) -> Batch:
+def send_to_annotators(
+    run: PolicyRun, user, *, overlap: int = 1, seed: int | None = None, priority: int | None = None
+) -> Batch:
     """A new batch pairing the policy's answer with the reference's on each held-out prompt.
 
     Which of response_1 / response_2 is the policy is random per item (and the HIT page
     swaps sides at random again), so position says nothing; `Item.source` records it.
-    Sending twice returns the batch made the first time.
+    Sending twice returns the batch made the first time. The batch goes to the front of the annotators' queue
+    (a priority above every active batch) unless `priority` says otherwise.
     """
     if run.annotation_batch_id:
         return run.annotation_batch
@@ -412,6 +415,7 @@ def send_to_annotators(run: PolicyRun, user, *, overlap: int = 1, seed: int | No
             guidelines=ANNOTATION_GUIDELINES,
             samples_per_hit=ANNOTATION_SAMPLES_PER_HIT,
             overlap=overlap,
+            priority=Batch.objects.top_priority() if priority is None else priority,
             created_by=user if getattr(user, "pk", None) else None,
         )
         try:

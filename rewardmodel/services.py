@@ -201,8 +201,18 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         raise RewardRunError("No preference pairs: the batches have no (untied) judgments.")
     count, digest = judgments_fingerprint(judgments)
     type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
+    description = {
+        "batches": ", ".join(run.batches.order_by("name").values_list("name", flat=True)),
+        "judgments": count,
+        "aggregate": run.config.get("aggregate", "each"),
+    }
     return trainer.train_reward_model(
-        pairs, config, str(output_dir), on_log=run.progress_logger(on_log), should_stop=run.stop_checker()
+        pairs,
+        config,
+        str(output_dir),
+        on_log=run.progress_logger(on_log),
+        should_stop=run.stop_checker(),
+        data_description=description,
     )
 
 

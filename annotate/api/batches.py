@@ -37,6 +37,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "overlap",
             "gold_rate",
             "active",
+            "priority",
             "items_count",
             "created_by",
             "created_at",

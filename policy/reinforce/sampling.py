@@ -54,7 +54,11 @@ def encode_prompts(
     texts = [format_prompt(tokenizer, messages) for messages in prompts]
     # Chat templates carry their own special tokens; only the plain format wants the tokenizer's BOS.
     add_special = not getattr(tokenizer, "chat_template", None)
-    encoded = [tokenizer(text, add_special_tokens=add_special)["input_ids"][-max_prompt_tokens:] for text in texts]
+    # verbose=False: a prompt over the model's maximum is expected and cut here, not a mistake to warn about.
+    encoded = [
+        tokenizer(text, add_special_tokens=add_special, verbose=False)["input_ids"][-max_prompt_tokens:]
+        for text in texts
+    ]
     width = max(len(ids) for ids in encoded)
     pad = tokenizer.pad_token_id
     input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)

@@ -51,7 +51,12 @@ def sft_label_mask(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> 
     if not any(message["role"] == "assistant" for message in messages):
         raise ValueError("a dialogue needs at least one assistant message to learn from")
     text, spans = _assistant_spans(tokenizer, messages)
-    encoded = tokenizer(text, add_special_tokens=not has_chat_template(tokenizer), return_offsets_mapping=True)
+    encoded = tokenizer(
+        text,
+        add_special_tokens=not has_chat_template(tokenizer),
+        return_offsets_mapping=True,
+        verbose=False,  # a dialogue over the model's maximum is cut to config.max_length by the caller
+    )
     input_ids = list(encoded["input_ids"])
     labels = [IGNORE_INDEX] * len(input_ids)
     for position, (start, end) in enumerate(encoded["offset_mapping"]):

@@ -17,6 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from rlhf.prompts import check_messages
 from rlhf.training import TrainingStopped
 
+from .card import policy_card
 from .config import ReinforceConfig
 from .loading import load_policy
 from .loss import compute_baseline, k3_kl, reinforce_loss, token_kl, whiten
@@ -43,6 +44,7 @@ def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, t
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "training_state.json").write_text(json.dumps(extra, indent=2, default=str))
+    (tmp / "README.md").write_text(policy_card(tokenizer, extra))
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return str(target)

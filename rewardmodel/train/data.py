@@ -94,9 +94,31 @@ def split_by_group(
 # --- text and token ids --------------------------------------------------------------------------------------------
 
 
+# rlhf.prompts.hh_transcript as a chat template, saved with every trained model's tokenizer so that
+# `tokenizer.apply_chat_template(messages, tokenize=False)` outside the app gives the text the model was trained on.
+# It carries no special tokens: the tokenizer adds them ([CLS] … [SEP] for BERT), as it did in training.
+TRANSCRIPT_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '\\n\\n' }}"
+    "{%- if message['role'] == 'user' %}Human"
+    "{%- elif message['role'] == 'assistant' %}Assistant"
+    "{%- elif message['role'] == 'system' %}System"
+    "{%- else %}{{ message['role'] | title }}{%- endif -%}"
+    ": {{ message['content'] }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt %}{{ '\\n\\nAssistant:' }}{%- endif -%}"
+)
+
+
+def has_own_chat_template(tokenizer) -> bool:
+    """Whether the backbone brought a chat template (Qwen, Llama …) rather than our transcript one (or none)."""
+    template = getattr(tokenizer, "chat_template", None)
+    return bool(template) and template != TRANSCRIPT_CHAT_TEMPLATE
+
+
 def prompt_and_response_text(tokenizer, prompt: list[dict], response: str) -> tuple[str, str]:
     """Split the model input into prompt text and response text, so truncation can cut the prompt only."""
-    if getattr(tokenizer, "chat_template", None):
+    if has_own_chat_template(tokenizer):
         prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": response}], tokenize=False)
         if full.startswith(prompt_text):
@@ -107,7 +129,7 @@ def prompt_and_response_text(tokenizer, prompt: list[dict], response: str) -> tu
 
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
     """The ids the tokenizer adds before and after a text ([CLS] … [SEP] for BERT, BOS for Llama, none for Qwen)."""
-    if getattr(tokenizer, "chat_template", None):
+    if has_own_chat_template(tokenizer):
         return [], []  # the template text already carries them
     core = tokenizer("hello", add_special_tokens=False)["input_ids"]
     full = tokenizer("hello", add_special_tokens=True)["input_ids"]
@@ -162,8 +184,10 @@ def encode_texts(
     texts = [prompt_and_response_text(tokenizer, p, r) for p, r in zip(prompts, responses, strict=True)]
     if not texts:
         return [], [], []
-    prompt_ids = tokenizer([t[0] for t in texts], add_special_tokens=False)["input_ids"]
-    response_ids = tokenizer([t[1] for t in texts], add_special_tokens=False)["input_ids"]
+    # verbose=False: texts longer than the tokenizer's model_max_length are expected here (join_truncated cuts them,
+    # and the cuts are counted), so transformers' "Token indices sequence length is longer …" warning is noise.
+    prompt_ids = tokenizer([t[0] for t in texts], add_special_tokens=False, verbose=False)["input_ids"]
+    response_ids = tokenizer([t[1] for t in texts], add_special_tokens=False, verbose=False)["input_ids"]
     encoded, prompt_cut, response_cut = [], [], []
     for p_ids, r_ids in zip(prompt_ids, response_ids, strict=True):
         ids, cut_response = join_truncated(prefix, p_ids, r_ids, suffix, max_length)

@@ -18,11 +18,14 @@ from pathlib import Path
 import torch
 
 from rewardmodel.train.backbone import load_reward_backbone, load_tokenizer
+from rewardmodel.train.card import data_summary, write_model_card
 from rewardmodel.train.config import RewardTrainConfig
 from rewardmodel.train.data import (
+    TRANSCRIPT_CHAT_TEMPLATE,
     EncodedPairs,
     PreferencePair,
     encode_pairs,
+    has_own_chat_template,
     length_grouped_batches,
     split_by_group,
     validate_pairs,
@@ -84,10 +87,12 @@ def train_reward_model(
     output_dir: str | Path,
     on_log: Callable[[int, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    data_description: dict | None = None,
 ) -> dict:
     """Train a reward model on `pairs` and save it to `output_dir`; return the final metrics.
 
-    Writes save_pretrained(model, tokenizer), metrics.json and train_config.json. Raises TrainingStopped (nothing
+    Writes save_pretrained(model, tokenizer), metrics.json, train_config.json and a model card (README.md; what the
+    data was, beyond the pairs' own counts, comes from `data_description`). Raises TrainingStopped (nothing
     written) when should_stop() turns True, ValueError on bad pairs or config.
     """
     config.validate()
@@ -204,13 +209,38 @@ def train_reward_model(
         "precision": "bf16" if bf16 else "fp32",
         **eval_metrics,
     }
-    save_reward_model(model, tokenizer, config, final, Path(output_dir))
+    summary = data_summary(train_pairs, eval_pairs)
+    save_reward_model(model, tokenizer, config, final, Path(output_dir), summary, data_description)
     return final
 
 
-def save_reward_model(model, tokenizer, config: RewardTrainConfig, metrics: dict, output_dir: Path) -> None:
+def tokenizer_as_trained(tokenizer, max_length: int):
+    """The tokenizer set up so that plain transformers calls build the input the model was trained on.
+
+    The transcript becomes its chat template (unless the backbone has its own), and `truncation=True` cuts at
+    `max_length` from the left: the oldest prompt tokens go first, as in training.
+    """
+    if not has_own_chat_template(tokenizer):
+        tokenizer.chat_template = TRANSCRIPT_CHAT_TEMPLATE
+    tokenizer.model_max_length = max_length
+    tokenizer.truncation_side = "left"
+    # save_pretrained writes init_kwargs, and not every tokenizer class copies these attributes back into them.
+    tokenizer.init_kwargs.update(model_max_length=max_length, truncation_side="left")
+    return tokenizer
+
+
+def save_reward_model(
+    model,
+    tokenizer,
+    config: RewardTrainConfig,
+    metrics: dict,
+    output_dir: Path,
+    summary: dict | None = None,
+    data_description: dict | None = None,
+) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
+    tokenizer_as_trained(tokenizer, config.max_length).save_pretrained(output_dir)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (output_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    write_model_card(output_dir, tokenizer, config, metrics, summary or {}, data_description)

@@ -17,9 +17,22 @@ from django.db import connection
 from annotate.importers import ImportFileError, import_comparisons
 from annotate.models import Batch, Item, Judgment, Rating
 
-SHARED_DATA = Path(settings.BASE_DIR).parent / "shared" / "data"
+SHARED_DATA_FILES = ("hh_rlhf_harmless_test_dev.jsonl", "alpacafarm_unlabeled_pairs.jsonl")
+
+
+def shared_data_dir() -> Path:
+    """The real data files: $ARBITER_SHARED_DATA, else ../shared/data beside the checkout."""
+    configured = os.environ.get("ARBITER_SHARED_DATA", "")
+    return Path(configured) if configured else Path(settings.BASE_DIR).parent / "shared" / "data"
+
+
+SHARED_DATA = shared_data_dir()
 needs_shared_data = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (it lives beside the repo)"
+    not SHARED_DATA.is_dir(),
+    reason=(
+        f"real data folder {SHARED_DATA} is absent: set ARBITER_SHARED_DATA to a folder holding "
+        f"{' and '.join(SHARED_DATA_FILES)} to run this test"
+    ),
 )
 
 pytestmark = pytest.mark.django_db
@@ -216,6 +229,48 @@ def test_as_judgments_stores_the_known_answer_by_the_import_user(tmp_path, alice
         assert judgment.rating == judgment.item.gold
         assert judgment.strength == "clear"
         assert judgment.chosen_text.startswith("good") and judgment.rejected_text.startswith("bad")
+
+
+def test_a_batch_imported_with_its_answers_is_inactive_unless_asked(tmp_path):
+    path = write_jsonl(tmp_path / "trl.jsonl", [GOOD_TRL])
+
+    assert not import_comparisons(path, "answered", as_judgments=True).batch.active
+    assert import_comparisons(path, "answered-live", as_judgments=True, active=True).batch.active
+    assert import_comparisons(path, "to-judge").batch.active, "without answers there is work for annotators"
+    assert not import_comparisons(path, "held-back", active=False).batch.active
+
+
+def test_an_existing_batch_keeps_its_state_unless_the_import_says(tmp_path):
+    Batch.objects.create(name="paused", active=False)
+    import_comparisons(write_jsonl(tmp_path / "a.jsonl", [{**ALPACA, "id": "a"}]), "paused")
+    assert not Batch.objects.get(name="paused").active
+    import_comparisons(write_jsonl(tmp_path / "b.jsonl", [{**ALPACA, "id": "b"}]), "paused", active=True)
+    assert Batch.objects.get(name="paused").active
+
+
+@pytest.mark.parametrize(
+    "flags, active", [([], False), (["--active"], True), (["--inactive"], False)], ids=["default", "active", "inactive"]
+)
+def test_command_active_flags_with_answers(tmp_path, flags, active):
+    path = write_jsonl(tmp_path / "trl.jsonl", [GOOD_TRL])
+    out = io.StringIO()
+
+    call_command("import_comparisons", str(path), "--batch", "x", "--as-judgments", *flags, stdout=out)
+
+    assert Batch.objects.get(name="x").active is active
+    assert ("is active" if active else "is inactive") in out.getvalue()
+
+
+def test_command_refuses_both_active_flags(tmp_path):
+    with pytest.raises(CommandError, match="not allowed with"):
+        call_command("import_comparisons", str(tmp_path / "x.jsonl"), "--batch", "x", "--active", "--inactive")
+
+
+def test_shared_data_path_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARBITER_SHARED_DATA", str(tmp_path))
+    assert shared_data_dir() == tmp_path
+    monkeypatch.delenv("ARBITER_SHARED_DATA")
+    assert shared_data_dir() == Path(settings.BASE_DIR).parent / "shared" / "data"
 
 
 def test_as_judgments_refused_for_a_file_without_known_preference(tmp_path):

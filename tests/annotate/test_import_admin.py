@@ -34,7 +34,7 @@ def test_batch_list_links_to_the_import_form(charlie_client):
     form = charlie_client.get(IMPORT_URL)
     assert form.status_code == 200
     page = form.content.decode()
-    for field in ('name="file"', 'name="batch_name"', 'name="format"', 'name="as_judgments"'):
+    for field in ('name="file"', 'name="batch_name"', 'name="format"', 'name="as_judgments"', 'name="active"'):
         assert field in page
 
 
@@ -53,6 +53,23 @@ def test_staff_upload_imports_the_file_as_judgments(charlie_client, charlie):
     assert [j.annotator.username for j in judgments] == [settings.IMPORT_USERNAME] * 2
     assert sorted(j.chosen_text for j in judgments) == ["Blue.", "Green."]
     assert all(j.rating == j.item.gold for j in judgments)
+    assert not batch.active, "the answers are known: nothing to ask annotators unless staff say so"
+    assert "The batch is inactive" in response.content.decode()
+
+
+@pytest.mark.parametrize("choice, active", [("yes", True), ("no", False)])
+def test_staff_choose_whether_the_imported_batch_is_active(charlie_client, choice, active):
+    data = {"file": upload("prefs.jsonl", TRL), "batch_name": "chosen", "format": "auto", "as_judgments": "on"}
+
+    charlie_client.post(IMPORT_URL, {**data, "active": choice})
+
+    assert Batch.objects.get(name="chosen").active is active
+
+
+def test_upload_without_answers_is_active_by_default(charlie_client):
+    charlie_client.post(IMPORT_URL, {"file": upload("prefs.jsonl", TRL), "batch_name": "ask", "format": "auto"})
+
+    assert Batch.objects.get(name="ask").active
 
 
 def test_bad_upload_shows_the_error_and_imports_nothing(charlie_client):

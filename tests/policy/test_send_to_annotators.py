@@ -15,6 +15,7 @@ from policy.services import (
     wilson_interval,
 )
 from runs.models import RunStatus
+from tests.annotate.factories import make_batch
 from tests.policy.helpers import TINY_REINFORCE, finished_run_with_answers, prompts_batch, succeeded_reward_run
 
 
@@ -113,3 +114,25 @@ def test_wilson_interval_matches_known_values():
     assert (low, high) == (pytest.approx(0.4902, abs=1e-3), pytest.approx(0.9433, abs=1e-3))
     assert wilson_interval(0, 5)[0] == 0.0
     assert wilson_interval(5, 5)[1] == pytest.approx(1.0)
+
+
+def test_a_sent_batch_goes_to_the_front_of_the_queue(alice, charlie, reward_run):
+    older = make_batch("older", priority=5)
+    make_batch("paused", priority=50, active=False)  # paused batches do not count
+    run = finished_run_with_answers(reward_run)
+
+    batch = send_to_annotators(run, charlie)
+
+    assert batch.priority == 6
+    assert assign_hit(alice).batch == batch, "annotators get the policy's answers before the older batch"
+    assert older.active
+
+
+def test_send_to_annotators_can_keep_a_chosen_priority(alice, charlie, reward_run):
+    make_batch("older", priority=5)
+    run = finished_run_with_answers(reward_run)
+
+    batch = send_to_annotators(run, charlie, priority=0)
+
+    assert batch.priority == 0
+    assert assign_hit(alice).batch.name == "older"

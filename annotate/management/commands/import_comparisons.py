@@ -20,6 +20,21 @@ class Command(BaseCommand):
             action="store_true",
             help="Also store the file's known preference (hh, trl) as judgments by the import user.",
         )
+        activity = parser.add_mutually_exclusive_group()
+        activity.add_argument(
+            "--active",
+            dest="active",
+            action="store_const",
+            const=True,
+            help="Annotators get the batch at once (default unless --as-judgments).",
+        )
+        activity.add_argument(
+            "--inactive",
+            dest="active",
+            action="store_const",
+            const=False,
+            help="Annotators do not get the batch until staff resume it (default with --as-judgments).",
+        )
         parser.add_argument("--seed", type=int, default=None, help="Seed for the order of the two responses.")
 
     def handle(self, *args, **options) -> None:
@@ -30,9 +45,17 @@ class Command(BaseCommand):
                 fmt=options["format"],
                 as_judgments=options["as_judgments"],
                 seed=options["seed"],
+                active=options["active"],
             )
         except ImportFileError as exc:
             raise CommandError(f"{options['file']}: {exc}. Nothing was imported.") from exc
         self.stdout.write(f"Imported {result.count} items into batch {result.batch.name}.")
         if result.judgment_count:
             self.stdout.write(f"Stored {result.judgment_count} judgments by {result.judgments_by}.")
+        if result.batch.active:
+            self.stdout.write(f"Batch {result.batch.name} is active: annotators get its items.")
+        else:
+            self.stdout.write(
+                f"Batch {result.batch.name} is inactive: annotators get its items once staff resume it "
+                "(dashboard → Queue)."
+            )
