@@ -3,6 +3,7 @@ production environment passes `check --deploy`, a Content-Security-Policy on eve
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,7 +28,11 @@ PRODUCTION_ENV = {
 
 def run_django(code: str, **env: str) -> subprocess.CompletedProcess:
     """Python with the app's own settings (not the tests'), in an environment without DEBUG or SECRET_KEY."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
     clean.update({"DJANGO_SETTINGS_MODULE": "arbiter.settings", **env})
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); " + code],
@@ -99,6 +104,9 @@ def test_templates_hold_no_inline_script_or_style():
         text = re.sub(r"\{#.*?#\}|\{% comment %\}.*?\{% endcomment %\}", "", template.read_text(), flags=re.S)
         for inline in ("<style", "style=", "<script>", " onclick=", " onload=", " onchange=", " onsubmit="):
             assert inline not in text, f"{template.relative_to(ROOT)} has {inline!r}"
+        # htmx injects an inline <style> unless its config (htmx reads the first one only) turns that off.
+        for config in re.findall(r'<meta name="htmx-config" content=\'(.*?)\'>', text):
+            assert json.loads(config)["includeIndicatorStyles"] is False, template.relative_to(ROOT)
 
 
 def test_password_validators_refuse_weak_passwords(alice):
