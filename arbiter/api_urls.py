@@ -1,11 +1,11 @@
 """The REST API: one router for every app's viewsets, plus the OpenAPI schema."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
+from accounts.api import OwnTokenView, UserTokenView
 from annotate.api.annotators import AnnotatorViewSet
 from annotate.api.batches import BatchViewSet
 from annotate.api.exports import PreferenceExportView
@@ -27,12 +27,16 @@ router.register("policy-runs", PolicyRunViewSet, basename="policy-run")
 urlpatterns = [
     path("", include(router.urls)),
     path("exports/preferences/", PreferenceExportView.as_view(), name="export-preferences"),
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", OwnTokenView.as_view(), name="api-token"),
+    path("auth/tokens/<str:username>/", UserTokenView.as_view(), name="api-user-token"),
     # Signed-in users only, like everything else here ("anonymous nothing").
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="api-schema"),
+    # The split view serves its start-up script as a file: the Content-Security-Policy allows no inline script.
     path(
         "docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", permission_classes=[IsAuthenticated], template_name="api/swagger_ui.html"
+        ),
         name="api-docs",
     ),
 ]

@@ -6,6 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("api/", include("arbiter.api_urls")),
     path("dashboard/reward/", include("rewardmodel.urls")),
     path("dashboard/policy/", include("policy.urls")),

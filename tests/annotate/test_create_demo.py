@@ -2,6 +2,7 @@
 
 from io import StringIO
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
@@ -9,13 +10,19 @@ from annotate.models import Batch, Item
 from annotate.rendering import render_markdown
 
 
-def run() -> str:
+def run(*args: str) -> str:
     out = StringIO()
-    call_command("create_demo", stdout=out)
+    call_command("create_demo", *args, stdout=out)
     return out.getvalue()
 
 
-def test_creates_users_and_batch_and_prints_logins(db, client):
+@pytest.fixture
+def development(settings):
+    """bin/run's set-up: DEBUG on (pytest-django runs tests with it off)."""
+    settings.DEBUG = True
+
+
+def test_creates_users_and_batch_and_prints_logins(db, client, development):
     output = run()
     for login in ("alice / alice-demo", "bob / bob-demo", "admin / admin-demo"):
         assert login in output
@@ -29,7 +36,7 @@ def test_creates_users_and_batch_and_prints_logins(db, client):
     assert "12 items (12 new)" in output
 
 
-def test_running_twice_changes_nothing(db):
+def test_running_twice_changes_nothing(db, development):
     run()
     items_before = list(Item.objects.values_list("pk", "external_id", "response_1"))
     output = run()
@@ -49,3 +56,26 @@ def test_demo_items_cover_input_dialogue_code_list_and_html(db):
     raw_html = [item for item in items if "<script>" in item.response_1 + item.response_2]
     assert raw_html, "a response with HTML, to show it neutralised"
     assert all("<script>" not in html for html in rendered)
+
+
+def test_an_existing_users_password_is_never_overwritten(db, development):
+    run()
+    admin = get_user_model().objects.get(username="admin")
+    admin.set_password("a-secret-the-admin-chose")
+    admin.save()
+    output = run()
+    admin.refresh_from_db()
+    assert admin.check_password("a-secret-the-admin-chose") and not admin.check_password("admin-demo")
+    assert "admin-demo" not in output and "password unchanged" in output
+
+
+def test_no_superuser_with_a_known_password_when_debug_is_off(db, settings):
+    settings.DEBUG = False
+    output = run()
+    User = get_user_model()
+    assert not User.objects.filter(is_superuser=True).exists()
+    assert not User.objects.filter(username="admin").exists()
+    assert "admin-demo" not in output and "createsuperuser" in output
+    assert Batch.objects.get(name="demo").items.count() > 0, "the demo batch is still made"
+    run("--demo-admin")
+    assert User.objects.get(username="admin").is_superuser, "an explicit flag creates it"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from io import StringIO
 
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotate.models import Hit, HitSlot, Judgment, Rating
@@ -115,12 +115,13 @@ def test_next_returns_the_current_hit_until_submitted_then_204_when_no_work_is_l
 
 
 def test_token_auth_drives_the_flow(alice, batch):
-    call_command("drf_create_token", "alice")
-    token = Token.objects.get(user=alice)
+    out = StringIO()
+    call_command("create_api_token", "alice", stdout=out)
+    key = out.getvalue().strip()
     client = APIClient()
     assert client.post("/api/hits/next/").status_code == 401
 
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     hit = start_hit(client)
     assert hit["annotator"] == "alice"
 
@@ -132,7 +133,9 @@ def test_a_token_can_be_obtained_with_username_and_password(alice):
     client = APIClient()
     response = client.post("/api/auth/token/", {"username": "alice", "password": "password"}, format="json")
     assert response.status_code == 200
-    assert response.json()["token"] == Token.objects.get(user=alice).key
+    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    assert client.get("/api/auth/token/").json()["username"] == "alice"
+    client.credentials()
     response = client.post("/api/auth/token/", {"username": "alice", "password": "wrong"}, format="json")
     assert response.status_code == 400 and "non_field_errors" in response.json()
 

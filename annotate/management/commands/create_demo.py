@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -23,6 +24,7 @@ DEMO_USERS = [
     ("bob", "bob-demo", False),
     ("admin", "admin-demo", True),
 ]
+ADMIN_USERNAME = "admin"
 
 
 def read_demo_items(path: Path = ITEMS_FILE) -> list[Comparison]:
@@ -35,18 +37,42 @@ def read_demo_items(path: Path = ITEMS_FILE) -> list[Comparison]:
 
 
 class Command(BaseCommand):
-    help = "Create the demo users (alice, bob, admin) and the demo batch; running it again changes nothing."
+    help = (
+        "Create the demo users (alice, bob, and with DEBUG on or --demo-admin the superuser admin) and the demo "
+        "batch. Users that exist are left as they are; running it again changes nothing."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--demo-admin",
+            action="store_true",
+            help="Also create the superuser admin / admin-demo when DEBUG is off (a known password: demos only).",
+        )
 
     @transaction.atomic
-    def handle(self, *args, **options) -> None:
-        users = {username: self._user(username, password, staff) for username, password, staff in DEMO_USERS}
+    def handle(self, *args, demo_admin: bool = False, **options) -> None:
+        # A superuser whose password is printed in the README is only acceptable on a development set-up.
+        with_admin = settings.DEBUG or demo_admin
+        logins = []
+        users = {}
+        for username, password, staff in DEMO_USERS:
+            if staff and not with_admin:
+                self.stdout.write(
+                    f"Not creating the superuser {username!r}: DEBUG is off. Use `manage.py createsuperuser`, "
+                    "or --demo-admin for a demo."
+                )
+                continue
+            users[username], created = self._user(username, password, staff)
+            role = "staff (admin, dashboards)" if staff else "annotator"
+            shown_password = password if created else "(existing user: password unchanged)"
+            logins.append(f"  {username} / {shown_password}   {role}")
         batch, _ = Batch.objects.get_or_create(
             name=BATCH_NAME,
             defaults={
                 "guidelines": GUIDELINES_FILE.read_text(encoding="utf-8"),
                 "samples_per_hit": 6,
                 "overlap": 2,  # both demo annotators see every item, so agreement can be measured
-                "created_by": users["admin"],
+                "created_by": users.get(ADMIN_USERNAME),
             },
         )
         created = 0
@@ -60,16 +86,15 @@ class Command(BaseCommand):
             created += was_created
         self.stdout.write(f"Demo batch {batch.name!r}: {batch.items.count()} items ({created} new).")
         self.stdout.write("Demo logins:")
-        for username, password, staff in DEMO_USERS:
-            role = "staff (admin, dashboards)" if staff else "annotator"
-            self.stdout.write(f"  {username} / {password}   {role}")
+        for line in logins:
+            self.stdout.write(line)
 
     def _user(self, username: str, password: str, staff: bool):
+        """The user, created with the demo password if missing; an existing user is never changed."""
         user, created = get_user_model().objects.get_or_create(
             username=username, defaults={"is_staff": staff, "is_superuser": staff}
         )
-        # Keep the printed logins true even if the demo password was changed.
-        if created or not user.check_password(password):
+        if created:
             user.set_password(password)
-            user.save()
-        return user
+            user.save(update_fields=["password"])
+        return user, created
