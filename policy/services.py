@@ -22,6 +22,7 @@ from policy.reinforce import ReinforceConfig, SFTConfig, TrainingStopped
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import OnLog, RunStatus
 from rewardmodel.services import prompt_group, scorer_for
+from rlhf.options import OptionError
 
 # Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most MAX_EVAL_PROMPTS.
 EVAL_FRACTION = 0.2
@@ -200,6 +201,8 @@ def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
         raise PolicyRunError(f"Unknown {kind} option(s): {', '.join(unknown)}.")
     try:
         return config_class(kind)(**{k: v for k, v in options.items() if v is not None})
+    except OptionError as exc:
+        raise PolicyRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:
         raise PolicyRunError(f"Bad {kind} option: {exc}") from exc
 

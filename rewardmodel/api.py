@@ -21,9 +21,11 @@ from rest_framework.response import Response
 
 from annotate.api import AnyContentNegotiation, IsStaff
 from annotate.models import Batch
+from arbiter.options import options_serializer
 from rewardmodel.dashboard import zip_download
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import AGGREGATES, RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rewardmodel.train import RewardTrainConfig
 
 TRAINING_RUN_FIELDS = [
     "id",
@@ -75,10 +77,8 @@ class StartRewardRunSerializer(serializers.Serializer):
     exclude_flagged = serializers.BooleanField(
         default=False, help_text="Leave out the annotators the quality figures flag on these batches."
     )
-    options = serializers.DictField(
-        required=False,
-        help_text="Trainer settings (RewardTrainConfig fields, e.g. backbone, epochs, learning_rate); "
-        "unknown names are an error.",
+    options = options_serializer(RewardTrainConfig)(
+        required=False, help_text="Trainer settings (RewardTrainConfig's options); unknown names are an error."
     )
 
 

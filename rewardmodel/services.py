@@ -20,6 +20,7 @@ from rewardmodel import train as trainer  # torch loads on the first call into i
 from rewardmodel.models import RewardModelRun
 from rewardmodel.runs import OnLog
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RewardTrainConfig, TrainingStopped
+from rlhf.options import OptionError
 
 AGGREGATES = ("each", "majority")
 
@@ -112,8 +113,9 @@ def build_config(**options) -> RewardTrainConfig:
     options = {k: v for k, v in options.items() if v is not None}
     options.setdefault("backbone", DEFAULT_BACKBONE)
     try:
-        config = RewardTrainConfig(**options)
-        config.validate()
+        config = RewardTrainConfig(**options)  # validates itself
+    except OptionError as exc:
+        raise RewardRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:
         raise RewardRunError(f"Bad training option: {exc}") from exc
     return config
