@@ -21,6 +21,8 @@ from rlhf.options import OptionError
 
 def backbone_name(backbone: str) -> str:
     """A backbone as people call it: the packaged default by name, a folder by its last part, a hub id as is."""
+    if not backbone:
+        return "backbone not recorded"
     if backbone == DEFAULT_BACKBONE:
         return "MiniLM-L6 (default)"
     path = Path(backbone)
@@ -29,7 +31,7 @@ def backbone_name(backbone: str) -> str:
 
 def reward_run_label(run: RewardModelRun) -> str:
     """Enough to tell runs apart: its batches, backbone, held-out accuracy and date."""
-    batches = ", ".join(batch.name for batch in run.batches.all()) or "no batches"
+    batches = ", ".join(sorted(batch.name for batch in run.batches.all())) or "no batches"
     accuracy = run.metrics.get("eval_accuracy")
     accuracy_text = f"held-out accuracy {floatformat(accuracy, 3)}" if accuracy is not None else "no held-out accuracy"
     when = timezone.localtime(run.finished_at or run.created_at).date().isoformat()
