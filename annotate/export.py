@@ -36,7 +36,7 @@ import hmac
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
@@ -50,6 +50,7 @@ from django.utils import timezone
 
 from annotate.models import Batch, Judgment, Rating
 from arbiter.streams import ChunkSink
+from rlhf.options import OptionError, check_options, option
 from rlhf.preferences import AGGREGATIONS, Preference, item_direction, item_preferences
 from rlhf.prompts import join_input, lecture_transcript
 
@@ -136,12 +137,24 @@ def _as_datetime(value: date | datetime | str | None, end_of_day: bool) -> datet
     return value
 
 
+class ExportOptionError(ExportError, OptionError):
+    """An export option out of bounds; `name` is the option's (forms and the API put the message there)."""
+
+
+AGGREGATION_LABELS = {
+    "each": "each: a pair per judgment",
+    "majority": "majority: one pair per item, in the direction most judgments took",
+    "agreed": "agreed: one pair per item whose judgments all agree",
+}
+
+
 @dataclass
 class ExportFilters:
     """Which judgments go into an export, and how they are combined per item.
 
     `since` is inclusive and `until` exclusive, on the judgment's creation time; a bare
-    date as `until` includes that day. Annotators are named by username.
+    date as `until` includes that day. Annotators are named by username. The `option(...)` fields
+    are the ones forms, the command and the API derive; build from what a user gave with from_options().
     """
 
     batches: list[str] | None = None
@@ -149,17 +162,39 @@ class ExportFilters:
     until: date | datetime | str | None = None
     annotators: list[str] | None = None
     exclude_annotators: list[str] = field(default_factory=list)
-    min_judgments: int = 1
-    aggregate: str = "each"
-    exclude_flagged: bool = False
-    usernames: bool = False
+    min_judgments: int = option(1, low=1, high=1000, help="Only items with at least this many judgments.")
+    aggregate: str = option("each", choices=[(a, AGGREGATION_LABELS.get(a, a)) for a in AGGREGATIONS])
+    exclude_flagged: bool = option(False, label="Exclude flagged annotators", help="As the quality page flags them.")
+    usernames: bool = option(False, label="Usernames instead of pseudonyms", help="Raw and csv only.")
+
+    def __post_init__(self) -> None:
+        try:
+            check_options(self)
+        except OptionError as exc:
+            raise ExportOptionError(exc.name, str(exc)) from None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ExportFilters:
+        """The filters from what a form, the command or an API call gave, under the field names.
+
+        Missing, None and empty values keep the default; names come as a list (of names or Batch rows) or as
+        comma-separated text. Refuses bad options with ExportOptionError naming the option.
+        """
+
+        def names(value: Any) -> list[str]:
+            if isinstance(value, str):
+                value = value.split(",")
+            return [n for n in (str(getattr(v, "name", v)).strip() for v in value or ()) if n]
+
+        given = {k: v for k, v in options.items() if k in cls.__dataclass_fields__ and v not in (None, "")}
+        for key in ("batches", "annotators", "exclude_annotators"):
+            if key in given:
+                given[key] = names(given[key]) or (None if key != "exclude_annotators" else [])
+        return cls(**given)
 
     def judgments(self) -> QuerySet[Judgment]:
         """The judgments to export, ordered by item (aggregation relies on it)."""
-        if self.aggregate not in AGGREGATIONS:
-            raise ExportError(f"Unknown aggregation {self.aggregate!r}; choose one of {', '.join(AGGREGATIONS)}.")
-        if self.min_judgments < 1:
-            raise ExportError(f"min_judgments must be at least 1, not {self.min_judgments}.")
+        self.__post_init__()  # the fields may have changed since
         judgments = Judgment.objects.all()
         if self.batches:
             names = list(self.batches)
@@ -455,12 +490,16 @@ class PreferenceExport:
             yield line.encode()
 
 
-def export_preferences(out: IO[bytes], fmt: str, table: str = "trl", **filters: Any) -> int:
+def write_export(out: IO[bytes], export: PreferenceExport) -> int:
     """Write an export to the binary file `out`; returns the number of rows.
 
     The dashboard streams the same bytes through PreferenceExport(...).chunks().
     """
-    export = PreferenceExport(fmt=fmt, table=table, filters=ExportFilters(**filters))
     for chunk in export.chunks():
         out.write(chunk)
     return export.rows_written
+
+
+def export_preferences(out: IO[bytes], fmt: str, table: str = "trl", **filters: Any) -> int:
+    """write_export() with the filters as keyword arguments."""
+    return write_export(out, PreferenceExport(fmt=fmt, table=table, filters=ExportFilters(**filters)))

@@ -9,9 +9,11 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
+from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
+from annotate.forms import BatchesChoiceField, DateInput, batches_with_counts
 from annotate.models import Batch, Rating
 from annotate.quality import THRESHOLDS, annotator_quality, annotator_report, batch_quality
+from arbiter.options import ConfigOptionsForm
 from runs.permissions import staff_required
 
 
@@ -118,27 +120,26 @@ def annotator_detail(request: HttpRequest, user_id: int) -> HttpResponse:
     )
 
 
-class ExportForm(forms.Form):
-    batches = forms.ModelMultipleChoiceField(
-        queryset=Batch.objects.all(), to_field_name="name", required=False, help_text="None selected: all batches."
+class ExportForm(ConfigOptionsForm):
+    """The export's filters: batches, dates and annotators here; the options derived from ExportFilters."""
+
+    config_class = ExportFilters
+    batches = BatchesChoiceField(
+        queryset=Batch.objects.none(), to_field_name="name", required=False, help_text="None ticked: all batches."
     )
     format = forms.ChoiceField(choices=[(f, f) for f in FORMATS], initial="trl")
     table = forms.ChoiceField(
         choices=[(t, t) for t in PARQUET_TABLES], initial="trl", required=False, help_text="For parquet."
     )
-    since = forms.DateField(required=False, help_text="Judgments made on or after this day.")
-    until = forms.DateField(required=False, help_text="Judgments made on or before this day.")
+    since = forms.DateField(required=False, widget=DateInput, help_text="Judgments made on or after this day.")
+    until = forms.DateField(required=False, widget=DateInput, help_text="Judgments made on or before this day.")
     annotators = forms.CharField(required=False, help_text="Only these usernames, comma-separated.")
     exclude_annotators = forms.CharField(required=False, help_text="Leave out these usernames, comma-separated.")
-    min_judgments = forms.IntegerField(min_value=1, initial=1, required=False)
-    aggregate = forms.ChoiceField(
-        choices=[(a, a) for a in AGGREGATIONS],
-        initial="each",
-        required=False,
-        help_text="each: a pair per judgment; majority: one per item; agreed: only items whose judgments agree.",
-    )
-    exclude_flagged = forms.BooleanField(required=False, label="Exclude flagged annotators")
-    usernames = forms.BooleanField(required=False, label="Usernames instead of pseudonyms")
+    field_order = ["batches", "format", "table", "since", "until", "annotators", "exclude_annotators"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["batches"].queryset = batches_with_counts()
 
     def clean(self):
         cleaned = super().clean()
@@ -147,23 +148,9 @@ class ExportForm(forms.Form):
             self.add_error("until", "Must not be before 'since'.")
         return cleaned
 
-    @staticmethod
-    def _names(text: str) -> list[str]:
-        return [name.strip() for name in (text or "").split(",") if name.strip()]
-
     def export(self) -> PreferenceExport:
         data = self.cleaned_data
-        filters = ExportFilters(
-            batches=[batch.name for batch in data["batches"]] or None,
-            since=data["since"],
-            until=data["until"],
-            annotators=self._names(data["annotators"]) or None,
-            exclude_annotators=self._names(data["exclude_annotators"]),
-            min_judgments=data["min_judgments"] or 1,
-            aggregate=data["aggregate"] or "each",
-            exclude_flagged=data["exclude_flagged"],
-            usernames=data["usernames"],
-        )
+        filters = ExportFilters.from_options(data)
         return PreferenceExport(fmt=data["format"], table=data["table"] or "trl", filters=filters)
 
 

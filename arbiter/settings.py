@@ -157,6 +157,9 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = VAR_DIR / "media"
 # Trained models and checkpoints live here, one folder per run.
 ARTIFACTS_DIR = VAR_DIR / "artifacts"
+# Folders whose models users may name (backbone, base model) besides ARTIFACTS_DIR and VAR_DIR / "models":
+# ARBITER_MODEL_ROOTS, separated like PATH. Anything else must be a hub id already in the local cache.
+MODEL_ROOTS = [Path(p) for p in os.getenv("ARBITER_MODEL_ROOTS", "").split(os.pathsep) if p]
 
 # Celery: Redis when REDIS_URL is set, otherwise a broker on the filesystem.
 REDIS_URL = os.getenv("REDIS_URL", "")

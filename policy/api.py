@@ -8,6 +8,8 @@ Every action goes through policy.services, and the download is the same zip stre
 
 from __future__ import annotations
 
+import json
+
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -19,9 +21,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.models import Batch
+from arbiter.options import model_location, options_serializer
 from policy.models import PolicyRun, PolicySample
+from policy.reinforce import ReinforceConfig, SFTConfig
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
 from rewardmodel.models import RewardModelRun
+from rlhf.options import OptionError
 from runs.api import (
     TRAINING_RUN_FIELDS,
     AnyContentNegotiation,
@@ -74,9 +79,29 @@ class StartPolicyRunSerializer(serializers.Serializer):
     )
 
     def validate_options(self, value) -> dict:
+        if isinstance(value, str):  # multipart: the object as JSON text
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise serializers.ValidationError("Expected an object of trainer settings.") from None
         if not isinstance(value, dict):
             raise serializers.ValidationError("Expected an object of trainer settings.")
         return value
+
+    def validate(self, attrs: dict) -> dict:
+        """The options checked by the chosen kind's config (ReinforceConfig or SFTConfig), as form and command do."""
+        if "options" in attrs:
+            config_class = SFTConfig if attrs.get("kind") == PolicyRun.Kind.SFT else ReinforceConfig
+            options = options_serializer(config_class)(data=attrs["options"])
+            if not options.is_valid():
+                raise serializers.ValidationError({"options": options.errors})
+            attrs["options"] = dict(options.validated_data)
+        if attrs.get("base_path"):
+            try:
+                attrs["base_path"] = model_location(attrs["base_path"], "base_path")
+            except OptionError as exc:
+                raise serializers.ValidationError({"base_path": [str(exc)]}) from None
+        return attrs
 
 
 class PolicySampleSerializer(serializers.ModelSerializer):

@@ -1,19 +1,36 @@
-"""The dashboard's start forms; initial values are the trainers' own defaults (minutes on a CPU)."""
+"""The dashboard's start forms; trainer options and their defaults come from the configs (minutes on a CPU)."""
 
 from __future__ import annotations
 
 from django import forms
-from django.db.models import Count
+from django.template.defaultfilters import floatformat
+from django.utils import timezone
 
+from annotate.forms import BatchChoiceField, batches_with_counts
 from annotate.models import Batch
+from arbiter.options import ConfigOptionsForm, model_location
 from policy.models import PolicyRun
 from policy.reinforce import ReinforceConfig, SFTConfig
-from rewardmodel.forms import clean_model_location
 from rewardmodel.models import RewardModelRun
+from rlhf.options import OptionError
 from runs.models import RunStatus
 
 
-class RunDataForm(forms.Form):
+def reward_run_label(run: RewardModelRun) -> str:
+    """Enough to tell runs apart: its batches, backbone, held-out accuracy and date."""
+    batches = ", ".join(sorted(batch.name for batch in run.batches.all())) or "no batches"
+    accuracy = run.metrics.get("eval_accuracy")
+    accuracy_text = f"held-out accuracy {floatformat(accuracy, 3)}" if accuracy is not None else "no held-out accuracy"
+    when = timezone.localtime(run.finished_at or run.created_at).date().isoformat()
+    return f"{run} · {batches} · {run.backbone_label} · {accuracy_text} · {when}"
+
+
+class RewardRunChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, run: RewardModelRun) -> str:
+        return reward_run_label(run)
+
+
+class RunDataForm(ConfigOptionsForm):
     """What both kinds share: the starting weights and where the data comes from."""
 
     base_run = forms.ModelChoiceField(
@@ -26,25 +43,25 @@ class RunDataForm(forms.Form):
         max_length=500,
         required=False,
         label="Base model path",
-        help_text="A local model folder or a cached Hugging Face id. Leave both empty for SmolLM2-135M-Instruct.",
+        help_text="A model folder under a model root or a cached Hugging Face id. "
+        "Leave both empty for SmolLM2-135M-Instruct.",
     )
-    data_batch = forms.ModelChoiceField(queryset=Batch.objects.none(), required=False, label="Batch")
+    data_batch = BatchChoiceField(queryset=Batch.objects.none(), required=False, label="Batch")
     data_file = forms.FileField(required=False, label="…or a JSONL file")
 
-    OPTION_FIELDS: tuple[str, ...] = ()
     config_class: type = ReinforceConfig
+    field_order = ["base_run", "base_path", "data_batch", "data_file"]
 
-    def __init__(self, *args, **kwargs):
-        defaults = self.config_class()
-        kwargs["initial"] = {**{n: getattr(defaults, n) for n in self.OPTION_FIELDS}, **kwargs.get("initial", {})}
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["base_run"].queryset = PolicyRun.objects.filter(status=RunStatus.SUCCEEDED)
-        self.fields["data_batch"].queryset = Batch.objects.annotate(
-            n_items=Count("items", distinct=True), n_judgments=Count("items__judgments")
-        ).order_by("name")
+        self.fields["data_batch"].queryset = batches_with_counts()
 
     def clean_base_path(self) -> str:
-        return clean_model_location(self.cleaned_data["base_path"])
+        try:
+            return model_location(self.cleaned_data["base_path"], "base_path")
+        except OptionError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean(self):
         cleaned = super().clean()
@@ -62,67 +79,36 @@ class RunDataForm(forms.Form):
             "base_path": data["base_path"],
             "data_batch": data["data_batch"],
             "data_file": data["data_file"],
-            **{name: data[name] for name in self.OPTION_FIELDS},
+            **self.training_options(),
         }
 
 
 class ReinforceRunForm(RunDataForm):
-    reward_run = forms.ModelChoiceField(
+    reward_run = RewardRunChoiceField(
         queryset=RewardModelRun.objects.none(), label="Reward model", help_text="Only runs that succeeded."
     )
-    steps = forms.IntegerField(min_value=1, max_value=100_000)
-    prompts_per_step = forms.IntegerField(min_value=1, max_value=1024)
-    samples_per_prompt = forms.IntegerField(min_value=1, max_value=64, label="Samples per prompt (n)")
-    kl_coef = forms.FloatField(min_value=0.0, max_value=100.0, label="KL coefficient (β)")
-    baseline = forms.ChoiceField(
-        choices=[
-            ("loo", "Leave-one-out over the n samples of a prompt"),
-            ("mean", "Batch mean"),
-            ("none", "None (the lecture's plain form)"),
-        ]
-    )
-    learning_rate = forms.FloatField(min_value=1e-9, max_value=1.0)
-    max_new_tokens = forms.IntegerField(min_value=1, max_value=4096)
 
-    OPTION_FIELDS = (
-        "steps",
-        "prompts_per_step",
-        "samples_per_prompt",
-        "kl_coef",
-        "baseline",
-        "learning_rate",
-        "max_new_tokens",
-    )
     config_class = ReinforceConfig
-    field_order = ["reward_run", "base_run", "base_path", "data_batch", "data_file", *OPTION_FIELDS]
+    field_order = ["reward_run", *RunDataForm.field_order]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["reward_run"].queryset = RewardModelRun.objects.filter(status=RunStatus.SUCCEEDED)
+        self.fields["reward_run"].queryset = RewardModelRun.objects.filter(status=RunStatus.SUCCEEDED).prefetch_related(
+            "batches"
+        )
         self.fields["data_batch"].help_text = "Its items' distinct prompts; a fifth (at most 16) is held out."
         self.fields[
             "data_file"
         ].help_text = 'One prompt per line: {"prompt": "text"} or {"prompt": [{"role": "user", "content": "…"}]}.'
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("baseline") == "loo" and (cleaned.get("samples_per_prompt") or 0) < 2:
-            self.add_error("samples_per_prompt", "The leave-one-out baseline needs at least 2 samples per prompt.")
-        return cleaned
 
     def start_kwargs(self) -> dict:
         return {"reward_run": self.cleaned_data["reward_run"], **super().start_kwargs()}
 
 
 class SFTRunForm(RunDataForm):
-    epochs = forms.IntegerField(min_value=1, max_value=100)
-    learning_rate = forms.FloatField(min_value=1e-9, max_value=1.0)
-    batch_size = forms.IntegerField(min_value=1, max_value=1024)
-
-    OPTION_FIELDS = ("epochs", "learning_rate", "batch_size")
     config_class = SFTConfig
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["data_batch"].help_text = "Demonstrations: each judged item's prompt with its chosen response."
         self.fields[

@@ -22,6 +22,7 @@ from policy.models import PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import scorer_for
+from rlhf.options import OptionError
 from rlhf.prompts import MessageError, check_messages, prompt_group_id
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunStatus
@@ -195,6 +196,8 @@ def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
         raise PolicyRunError(f"Unknown {kind} option(s): {', '.join(unknown)}.")
     try:
         return config_class(kind)(**{k: v for k, v in options.items() if v is not None})
+    except OptionError as exc:
+        raise PolicyRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:
         raise PolicyRunError(f"Bad {kind} option: {exc}") from exc
 

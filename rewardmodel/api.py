@@ -19,8 +19,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.models import Batch
+from arbiter.options import options_serializer
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rewardmodel.train import RewardTrainConfig
 from rlhf.preferences import AGGREGATIONS
 from runs.api import (
     TRAINING_RUN_FIELDS,
@@ -54,10 +56,8 @@ class StartRewardRunSerializer(serializers.Serializer):
     exclude_flagged = serializers.BooleanField(
         default=False, help_text="Leave out the annotators the quality figures flag on these batches."
     )
-    options = serializers.DictField(
-        required=False,
-        help_text="Trainer settings (RewardTrainConfig fields, e.g. backbone, epochs, learning_rate); "
-        "unknown names are an error.",
+    options = options_serializer(RewardTrainConfig)(
+        required=False, help_text="Trainer settings (RewardTrainConfig's options); unknown names are an error."
     )
 
 

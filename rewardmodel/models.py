@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db import models
 from django.urls import reverse
 
+from rewardmodel.train.config import DEFAULT_BACKBONE
 from runs.models import TrainingLog, TrainingRun
 
 
@@ -28,6 +31,16 @@ class RewardModelRun(TrainingRun):
     @property
     def backbone(self) -> str:
         return self.config.get("backbone", "")
+
+    @property
+    def backbone_label(self) -> str:
+        """The backbone as people call it: the packaged default by name, a folder by its last part, a hub id as is."""
+        if not self.backbone:
+            return "backbone not recorded"
+        if self.backbone == DEFAULT_BACKBONE:
+            return "MiniLM-L6 (default)"
+        path = Path(self.backbone)
+        return path.name if path.is_absolute() else self.backbone
 
     def level_accuracy(self) -> list[tuple[str, float | None]]:
         """Final eval accuracy overall and per rating level, for the table on the run page."""

@@ -19,6 +19,7 @@ from annotate.quality import flagged_annotators
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RewardTrainConfig
+from rlhf.options import OptionError
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
 from rlhf.prompts import join_input, prompt_group_id
 from rlhf.training import TrainingStopped
@@ -121,8 +122,9 @@ def build_config(**options) -> RewardTrainConfig:
     options = {k: v for k, v in options.items() if v is not None}
     options.setdefault("backbone", DEFAULT_BACKBONE)
     try:
-        config = RewardTrainConfig(**options)
-        config.validate()
+        config = RewardTrainConfig(**options)  # validates itself
+    except OptionError as exc:
+        raise RewardRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:
         raise RewardRunError(f"Bad training option: {exc}") from exc
     return config

@@ -11,6 +11,12 @@ pytest_plugins = ["tests.worker"]
 PASSWORD = "password"
 
 
+@pytest.fixture(autouse=True)
+def temporary_model_root(settings, tmp_path_factory):
+    """Tiny test models are built in pytest's temporary folder: a model root, like var/artifacts in production."""
+    settings.MODEL_ROOTS = [*settings.MODEL_ROOTS, tmp_path_factory.getbasetemp()]
+
+
 def _user(username: str, **extra):
     return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
 

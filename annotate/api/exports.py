@@ -11,23 +11,33 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from annotate.api.permissions import IsStaff
-from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
-from rlhf.preferences import AGGREGATIONS
+from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, ExportOptionError, PreferenceExport
+from arbiter.options import serializer_field
+from rlhf.options import option_fields
 from runs.api import AnyContentNegotiation
 
 
 class ExportQuerySerializer(serializers.Serializer):
+    """The export's query: format, batches, dates and annotators here; the options derived from ExportFilters."""
+
     fmt = serializers.ChoiceField(choices=FORMATS, default="trl", help_text="The file format.")
     table = serializers.ChoiceField(choices=PARQUET_TABLES, default="trl", help_text="Parquet only: which table.")
-    batch = serializers.ListField(child=serializers.CharField(), required=False, help_text="Batch names (repeat).")
+    batch = serializers.ListField(
+        child=serializers.CharField(), required=False, source="batches", help_text="Batch names (repeat)."
+    )
     since = serializers.CharField(required=False, help_text="Judged on or after (YYYY-MM-DD or ISO date-time).")
     until = serializers.CharField(required=False, help_text="Judged before; a bare date includes that day.")
-    annotator = serializers.ListField(child=serializers.CharField(), required=False, help_text="Only these users.")
-    exclude_annotator = serializers.ListField(child=serializers.CharField(), required=False)
-    min_judgments = serializers.IntegerField(min_value=1, default=1)
-    aggregate = serializers.ChoiceField(choices=AGGREGATIONS, default="each")
-    exclude_flagged = serializers.BooleanField(default=False)
-    usernames = serializers.BooleanField(default=False, help_text="Raw/csv: usernames instead of pseudonyms.")
+    annotator = serializers.ListField(
+        child=serializers.CharField(), required=False, source="annotators", help_text="Only these users."
+    )
+    exclude_annotator = serializers.ListField(
+        child=serializers.CharField(), required=False, source="exclude_annotators", help_text="Leave out these users."
+    )
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields.update({field.name: serializer_field(field) for field in option_fields(ExportFilters)})
+        return fields
 
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):  # repeated query parameters
@@ -37,21 +47,16 @@ class ExportQuerySerializer(serializers.Serializer):
             }
         return super().to_internal_value(data)
 
+    def validate(self, attrs: dict) -> dict:
+        try:
+            self.filters = ExportFilters.from_options(attrs)
+        except ExportOptionError as exc:
+            raise serializers.ValidationError({exc.name: [str(exc)]}) from None
+        return attrs
+
     def export(self) -> PreferenceExport:
-        data = dict(self.validated_data)
-        fmt, table = data.pop("fmt"), data.pop("table")
-        filters = {
-            "batches": data.get("batch"),
-            "since": data.get("since"),
-            "until": data.get("until"),
-            "annotators": data.get("annotator"),
-            "exclude_annotators": data.get("exclude_annotator", []),
-            "min_judgments": data["min_judgments"],
-            "aggregate": data["aggregate"],
-            "exclude_flagged": data["exclude_flagged"],
-            "usernames": data["usernames"],
-        }
-        return PreferenceExport(fmt=fmt, table=table, filters=ExportFilters(**filters))
+        data = self.validated_data
+        return PreferenceExport(fmt=data["fmt"], table=data["table"], filters=self.filters)
 
 
 class PreferenceExportView(APIView):

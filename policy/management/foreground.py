@@ -7,8 +7,10 @@ from pathlib import Path
 from django.core.management.base import CommandError, CommandParser
 
 from annotate.models import Batch
+from arbiter.options import model_location
 from policy.models import PolicyRun
 from policy.services import PolicyRunError, run_policy_training, start_policy_run
+from rlhf.options import OptionError
 from runs.management.foreground import ForegroundTrainingCommand
 
 
@@ -31,6 +33,10 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
         base.add_argument("--base-run", type=int, metavar="ID", help="Start from a finished policy run (e.g. SFT).")
 
     def start_and_train(self, options: dict, batch_name: str | None, file_name: str | None, **start) -> None:
+        try:
+            base_path = model_location(options.get("base") or "", "base_path")
+        except OptionError as exc:
+            raise CommandError(str(exc)) from None
         base_run = None
         if options.get("base_run") is not None:
             base_run = PolicyRun.objects.filter(pk=options["base_run"]).first()
@@ -52,7 +58,7 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
                 None,
                 self.kind,
                 base_run=base_run,
-                base_path=options.get("base") or "",
+                base_path=base_path,
                 data_batch=data_batch,
                 data_file=handle,
                 dispatch=False,

@@ -8,61 +8,54 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rlhf.training import require_positive_ints
+from rlhf.options import OptionError, check_options, option
 
 
 @dataclass
 class ReinforceConfig:
-    steps: int = 10
-    prompts_per_step: int = 2
-    samples_per_prompt: int = 4  # n in the lecture's objective
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 32
-    max_prompt_tokens: int = 128  # longer prompts keep their end (the latest turns)
-    learning_rate: float = 1e-5
-    kl_coef: float = 0.05  # beta
-    kl_mode: str = "reward"  # "reward": per-token penalty summed into R; "loss": k3 estimator added to the loss
-    baseline: str = "loo"  # "none" (the lecture's plain form), "mean" (batch mean), "loo" (leave-one-out per prompt)
-    whiten_rewards: bool = False
-    no_eos_penalty: float | None = None  # subtracted from the score of a response that never ends
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
-    eval_every: int = 5
-    eval_max_prompts: int = 8
-    checkpoint_every: int = 5
-    seed: int = 0
-    log_every: int = 1
+    """REINFORCE settings; `option(...)` fields are the user's (forms, commands and API derive from them)."""
+
+    steps: int = option(10, low=1, high=100_000, help="Policy updates.")
+    prompts_per_step: int = option(2, low=1, high=1024)
+    samples_per_prompt: int = option(4, low=1, high=64, label="Samples per prompt (n)")  # n in the lecture
+    temperature: float = option(1.0, low=0.0, high=10.0, advanced=True, help="Sampling temperature; 0: greedy.")
+    top_p: float = option(1.0, low=1e-6, high=1.0, advanced=True, label="Top-p")
+    max_new_tokens: int = option(32, low=1, high=4096, help="Longest answer sampled.")
+    max_prompt_tokens: int = option(
+        128, low=8, high=32_768, advanced=True, help="Longer prompts keep their end (the latest turns)."
+    )
+    learning_rate: float = option(1e-5, low=1e-9, high=1.0)
+    kl_coef: float = option(0.05, low=0.0, high=100.0, label="KL coefficient (β)")
+    kl_mode: str = option(
+        "reward",
+        choices=(("reward", "Per-token penalty in the reward"), ("loss", "k3 estimator added to the loss")),
+        advanced=True,
+        label="KL mode",
+    )
+    baseline: str = option(
+        "loo",
+        choices=(
+            ("loo", "Leave-one-out over the n samples of a prompt"),
+            ("mean", "Batch mean"),
+            ("none", "None (the lecture's plain form)"),
+        ),
+    )
+    whiten_rewards: bool = option(False, advanced=True)
+    no_eos_penalty: float | None = option(
+        None, low=0.0, high=100.0, advanced=True, help="Subtracted from the score of an answer that never ends."
+    )
+    max_grad_norm: float = option(1.0, low=1e-6, high=1000.0, advanced=True, label="Max gradient norm")
+    weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
+    eval_every: int = option(5, low=1, high=1_000_000, advanced=True, help="Steps between held-out evaluations.")
+    eval_max_prompts: int = option(8, low=1, high=10_000, advanced=True, help="Held-out prompts per evaluation.")
+    checkpoint_every: int = option(5, low=1, high=1_000_000, advanced=True, help="Steps between checkpoints.")
+    seed: int = option(0, low=0, high=2**31 - 1, advanced=True)
+    log_every: int = option(1, low=1, high=1_000_000, advanced=True)
 
     def __post_init__(self) -> None:
-        require_positive_ints(
-            self,
-            (
-                "steps",
-                "prompts_per_step",
-                "samples_per_prompt",
-                "max_new_tokens",
-                "max_prompt_tokens",
-                "eval_every",
-                "checkpoint_every",
-                "log_every",
-                "eval_max_prompts",
-            ),
-        )
-        if self.baseline not in ("none", "mean", "loo"):
-            raise ValueError(f"baseline must be one of none, mean, loo; got {self.baseline!r}")
+        check_options(self)
         if self.baseline == "loo" and self.samples_per_prompt < 2:
-            raise ValueError("baseline 'loo' needs samples_per_prompt >= 2")
-        if self.kl_mode not in ("reward", "loss"):
-            raise ValueError(f"kl_mode must be 'reward' or 'loss', got {self.kl_mode!r}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.kl_coef < 0:
-            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+            raise OptionError("samples_per_prompt", "The leave-one-out baseline needs samples_per_prompt >= 2.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,19 +63,17 @@ class ReinforceConfig:
 
 @dataclass
 class SFTConfig:
-    epochs: int = 1
-    learning_rate: float = 2e-5
-    batch_size: int = 4
-    max_length: int = 512
-    seed: int = 0
-    log_every: int = 1
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
+    epochs: int = option(1, low=1, high=1000)
+    learning_rate: float = option(2e-5, low=1e-9, high=1.0)
+    batch_size: int = option(4, low=1, high=1024)
+    max_length: int = option(512, low=8, high=32_768, advanced=True, help="Tokens per dialogue.")
+    seed: int = option(0, low=0, high=2**31 - 1, advanced=True)
+    log_every: int = option(1, low=1, high=1_000_000, advanced=True)
+    max_grad_norm: float = option(1.0, low=1e-6, high=1000.0, advanced=True, label="Max gradient norm")
+    weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
 
     def __post_init__(self) -> None:
-        require_positive_ints(self, ("epochs", "batch_size", "max_length", "log_every"))
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        check_options(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

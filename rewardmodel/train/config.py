@@ -9,7 +9,7 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rlhf.training import require_positive_ints
+from rlhf.options import check_options, option
 
 HUB_FALLBACK = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -27,49 +27,56 @@ def _default_backbone() -> str:
 DEFAULT_BACKBONE: str = _default_backbone()
 
 
-MARGIN_OPTIONS = ("none", "level")
-
-
 PRECISION_OPTIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
 class RewardTrainConfig:
-    backbone: str = DEFAULT_BACKBONE
-    epochs: int = 1
-    learning_rate: float = 5e-5
-    batch_size: int = 8  # pairs per micro-batch (2x sequences in the forward pass); as TRL, more steps on small data
-    grad_accum_steps: int = 1
-    max_length: int = 512  # tokens per (prompt, response); longer prompts lose their oldest text
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
-    eval_fraction: float = 0.2
-    margin: str = "none"  # "none" | "level": Llama-2-style margin per rating level
+    """Trainer settings; `option(...)` fields are the user's (forms, commands and API derive from them)."""
+
+    backbone: str = option(
+        DEFAULT_BACKBONE,
+        model=True,
+        help="A model folder under a model root, or a cached Hugging Face id (default: MiniLM-L6).",
+    )
+    epochs: int = option(1, low=1, high=1000)
+    learning_rate: float = option(5e-5, low=1e-8, high=1.0)
+    # pairs per micro-batch (2x sequences in the forward pass); as TRL, more steps on small data
+    batch_size: int = option(8, low=1, high=1024, help="Pairs per step.")
+    grad_accum_steps: int = option(1, low=1, high=1024, advanced=True, help="Micro-batches per optimizer step.")
+    max_length: int = option(
+        512, low=8, high=8192, advanced=True, help="Tokens per prompt and response; long prompts lose their start."
+    )
+    warmup_ratio: float = option(0.1, low=0.0, high=0.9, advanced=True, help="Share of steps with a rising rate.")
+    max_grad_norm: float = option(1.0, low=1e-6, high=1000.0, advanced=True, label="Max gradient norm")
+    weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
+    eval_fraction: float = option(0.2, low=0.0, high=0.9, help="Share of prompts held out for evaluation.")
+    margin: str = option(
+        "none",
+        choices=(("none", "No margin"), ("level", "Margin per rating level (clearly > slightly better)")),
+        help="Llama-2 style: clear preferences must win by more.",
+    )
     level_margins: dict = field(default_factory=lambda: {"clear": 1.0, "slight": 0.0})
-    max_pairs_per_group: int = 0  # 0 = all pairs of a ranked group; >0 = sample that many per epoch
-    disable_dropout: bool = True  # as TRL's RewardTrainer: the reward of a text should not be noisy
-    seed: int = 0
-    log_every: int = 10  # optimizer steps
-    eval_every: int = 0  # optimizer steps; 0 = only at the end of each epoch
-    device: str = ""  # "" = CUDA when available, else CPU
+    max_pairs_per_group: int = option(
+        0, low=0, high=100_000, advanced=True, help="0: every pair of a ranked group; more: sample that many per epoch."
+    )
+    # as TRL's RewardTrainer: the reward of a text should not be noisy
+    disable_dropout: bool = option(True, advanced=True, help="A text's reward should not be noisy.")
+    seed: int = option(0, low=0, high=2**31 - 1, advanced=True)
+    log_every: int = option(10, low=1, high=1_000_000, advanced=True, help="Log progress every this many steps.")
+    eval_every: int = option(
+        0, low=0, high=1_000_000, advanced=True, help="Optimizer steps between evaluations; 0: after each epoch."
+    )
+    device: str = ""  # "" = CUDA when available, else CPU: the worker's business, not the user's
     # "auto": bf16 autocast (fp32 master weights) where bf16 matmuls are fast: CUDA, CPUs with AVX512-BF16 or AMX
-    precision: str = "auto"
+    precision: str = option("auto", choices=PRECISION_OPTIONS, advanced=True, help="auto: bf16 where it is fast.")
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def validate(self) -> None:
-        require_positive_ints(self, ("epochs", "batch_size", "grad_accum_steps", "max_length", "log_every"))
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if not 0 <= self.eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
-        if self.precision not in PRECISION_OPTIONS:
-            raise ValueError(f"precision must be one of {PRECISION_OPTIONS}, got {self.precision!r}")
-        if self.margin not in MARGIN_OPTIONS:
-            raise ValueError(f"margin must be one of {MARGIN_OPTIONS}, got {self.margin!r}")
-        if self.max_pairs_per_group < 0 or self.eval_every < 0:
-            raise ValueError("max_pairs_per_group and eval_every must be 0 or more")
+        """Refuse values out of bounds (OptionError names the option); run again by the trainer after edits."""
+        check_options(self)

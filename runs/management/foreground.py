@@ -4,11 +4,13 @@ policy app): the run id first, one progress line per logged step, and one JSON l
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arbiter.options import build_options
+from rlhf.options import OptionError, given_options
 from runs.models import OnLog, RunStatus, TrainingRun
 
 Run = TypeVar("Run", bound=TrainingRun)
@@ -19,9 +21,15 @@ class ForegroundTrainingCommand(BaseCommand):
     progress_keys: tuple[str, ...] = ()
 
     @staticmethod
-    def given(options: dict, names: Iterable[str]) -> dict:
-        """The options among `names` that were given on the command line (the rest keep the trainer's defaults)."""
-        return {name: options[name] for name in names if options[name] is not None}
+    def checked_options(config_class: type, options: dict) -> dict:
+        """The trainer options given on the command line, checked as the form and the API check them
+        (the rest keep the trainer's defaults)."""
+        given = given_options(config_class, options)
+        try:
+            build_options(config_class, given)
+        except OptionError as exc:
+            raise CommandError(str(exc)) from None
+        return given
 
     def train(self, run: Run, run_training: Callable[[Run, OnLog], Run]) -> Run:
         """Print the run id, train in this process with progress lines, and fail the command unless it succeeded."""

@@ -45,7 +45,8 @@ def test_staff_see_the_form(charlie_client, batches):
     response = charlie_client.get(reverse("quality:export"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<option value="first">first</option>' in html and 'value="trl-conversational"' in html
+    assert 'type="checkbox" name="batches" value="first"' in html and "first (1 item, 2 judgments)" in html
+    assert 'value="trl-conversational"' in html
 
 
 def test_trl_download_of_one_batch(charlie_client, batches):

@@ -91,8 +91,10 @@ def test_train_policy_names_a_missing_batch_and_a_bad_line(reward_run, tmp_path)
 
 def test_a_failed_training_exits_with_the_reason(reward_run, tmp_path):
     prompts_batch("prompts")
-    with pytest.raises(CommandError, match=r"Run \d+ failed: .*no-such-model"):
+    not_a_model = tmp_path / "not-a-model"  # under a model root (tmp_path), but no model in it
+    not_a_model.mkdir()
+    with pytest.raises(CommandError, match=r"Run \d+ failed: .*tokenizer"):
         run_command(
             "train_policy", "--reward-run", str(reward_run.pk), "--prompts-batch", "prompts",
-            "--base", str(tmp_path / "no-such-model"), *TINY,
+            "--base", str(not_a_model), *TINY,
         )  # fmt: skip

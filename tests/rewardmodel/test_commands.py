@@ -104,11 +104,13 @@ def test_training_refuses_unknown_or_empty_batches(alice):
 
 
 @pytest.mark.django_db
-def test_a_run_that_fails_is_an_error_naming_the_reason(alice, artifacts):
+def test_a_run_that_fails_is_an_error_naming_the_reason(alice, artifacts, tmp_path):
     judged_batch("judged", alice, items=2)
+    not_a_model = tmp_path / "not-a-model"  # under a model root (tmp_path), but no model in it
+    not_a_model.mkdir()
 
-    with pytest.raises(CommandError, match=r"Run \d+ failed: .*/no/such/backbone"):
-        call_command("train_reward_model", "--batch", "judged", "--backbone", "/no/such/backbone", stdout=StringIO())
+    with pytest.raises(CommandError, match=r"Run \d+ failed: .*tokenizer"):
+        call_command("train_reward_model", "--batch", "judged", "--backbone", str(not_a_model), stdout=StringIO())
     assert RewardModelRun.objects.get().status == RunStatus.FAILED
 
 

@@ -79,7 +79,7 @@ def test_the_start_form_offers_batches_and_the_trainers_defaults(charlie_client,
 
     page = charlie_client.get(reverse("rewardmodel:run_new")).content.decode()
 
-    assert "judged (3 judgments)" in page and "untouched (0 judgments)" in page
+    assert "judged (3 items, 3 judgments)" in page and "untouched (0 items, 0 judgments)" in page
     assert f'value="{DEFAULT_BACKBONE}"' in page
     assert 'name="epochs" value="1"' in page and 'name="learning_rate" value="5e-05"' in page
 
@@ -102,8 +102,8 @@ def test_the_start_form_names_what_is_wrong(charlie_client):
     page = charlie_client.post(reverse("rewardmodel:run_new"), form).content.decode()
 
     assert "No judgments yet in: untouched." in page
-    assert "No model folder at /no/such/folder." in page
-    assert "Ensure this value is greater than or equal to 1." in page
+    assert "backbone: /no/such/folder is not inside a model folder root" in page
+    assert "epochs must be a whole number in [1, 1000], got 0." in page
     assert not RewardModelRun.objects.exists()
 
 

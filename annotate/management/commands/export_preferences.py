@@ -4,7 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, export_preferences
+from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport, write_export
+from arbiter.options import add_option_arguments
 
 
 class Command(BaseCommand):
@@ -22,46 +23,31 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="Judgments created before this ISO time, or on or before this date.")
         parser.add_argument("--annotator", action="append", dest="annotators", metavar="USERNAME")
         parser.add_argument("--exclude-annotator", action="append", dest="exclude_annotators", metavar="USERNAME")
-        parser.add_argument("--min-judgments", type=int, default=1, metavar="K", help="Items with at least K.")
-        parser.add_argument("--aggregate", choices=AGGREGATIONS, default="each")
-        parser.add_argument("--exclude-flagged", action="store_true", help="Leave out flagged annotators.")
-        parser.add_argument("--usernames", action="store_true", help="Name annotators (raw/csv) instead of pseudonyms.")
+        add_option_arguments(parser, ExportFilters)
 
     def handle(self, *args, **options) -> None:
         fmt, output = options["fmt"], options["output"]
         if fmt == "parquet" and not output:
             raise CommandError("--format parquet is binary: give a file with -o.")
-        export_options = {
-            "fmt": fmt,
-            "table": options["table"],
-            "batches": options["batches"],
-            "since": options["since"],
-            "until": options["until"],
-            "annotators": options["annotators"],
-            "exclude_annotators": options["exclude_annotators"] or [],
-            "min_judgments": options["min_judgments"],
-            "aggregate": options["aggregate"],
-            "exclude_flagged": options["exclude_flagged"],
-            "usernames": options["usernames"],
-        }
         try:
+            export = PreferenceExport(fmt=fmt, table=options["table"], filters=ExportFilters.from_options(options))
             if output:
-                rows = self._to_file(Path(output), export_options)
+                rows = self._to_file(Path(output), export)
                 self.stderr.write(f"Wrote {rows} rows to {output}.")
             else:
-                export_preferences(_TextOut(self.stdout), **export_options)
+                write_export(_TextOut(self.stdout), export)
         except ExportError as exc:
             raise CommandError(str(exc)) from exc
 
     @staticmethod
-    def _to_file(path: Path, export_options: dict) -> int:
+    def _to_file(path: Path, export: PreferenceExport) -> int:
         """Write beside the target and rename, so a failed export leaves no half-written file."""
         if not path.parent.is_dir():
             raise CommandError(f"-o {path}: folder {path.parent} does not exist.")
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         try:
             with os.fdopen(handle, "wb") as out:
-                rows = export_preferences(out, **export_options)
+                rows = write_export(out, export)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError, CommandParser
 
+from arbiter.options import add_option_arguments
 from policy.management.foreground import PolicyTrainingCommand
 from policy.models import PolicyRun
+from policy.reinforce import ReinforceConfig
 from rewardmodel.models import RewardModelRun
 
 
@@ -22,40 +24,13 @@ class Command(PolicyTrainingCommand):
         prompts = parser.add_mutually_exclusive_group(required=True)
         prompts.add_argument("--prompts-batch", metavar="NAME", help="Use the distinct prompts of this batch.")
         prompts.add_argument("--prompts-file", metavar="FILE", help='JSONL, one {"prompt": ...} per line.')
-        parser.add_argument("--steps", type=int)
-        parser.add_argument("--prompts-per-step", type=int)
-        parser.add_argument("--samples-per-prompt", type=int, help="n samples per prompt.")
-        parser.add_argument("--baseline", choices=("none", "mean", "loo"))
-        parser.add_argument("--kl-coef", type=float, help="β.")
-        parser.add_argument("--kl-mode", choices=("reward", "loss"))
-        parser.add_argument("--learning-rate", type=float)
-        parser.add_argument("--max-new-tokens", type=int)
-        parser.add_argument("--temperature", type=float)
-        parser.add_argument("--eval-every", type=int)
-        parser.add_argument("--checkpoint-every", type=int)
-        parser.add_argument("--seed", type=int)
+        add_option_arguments(parser, ReinforceConfig)
 
     def handle(self, *args, **options) -> None:
         reward_run = RewardModelRun.objects.filter(pk=options["reward_run"]).first()
         if reward_run is None:
             raise CommandError(f"No reward-model run {options['reward_run']}.")
-        training = self.given(
-            options,
-            (
-                "steps",
-                "prompts_per_step",
-                "samples_per_prompt",
-                "baseline",
-                "kl_coef",
-                "kl_mode",
-                "learning_rate",
-                "max_new_tokens",
-                "temperature",
-                "eval_every",
-                "checkpoint_every",
-                "seed",
-            ),
-        )
+        training = self.checked_options(ReinforceConfig, options)
         self.start_and_train(
             options, options["prompts_batch"], options["prompts_file"], reward_run=reward_run, **training
         )

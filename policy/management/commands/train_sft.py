@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.core.management.base import CommandParser
 
+from arbiter.options import add_option_arguments
 from policy.management.foreground import PolicyTrainingCommand
 from policy.models import PolicyRun
+from policy.reinforce import SFTConfig
 
 
 class Command(PolicyTrainingCommand):
@@ -20,12 +22,8 @@ class Command(PolicyTrainingCommand):
         data = parser.add_mutually_exclusive_group(required=True)
         data.add_argument("--batch", metavar="NAME", help="Each judged item's prompt with its chosen response.")
         data.add_argument("--file", metavar="FILE", help='JSONL, one {"messages": [...]} dialogue per line.')
-        parser.add_argument("--epochs", type=int)
-        parser.add_argument("--learning-rate", type=float)
-        parser.add_argument("--batch-size", type=int)
-        parser.add_argument("--max-length", type=int)
-        parser.add_argument("--seed", type=int)
+        add_option_arguments(parser, SFTConfig)
 
     def handle(self, *args, **options) -> None:
-        training = self.given(options, ("epochs", "learning_rate", "batch_size", "max_length", "seed"))
+        training = self.checked_options(SFTConfig, options)
         self.start_and_train(options, options["batch"], options["file"], **training)

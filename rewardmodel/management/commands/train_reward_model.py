@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.core.management.base import CommandError, CommandParser
 
 from annotate.models import Batch
+from arbiter.options import add_option_arguments
 from rewardmodel.services import RewardRunError, run_reward_training, start_reward_run
+from rewardmodel.train import RewardTrainConfig
 from rlhf.preferences import AGGREGATIONS
 from runs.management.foreground import ForegroundTrainingCommand
 
@@ -19,18 +21,11 @@ class Command(ForegroundTrainingCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch", action="append", required=True, metavar="NAME", help="Batch name (repeatable).")
-        parser.add_argument("--backbone", help="Local model folder or cached hub id (default: MiniLM-L6).")
-        parser.add_argument("--epochs", type=int)
-        parser.add_argument("--learning-rate", type=float)
-        parser.add_argument("--batch-size", type=int, help="Pairs per step.")
-        parser.add_argument("--eval-fraction", type=float, help="Share of prompts held out for evaluation.")
-        parser.add_argument("--margin", choices=("none", "level"))
         parser.add_argument("--aggregate", choices=AGGREGATIONS, default="each")
         parser.add_argument(
             "--exclude-flagged", action="store_true", help="Leave out annotators the quality page flags."
         )
-        parser.add_argument("--seed", type=int)
-        parser.add_argument("--log-every", type=int, metavar="STEPS", help="Print a progress line every STEPS steps.")
+        add_option_arguments(parser, RewardTrainConfig)
 
     def handle(self, *args, **options) -> None:
         names = list(dict.fromkeys(options["batch"]))
@@ -38,10 +33,7 @@ class Command(ForegroundTrainingCommand):
         missing = sorted(set(names) - {b.name for b in batches})
         if missing:
             raise CommandError(f"No batch named {', '.join(repr(n) for n in missing)}.")
-        training = self.given(
-            options,
-            ("backbone", "epochs", "learning_rate", "batch_size", "eval_fraction", "margin", "seed", "log_every"),
-        )
+        training = self.checked_options(RewardTrainConfig, options)
         try:
             run = start_reward_run(
                 None,
