@@ -138,9 +138,9 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
     slot = slots[index]
     judgment = judgments.get(slot.item_id)
     screen_rating = slot.to_screen_rating(judgment.rating) if judgment else None
-    # The next un-marked sample after this one, wrapping round to the start.
-    later_first = positions[index + 1 :] + positions[: index + 1]
-    next_unmarked = next((p for p in later_first if not marked[p] and p != position), None)
+    # M goes to the first un-marked sample in order (not the next one after this): annotators who skipped
+    # sample 2 expect M on sample 3 to take them back to 2, as the lecture's help text ("returns you back") says.
+    next_unmarked = next((p for p in positions if not marked[p] and p != position), None)
     return {
         "hit": hit,
         "batch": hit.batch,

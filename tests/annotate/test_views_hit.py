@@ -259,3 +259,17 @@ def test_next_unmarked_button_skips_marked_samples(alice_client, hit):
     html = alice_client.get(hit_url(hit, 1)).content.decode()
     button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
     assert button and button.group(1) == hit_url(hit, 4)
+
+
+def test_next_unmarked_goes_back_to_the_first_unmarked_sample(alice_client, hit):
+    """From sample 3 with sample 2 un-marked, M goes to 2 (not forward to 4)."""
+    for position in (1, 3):
+        rate(alice_client, hit, position, Rating.RESPONSE_1_BETTER)
+    html = alice_client.get(hit_url(hit, 3)).content.decode()
+    button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
+    assert button and button.group(1) == hit_url(hit, 2)
+    assert "Go to next un-marked sample" in html, "the lecture's wording stays"
+    # On the first un-marked sample itself, M goes on to the next un-marked one.
+    html = alice_client.get(hit_url(hit, 2)).content.decode()
+    button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
+    assert button and button.group(1) == hit_url(hit, 4)
