@@ -345,9 +345,12 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
 
     log = run.progress_logger(on_log, clean=_json_safe)
     should_stop = run.stop_checker()
+    on_progress = run.progress_recorder()
 
     if kind == PolicyRun.Kind.SFT:
-        return trainer.train_sft(base, data, config, str(output_dir), on_log=log, should_stop=should_stop)
+        return trainer.train_sft(
+            base, data, config, str(output_dir), on_log=log, should_stop=should_stop, on_progress=on_progress
+        )
 
     if run.reward_run is None:
         raise PolicyRunError("REINFORCE needs a reward-model run.")
@@ -380,6 +383,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
         on_log=log,
         on_samples=save_samples,
         should_stop=should_stop,
+        on_progress=on_progress,
     )
 
 

@@ -194,7 +194,12 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
     count, digest = judgments_fingerprint(judgments)
     type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
     return trainer.train_reward_model(
-        pairs, config, str(output_dir), on_log=run.progress_logger(on_log), should_stop=run.stop_checker()
+        pairs,
+        config,
+        str(output_dir),
+        on_log=run.progress_logger(on_log),
+        should_stop=run.stop_checker(),
+        on_progress=run.progress_recorder(),
     )
 
 

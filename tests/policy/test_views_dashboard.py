@@ -159,9 +159,10 @@ def test_start_from_a_batch_with_defaults(charlie_client, reward_run):
 
 def test_live_panel_shows_progress_and_eta_then_stops_polling(charlie_client, reward_run):
     run = finished_run_with_answers(reward_run)
-    run.status, run.step, run.total_steps = RunStatus.RUNNING, 5, 20
+    run.status = RunStatus.RUNNING
     run.started_at = run.created_at
     run.save()
+    run.record_progress(5, 20, "training", eta_seconds=90)
     response = charlie_client.get(url("run_live", run), HTTP_HX_REQUEST="true")
     page = response.content.decode()
     assert response.status_code == 200

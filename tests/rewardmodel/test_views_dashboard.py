@@ -170,7 +170,7 @@ def test_the_score_box_shows_both_rewards(charlie_client, trained_run):
 def test_cancel_button_asks_a_running_run_to_stop(charlie_client, charlie, alice):
     run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
     run.claim()
-    run.record_progress(3, 12)
+    run.record_progress(3, 12, "training")
 
     running_page = charlie_client.get(run.get_absolute_url()).content.decode()
     live = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX)
