@@ -356,7 +356,8 @@ class TrainingRun(models.Model):
 
         def on_progress(step: int, total_steps: int, phase: str) -> None:
             nonlocal last
-            pace.add(step, clock())
+            if phase not in (RunPhase.LOADING, RunPhase.TOKENIZING):  # the pace of training steps only
+                pace.add(step, clock())
             if (step, total_steps, phase) == last:
                 return
             last = (step, total_steps, phase)
