@@ -14,6 +14,7 @@ from typing import IO, Any, NamedTuple
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from annotate.models import Batch, Item, Judgment
 from policy import reinforce as trainer  # torch loads on the first call into it, not at import
@@ -197,7 +198,8 @@ def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - config_fields(kind))
     if unknown:
-        raise PolicyRunError(f"Unknown {kind} option(s): {', '.join(unknown)}.")
+        label = ngettext("option", "options", len(unknown))
+        raise PolicyRunError(f"Unknown {kind} {label}: {', '.join(unknown)}.")
     try:
         return config_class(kind)(**{k: v for k, v in options.items() if v is not None})
     except (TypeError, ValueError) as exc:

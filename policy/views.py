@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from annotate.permissions import staff_required
@@ -101,7 +102,9 @@ def run_send(request: HttpRequest, pk: int) -> HttpResponse:
     except PolicyRunError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Batch {batch.name} ({batch.items.count()} comparisons) is open to annotators.")
+        count = batch.items.count()
+        comparisons = ngettext("%(n)d comparison", "%(n)d comparisons", count) % {"n": count}
+        messages.success(request, f"Batch {batch.name} ({comparisons}) is open to annotators.")
     return redirect(run)
 
 

@@ -156,7 +156,7 @@ def test_submit_refused_until_every_sample_is_marked(alice_client, hit):
     response = alice_client.post(reverse("hit_submit", args=[hit.pk]), follow=True)
     hit.refresh_from_db()
     assert hit.submitted_at is None
-    assert "1 sample(s) still need a rating" in response.content.decode()
+    assert "1 sample still needs a rating" in response.content.decode()
 
 
 def test_submit_leads_to_thank_you_and_the_next_hit(alice_client, hit):

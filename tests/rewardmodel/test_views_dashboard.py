@@ -280,7 +280,7 @@ def test_a_chart_of_one_point_draws_a_dot_and_labels_its_axes(charlie_client, ch
     accuracy = accuracy[: accuracy.index("</svg>")]
     assert accuracy.count("<circle") == 1
     assert "eval accuracy at step 1: 0.5" in accuracy
-    assert '>step</text>' in accuracy and ">accuracy</text>" in accuracy
+    assert ">step</text>" in accuracy and ">accuracy</text>" in accuracy
     loss = page[page.index('aria-label="Loss"') :]
     loss = loss[: loss.index("</svg>")]
     assert loss.count("<circle") == 2 and ">loss</text>" in loss
@@ -294,6 +294,19 @@ def test_line_chart_dots_each_point_of_a_short_series_only():
     )
     one, long = chart["lines"]
     assert one["single"] and len(one["dots"]) == 1
-    assert long["dots"] == [] and 199 > MAX_DOTS_PER_LINE
+    assert long["dots"] == [] and MAX_DOTS_PER_LINE < 199
     assert (chart["x_label"], chart["y_label"]) == ("step", "loss")
     assert line_chart([("none", "eval", [])], "loss") is None
+
+
+@pytest.mark.django_db
+def test_run_page_counts_are_singular_for_one(charlie_client, charlie, alice):
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False, epochs=1)
+    run.claim()
+    RewardModelRun.objects.filter(pk=run.pk).update(step=1, total_steps=1, pairs_count=1)
+    run.mark_succeeded({"eval_accuracy": 1.0}, "/nowhere")
+
+    page = charlie_client.get(run.get_absolute_url()).content.decode()
+
+    assert "1 epoch," in page and "(1 step, 1 pair)." in page
+    assert "(s)" not in page

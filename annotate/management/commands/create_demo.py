@@ -8,6 +8,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from annotate.models import Batch, Item
 
@@ -68,7 +69,9 @@ class Command(BaseCommand):
             external_id = fields.pop("external_id")
             _, was_created = Item.objects.update_or_create(batch=batch, external_id=external_id, defaults=fields)
             created += was_created
-        self.stdout.write(f"Demo batch {batch.name!r}: {batch.items.count()} items ({created} new).")
+        count = batch.items.count()
+        items = ngettext("%(n)d item", "%(n)d items", count) % {"n": count}
+        self.stdout.write(f"Demo batch {batch.name!r}: {items} ({created} new).")
         self.stdout.write("Demo logins:")
         for username, password, staff in DEMO_USERS:
             role = "staff (admin, dashboards)" if staff else "annotator"

@@ -3,6 +3,7 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 
 from annotate.export import AGGREGATIONS, FORMATS, PARQUET_TABLES, ExportError, export_preferences
 
@@ -47,7 +48,10 @@ class Command(BaseCommand):
         try:
             if output:
                 rows = self._to_file(Path(output), export_options)
-                self.stderr.write(f"Wrote {rows} rows to {output}.")
+                self.stderr.write(
+                    ngettext("Wrote %(n)d row to %(path)s.", "Wrote %(n)d rows to %(path)s.", rows)
+                    % {"n": rows, "path": output}
+                )
             else:
                 export_preferences(_TextOut(self.stdout), **export_options)
         except ExportError as exc:
