@@ -1,7 +1,7 @@
 """The REST API: one router for every app's viewsets, plus the OpenAPI schema."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
@@ -14,6 +14,7 @@ from annotate.api import (
     JudgmentViewSet,
     PreferenceExportView,
 )
+from arbiter.views import api_docs
 from policy.api import PolicyRunViewSet
 from rewardmodel.api import RewardModelRunViewSet
 
@@ -32,9 +33,5 @@ urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     # Signed-in users only, like everything else here ("anonymous nothing").
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="api-schema"),
-    path(
-        "docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
-        name="api-docs",
-    ),
+    path("docs/", api_docs, name="api-docs"),  # visitors in a browser are sent to the login page
 ]
