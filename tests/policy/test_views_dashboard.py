@@ -253,7 +253,7 @@ def test_sft_run_page_offers_it_as_the_base_of_a_reinforce_run(charlie_client, s
     )
     PolicyLog.objects.create(run=run, step=1, metrics={"loss": 2.5})
     page = charlie_client.get(url("run_detail", run)).content.decode()
-    assert "Loss 2.500 → 1.250 on 3 dialogue(s)" in page
+    assert "Loss 2.500 → 1.250 on 3 dialogues" in page
     assert "Send to annotators" not in page
 
     form_page = charlie_client.get(url("run_new") + f"?base_run={run.pk}").content.decode()
