@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import ngettext
 
 from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment
@@ -59,9 +60,12 @@ class BatchAdmin(admin.ModelAdmin):
             except ImportFileError as exc:
                 form.add_error(None, f"{upload.name}: {exc}. Nothing was imported.")
             else:
-                message = f"Imported {result.count} items into batch {result.batch.name}."
+                items = ngettext("%(n)d item", "%(n)d items", result.count) % {"n": result.count}
+                message = f"Imported {items} into batch {result.batch.name}."
                 if result.judgment_count:
-                    message += f" Stored {result.judgment_count} judgments by {result.judgments_by}."
+                    count = result.judgment_count
+                    judgments = ngettext("%(n)d judgment", "%(n)d judgments", count) % {"n": count}
+                    message += f" Stored {judgments} by {result.judgments_by}."
                 message += " The batch is active." if result.batch.active else " The batch is inactive (paused)."
                 self.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:annotate_batch_change", args=[result.batch.pk]))

@@ -73,6 +73,9 @@ class BatchQuality:
     pairs: int  # pairs of judgments on the same item
     alpha: float | None  # Krippendorff's alpha, ordinal, on the four-level scale
     annotators: list[AnnotatorQuality]
+    # Answers that came with the import file (judgments by settings.IMPORT_USERNAME): they train reward models but
+    # are nobody's judgment, so none of the figures above counts them.
+    imported_judgments: int = 0
 
     @property
     def overlap_reached(self) -> float | None:
@@ -267,6 +270,9 @@ def batch_quality(batch: Batch, thresholds: Thresholds = THRESHOLDS) -> BatchQua
         pairs=pairs,
         alpha=ordinal_alpha(ratings),
         annotators=_annotator_stats(rows, thresholds),
+        imported_judgments=Judgment.objects.filter(
+            item__batch=batch, annotator__username=settings.IMPORT_USERNAME
+        ).count(),
     )
 
 

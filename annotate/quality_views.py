@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -79,7 +80,12 @@ def quality_index(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "quality/index.html",
-        {"summaries": summaries, "annotators": annotators, "thresholds": THRESHOLDS},
+        {
+            "summaries": summaries,
+            "annotators": annotators,
+            "thresholds": THRESHOLDS,
+            "import_username": settings.IMPORT_USERNAME,
+        },
     )
 
 
@@ -90,7 +96,12 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "quality/batch.html",
-        {"quality": quality, "charts": _annotator_charts(quality.annotators), "thresholds": THRESHOLDS},
+        {
+            "quality": quality,
+            "charts": _annotator_charts(quality.annotators),
+            "thresholds": THRESHOLDS,
+            "import_username": settings.IMPORT_USERNAME,
+        },
     )
 
 

@@ -86,15 +86,13 @@ class HitProgress:
     def all_marked(self) -> bool:
         return self.completed == self.total
 
-    def first_unmarked(self) -> int | None:
-        return next((position for position, marked in self.marked.items() if not marked), None)
+    def first_unmarked(self, besides: int | None = None) -> int | None:
+        """The first un-marked sample in order, other than `besides` (the one on screen).
 
-    def next_unmarked_after(self, position: int) -> int | None:
-        """The next un-marked sample after `position`, wrapping round to the start."""
-        positions = self.positions
-        index = positions.index(position)
-        later_first = positions[index + 1 :] + positions[:index]
-        return next((p for p in later_first if not self.marked[p]), None)
+        This is where M goes: annotators who skipped sample 2 expect M on sample 3 to take them back to 2, as the
+        lecture's help text ("returns you back to the next un-marked sample") says.
+        """
+        return next((p for p, marked in self.marked.items() if not marked and p != besides), None)
 
 
 def hit_progress(hit: Hit) -> HitProgress:

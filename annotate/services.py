@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import hit_progress
@@ -188,7 +189,14 @@ def submit_hit(hit: Hit) -> Hit:
     progress = hit_progress(hit)
     missing = progress.total - progress.completed
     if missing:
-        raise AnnotationError(f"{missing} sample(s) still need a rating before this HIT can be submitted.")
+        raise AnnotationError(
+            ngettext(
+                "%(n)d sample still needs a rating before this HIT can be submitted.",
+                "%(n)d samples still need a rating before this HIT can be submitted.",
+                missing,
+            )
+            % {"n": missing}
+        )
     hit.submitted_at = timezone.now()
     hit.save(update_fields=["submitted_at"])
     return hit

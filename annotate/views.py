@@ -146,7 +146,7 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
         "marked_positions": list(progress.marked.items()),
         "previous_position": positions[index - 1] if index > 0 else None,
         "next_position": positions[index + 1] if index + 1 < len(positions) else None,
-        "next_unmarked": progress.next_unmarked_after(position),
+        "next_unmarked": progress.first_unmarked(besides=position),
         "guidelines_html": render_markdown(hit.batch.guidelines),
         **_sample_html(sample),
         "rating_options": [

@@ -262,6 +262,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"expected_denials": {"()": "arbiter.logging.ExpectedDenialFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "WARNING")},
+    # A 403 for a non-staff user is expected: one INFO line, no traceback (see the filter).
+    "loggers": {"django.request": {"filters": ["expected_denials"]}},
 }

@@ -14,6 +14,7 @@ from typing import IO, Any, NamedTuple
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from annotate.importers import ImportFileError, Record, add_items, parse_record
 from annotate.models import Batch, Judgment
@@ -193,7 +194,8 @@ def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - config_fields(kind))
     if unknown:
-        raise PolicyRunError(f"Unknown {kind} option(s): {', '.join(unknown)}.")
+        label = ngettext("option", "options", len(unknown))
+        raise PolicyRunError(f"Unknown {kind} {label}: {', '.join(unknown)}.")
     try:
         return config_class(kind)(**{k: v for k, v in options.items() if v is not None})
     except OptionError as exc:
@@ -343,9 +345,12 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
 
     log = run.progress_logger(on_log, clean=_json_safe)
     should_stop = run.stop_checker()
+    on_progress = run.progress_recorder()
 
     if kind == PolicyRun.Kind.SFT:
-        return trainer.train_sft(base, data, config, str(output_dir), on_log=log, should_stop=should_stop)
+        return trainer.train_sft(
+            base, data, config, str(output_dir), on_log=log, should_stop=should_stop, on_progress=on_progress
+        )
 
     if run.reward_run is None:
         raise PolicyRunError("REINFORCE needs a reward-model run.")
@@ -378,6 +383,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
         on_log=log,
         on_samples=save_samples,
         should_stop=should_stop,
+        on_progress=on_progress,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from policy.forms import ReinforceRunForm, SFTRunForm
@@ -59,7 +60,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled part of the run page; the last poll (run finished) answers 286."""
     run = get_object_or_404(PolicyRun, pk=pk)
-    return render_polled(request, "policy/run_detail.html#live", _live_context(run), done=run.is_finished)
+    return render_polled(
+        request, "policy/run_detail.html#live", _live_context(run), done=run.is_finished, refresh_when_done=True
+    )
 
 
 @staff_required
@@ -99,7 +102,9 @@ def run_send(request: HttpRequest, pk: int) -> HttpResponse:
     except PolicyRunError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Batch {batch.name} ({batch.items.count()} comparisons) is open to annotators.")
+        count = batch.items.count()
+        comparisons = ngettext("%(n)d comparison", "%(n)d comparisons", count) % {"n": count}
+        messages.success(request, f"Batch {batch.name} ({comparisons}) is open to annotators.")
     return redirect(run)
 
 
@@ -116,7 +121,7 @@ def run_human(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _live_context(run: PolicyRun) -> dict:
     if run.kind == PolicyRun.Kind.SFT:
-        charts = [("Loss", line_chart([("train loss", "train", run.curve("loss"))]))]
+        charts = [("Loss", line_chart([("train loss", "train", run.curve("loss"))], "loss"))]
     else:
         charts = [
             (
@@ -126,12 +131,15 @@ def _live_context(run: PolicyRun) -> dict:
                         ("rollouts", "train", run.curve("reward_mean")),
                         ("policy, held out", "eval", run.curve("eval_reward_policy")),
                         ("reference, held out", "reference", run.curve("eval_reward_reference")),
-                    ]
+                    ],
+                    "reward",
                 ),
             ),
             (
                 "KL to reference",
-                line_chart([("rollouts", "train", run.curve("kl")), ("held out", "eval", run.curve("eval_kl"))]),
+                line_chart(
+                    [("rollouts", "train", run.curve("kl")), ("held out", "eval", run.curve("eval_kl"))], "KL (nats)"
+                ),
             ),
             (
                 "Response length (tokens)",
@@ -139,12 +147,13 @@ def _live_context(run: PolicyRun) -> dict:
                     [
                         ("rollouts", "train", run.curve("response_length")),
                         ("held out", "eval", run.curve("eval_length")),
-                    ]
+                    ],
+                    "tokens",
                 ),
             ),
             (
                 "Reward-model win rate over reference",
-                line_chart([("held out", "eval", run.curve("eval_win_rate"))], y_range=(0.0, 1.0)),
+                line_chart([("held out", "eval", run.curve("eval_win_rate"))], "win rate", y_range=(0.0, 1.0)),
             ),
         ]
     return {"run": run, "charts": [(title, chart) for title, chart in charts if chart]}

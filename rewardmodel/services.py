@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils.translation import ngettext
 
 from annotate.models import Batch, Judgment
 from annotate.quality import flagged_annotators
@@ -118,7 +119,8 @@ def build_config(**options) -> RewardTrainConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - train_config_fields())
     if unknown:
-        raise RewardRunError(f"Unknown training option(s): {', '.join(unknown)}.")
+        label = ngettext("Unknown training option", "Unknown training options", len(unknown))
+        raise RewardRunError(f"{label}: {', '.join(unknown)}.")
     options = {k: v for k, v in options.items() if v is not None}
     options.setdefault("backbone", DEFAULT_BACKBONE)
     try:
@@ -158,7 +160,10 @@ def start_reward_run(
     judgments = list(judgments_for(batches, exclude_ids))
     if not judgments:
         names = ", ".join(b.name for b in batches)
-        raise RewardRunError(f"No judgments to train on in batch(es) {names}.")
+        raise RewardRunError(
+            ngettext("No judgments to train on in batch", "No judgments to train on in batches", len(batches))
+            + f" {names}."
+        )
     count, digest = judgments_fingerprint(judgments)
     with transaction.atomic():
         run = RewardModelRun.objects.create(
@@ -215,6 +220,7 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         on_log=run.progress_logger(on_log),
         should_stop=run.stop_checker(),
         data_description=description,
+        on_progress=run.progress_recorder(),
     )
 
 

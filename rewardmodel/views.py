@@ -50,7 +50,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled part of the run page; the last poll (run finished) answers 286."""
     run = get_object_or_404(RewardModelRun, pk=pk)
-    return render_polled(request, "rewardmodel/run_detail.html#live", _live_context(run), done=run.is_finished)
+    return render_polled(
+        request, "rewardmodel/run_detail.html#live", _live_context(run), done=run.is_finished, refresh_when_done=True
+    )
 
 
 @staff_required
@@ -94,6 +96,6 @@ def _live_context(run: RewardModelRun) -> dict:
     eval_accuracy = run.curve("eval_accuracy")
     return {
         "run": run,
-        "loss_chart": line_chart([("train loss", "train", loss), ("eval loss", "eval", eval_loss)]),
-        "accuracy_chart": line_chart([("eval accuracy", "eval", eval_accuracy)], y_range=(0.0, 1.0)),
+        "loss_chart": line_chart([("train loss", "train", loss), ("eval loss", "eval", eval_loss)], "loss"),
+        "accuracy_chart": line_chart([("eval accuracy", "eval", eval_accuracy)], "accuracy", y_range=(0.0, 1.0)),
     }

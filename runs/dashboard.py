@@ -1,7 +1,7 @@
-"""What the run dashboards share (the reward-model and policy apps' pages): htmx polling that stops,
-cancel, zip downloads and inline SVG line charts.
+"""What the run dashboards share (the reward-model and policy apps' pages): htmx polling that stops (and reloads
+the page once the run is done), cancel, zip downloads and inline SVG charts.
 
-Templates: `runs/_chart.html` draws a `line_chart`; `runs/_run.html` holds the status / progress / cancel
+Templates: `runs/_run.html` holds the chart partial that draws a `line_chart` and the status / progress / cancel
 partial; the styles are in static/arbiter.css.
 """
 
@@ -22,11 +22,20 @@ from runs.models import TrainingRun
 HTMX_STOP_POLLING = 286
 
 
-def render_polled(request: HttpRequest, template_name: str, context: dict, *, done: bool) -> HttpResponse:
-    """A polled fragment; once `done`, answered with 286 so htmx polls no more."""
+def render_polled(
+    request: HttpRequest, template_name: str, context: dict, *, done: bool, refresh_when_done: bool = False
+) -> HttpResponse:
+    """A polled fragment; once `done`, answered with 286 so htmx polls no more.
+
+    `refresh_when_done` also asks htmx to reload the whole page (HX-Refresh) then: a finished run's page has
+    more than the polled fragment (samples, human evaluation, score box), and the "… is queued." message of the
+    page it was opened with is stale by then.
+    """
     response = render(request, template_name, context)
     if done:
         response.status_code = HTMX_STOP_POLLING
+        if refresh_when_done and request.htmx:
+            response["HX-Refresh"] = "true"
     return response
 
 
@@ -46,14 +55,21 @@ def zip_download(folder: Path, name: str) -> StreamingHttpResponse:
     return response
 
 
+# Above this many points a line shows the curve better than a dot on each of them.
+MAX_DOTS_PER_LINE = 60
+
+
 def line_chart(
     series: list[tuple[str, str, list[tuple[int, float]]]],
+    y_label: str,
+    *,
     width: int = 480,
-    height: int = 180,
-    pad: int = 36,
+    height: int = 190,
     y_range: tuple[float, float] | None = None,
 ) -> dict | None:
-    """Geometry for an inline SVG line chart: one polyline per (label, css class, points).
+    """Geometry for an inline SVG chart (template `runs/_run.html#chart`): a polyline per (label, css class, points)
+    and a dot on each point, so a series of one point (a 1-epoch eval, a 1-step run) still shows. The x axis is the
+    step, the y axis `y_label`.
 
     None when there is nothing to draw yet.
     """
@@ -67,26 +83,45 @@ def line_chart(
     y_min, y_max = y_range
     if y_max - y_min < 1e-9:
         y_min, y_max = y_min - 0.5, y_max + 0.5
-    plot_w, plot_h = width - 2 * pad, height - 2 * pad
+    # Room on the left for the y tick values and the rotated y label, below for the x ticks and label.
+    left, right, top, bottom = 56, width - 16, 24, height - 34
+    plot_w, plot_h = right - left, bottom - top
 
-    def xy(x: float, y: float) -> str:
-        return f"{pad + plot_w * x / x_max:.1f},{pad + plot_h * (1 - (y - y_min) / (y_max - y_min)):.1f}"
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return round(left + plot_w * x / x_max, 1), round(top + plot_h * (1 - (y - y_min) / (y_max - y_min)), 1)
 
-    lines = [
-        {"label": label, "css": css, "points": " ".join(xy(x, y) for x, y in points), "single": len(points) == 1}
-        for label, css, points in series
-        if points
-    ]
+    lines = []
+    for label, css, points in series:
+        if not points:
+            continue
+        coordinates = [xy(x, y) for x, y in points]
+        dots = len(points) <= MAX_DOTS_PER_LINE
+        lines.append(
+            {
+                "label": label,
+                "css": css,
+                "points": " ".join(f"{cx},{cy}" for cx, cy in coordinates),
+                "single": len(points) == 1,
+                # (x, y, step, value) of each dot, for the circle and its tooltip.
+                "dots": [(cx, cy, x, y) for (cx, cy), (x, y) in zip(coordinates, points, strict=True)] if dots else [],
+            }
+        )
     return {
         "width": width,
         "height": height,
-        "left": pad,
-        "right": width - pad,
-        "top": pad,
-        "bottom": height - pad,
+        "left": left,
+        "right": right,
+        "top": top,
+        "bottom": bottom,
         "y_min": y_min,
         "y_max": y_max,
+        "x_min": 0,
         "x_max": x_max,
+        "x_label": "step",
+        "y_label": y_label,
+        "x_label_x": (left + right) // 2,
+        "y_label_y": (top + bottom) // 2,
+        "dot_radius": 2.5,
         "lines": lines,
     }
 

@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -59,6 +60,13 @@ def process_is_gone(worker: str) -> bool:
 
 
 OnLog = Callable[[int, dict], None]
+# What a trainer calls at every step and phase change: (step, total_steps, phase). Trainers stay Django-free and
+# name the phase with one of RunPhase's values.
+OnProgress = Callable[[int, int, str], None]
+
+# How many recent steps the ETA's pace is measured over: recent enough to follow a change of pace (an eval pass,
+# a warmed-up GPU), long enough not to jump with every step, and never counting the time spent loading.
+ETA_WINDOW_STEPS = 20
 
 
 def format_duration(duration: timedelta | None) -> str:
@@ -86,6 +94,44 @@ class RunStatus(models.TextChoices):
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
+class RunPhase(models.TextChoices):
+    """What a running trainer is doing; the labels are what the run page says."""
+
+    LOADING = "loading", "Loading the model…"
+    TOKENIZING = "tokenizing", "Tokenizing the data…"
+    TRAINING = "training", "Training…"
+    EVALUATING = "evaluating", "Evaluating on held-out data…"
+    SAVING = "saving", "Saving the model…"
+
+
+class StepPace:
+    """Steps per second over the last `window` steps, and the time left at that pace.
+
+    Measured from the trainer's own step reports, so loading and tokenizing never count, and a pace that changes
+    (evaluation passes, a warmed-up device) shows within `window` steps.
+    """
+
+    def __init__(self, window: int = ETA_WINDOW_STEPS) -> None:
+        self.points: deque[tuple[int, float]] = deque(maxlen=window + 1)
+
+    def add(self, step: int, at: float) -> None:
+        if self.points and step < self.points[-1][0]:
+            self.points.clear()  # a new count (another phase's steps): start over
+        if self.points and step == self.points[-1][0]:
+            return  # no new step: the pace is what it was
+        self.points.append((step, at))
+
+    def seconds_left(self, total_steps: int) -> float | None:
+        """None until two steps are known."""
+        if len(self.points) < 2:
+            return None
+        (first_step, first_at), (last_step, last_at) = self.points[0], self.points[-1]
+        if last_at <= first_at:
+            return None
+        seconds_per_step = (last_at - first_at) / (last_step - first_step)
+        return max(0, total_steps - last_step) * seconds_per_step
+
+
 class TrainingRun(models.Model):
     Status = RunStatus
 
@@ -100,6 +146,11 @@ class TrainingRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
+    phase = models.CharField(max_length=16, choices=RunPhase.choices, blank=True)
+    # The time left as estimated at the last progress report (`progress_at`): the page counts down from it, so the
+    # ETA never grows while nothing new is known.
+    eta_seconds = models.FloatField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
     # The trainer's final metrics, set once the run succeeds.
     metrics = models.JSONField(default=dict, blank=True)
     artifact_path = models.CharField(max_length=500, blank=True)
@@ -131,7 +182,13 @@ class TrainingRun(models.Model):
         """Move queued -> running. False when another worker (or a cancel) got there first."""
         now = timezone.now()
         return self._transition(
-            (RunStatus.QUEUED,), status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=this_process()
+            (RunStatus.QUEUED,),
+            status=RunStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=this_process(),
+            phase=RunPhase.LOADING,
+            progress_at=now,
         )
 
     def beat(self) -> None:
@@ -193,10 +250,28 @@ class TrainingRun(models.Model):
             (RunStatus.QUEUED, RunStatus.RUNNING), status=RunStatus.CANCELLED, finished_at=timezone.now()
         )
 
-    def record_progress(self, step: int, total_steps: int) -> None:
-        """Save the trainer's position without touching status (one UPDATE)."""
-        self.step, self.total_steps = step, total_steps
-        type(self).objects.filter(pk=self.pk).update(step=step, total_steps=total_steps)
+    def record_progress(
+        self, step: int, total_steps: int, phase: str | None = None, eta_seconds: float | None = None
+    ) -> None:
+        """Save the trainer's position without touching status (one UPDATE).
+
+        `eta_seconds` is the time left as the trainer's recent pace says (see `StepPace`). A caller that knows no
+        phase either gets the pace since the start once a step is done.
+        """
+        now = timezone.now()
+        if phase is None and eta_seconds is None and step and total_steps and self.started_at is not None:
+            eta_seconds = (now - self.started_at).total_seconds() / step * max(0, total_steps - step)
+        fields: dict[str, Any] = {
+            "step": step,
+            "total_steps": total_steps,
+            "eta_seconds": eta_seconds,
+            "progress_at": now,
+        }
+        if phase is not None:
+            fields["phase"] = phase
+        for name, value in fields.items():
+            setattr(self, name, value)
+        type(self).objects.filter(pk=self.pk).update(**fields)
 
     def log(self, step: int, metrics: dict) -> None:
         """Keep one row of metrics over time (the subclass's `logs` relation)."""
@@ -258,17 +333,37 @@ class TrainingRun(models.Model):
                 raise
 
     def progress_logger(self, on_log: OnLog | None = None, clean: Callable[[dict], dict] | None = None) -> OnLog:
-        """The trainer's `on_log`: saves the step and a log row, then calls `on_log` (progress lines)."""
+        """The trainer's `on_log`: saves a log row, then calls `on_log` (progress lines). The step itself is
+        saved by `progress_recorder`, at every step."""
 
         def log(step: int, metrics: dict) -> None:
             if clean is not None:
                 metrics = clean(metrics)
-            self.record_progress(step, int(metrics.get("total_steps") or self.total_steps))
             self.log(step, metrics)
             if on_log is not None:
                 on_log(step, metrics)
 
         return log
+
+    def progress_recorder(self, clock: Callable[[], float] = time.monotonic) -> OnProgress:
+        """The trainer's `on_progress`: saves step, phase and ETA when the step or the phase changes.
+
+        One indexed UPDATE per training step, far cheaper than the step itself; the ETA is the pace over the
+        last ETA_WINDOW_STEPS steps (StepPace), fixed until the next step.
+        """
+        pace = StepPace()
+        last: tuple[int, int, str] | None = None
+
+        def on_progress(step: int, total_steps: int, phase: str) -> None:
+            nonlocal last
+            if phase not in (RunPhase.LOADING, RunPhase.TOKENIZING):  # the pace of training steps only
+                pace.add(step, clock())
+            if (step, total_steps, phase) == last:
+                return
+            last = (step, total_steps, phase)
+            self.record_progress(step, total_steps, phase, eta_seconds=pace.seconds_left(total_steps))
+
+        return on_progress
 
     def stop_checker(self) -> Callable[[], bool]:
         """The trainer's `should_stop`: reads the cancel flag at most every CANCEL_POLL_SECONDS, and
@@ -323,12 +418,17 @@ class TrainingRun(models.Model):
 
     @property
     def eta(self) -> timedelta | None:
-        """Time left at the pace so far; None until the first step is done or once finished."""
-        if self.status != RunStatus.RUNNING or not self.step or not self.total_steps or self.started_at is None:
+        """Time left: the estimate of the last progress report, less the time since. It only counts down between
+        reports, never up. None while nothing is known (no step done) and once finished."""
+        if self.status != RunStatus.RUNNING or self.eta_seconds is None or self.progress_at is None:
             return None
-        elapsed = timezone.now() - self.started_at
-        remaining_steps = max(0, self.total_steps - self.step)
-        return timedelta(seconds=round(elapsed.total_seconds() / self.step * remaining_steps))
+        left = self.eta_seconds - (timezone.now() - self.progress_at).total_seconds()
+        return timedelta(seconds=max(0, round(left)))
+
+    @property
+    def shows_steps(self) -> bool:
+        """Whether "Step n of N" means something yet: once the step count is known and the model is loaded."""
+        return bool(self.total_steps) and self.phase not in (RunPhase.LOADING, RunPhase.TOKENIZING)
 
     @property
     def elapsed_text(self) -> str:

@@ -1,6 +1,6 @@
 // The HIT page: keyboard shortcuts and time on each sample. No framework; htmx does the requests.
 //
-// Keys: 1-4 rate, ArrowRight/ArrowLeft move, m/M next un-marked sample (or the Submit
+// Keys: 1-4 rate, ArrowRight/ArrowLeft move, m/M the first un-marked sample in order (or the Submit
 // button once everything is marked). Keys pressed while a request is running wait their
 // turn, so fast typing acts on the sample that is on screen by then.
 (function () {

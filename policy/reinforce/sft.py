@@ -90,13 +90,25 @@ def train_sft(
     output_dir: str | os.PathLike,
     on_log: Callable[[int, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> dict:
-    """Fine-tune base_path on dialogues; model and tokenizer go to output_dir/final (loadable by from_pretrained)."""
+    """Fine-tune base_path on dialogues; model and tokenizer go to output_dir/final (loadable by from_pretrained).
+
+    `on_progress(step, total_steps, phase)` is told of every step and phase ("loading", "tokenizing", "training",
+    "saving"), and must be cheap.
+    """
     if not dialogues:
         raise ValueError("no dialogues to train on")
+
+    def progress(step: int, total: int, phase: str) -> None:
+        if on_progress is not None:
+            on_progress(step, total, phase)
+
+    progress(0, 0, "loading")
     seed_everything(config.seed)
     model, tokenizer = load_policy(base_path, dtype=torch.float32)
     device = next(model.parameters()).device
+    progress(0, 0, "tokenizing")
     examples = []
     for index, messages in enumerate(dialogues):
         try:
@@ -113,6 +125,7 @@ def train_sft(
     total_steps = steps_per_epoch * config.epochs
     model.train()
     step, losses, started = 0, [], time.monotonic()
+    progress(0, total_steps, "training")
     for epoch in range(1, config.epochs + 1):
         order = examples[:]
         rng.shuffle(order)
@@ -129,6 +142,7 @@ def train_sft(
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             losses.append(loss.item())
+            progress(step, total_steps, "training")
             if on_log is not None and (step % config.log_every == 0 or step == total_steps):
                 elapsed = time.monotonic() - started
                 on_log(
@@ -144,6 +158,7 @@ def train_sft(
                     },
                 )
     model.eval()
+    progress(step, total_steps, "saving")
     model_path = save_model_dir(
         model, tokenizer, Path(output_dir) / "final", {"config": config.to_dict(), "base_path": str(base_path)}
     )

@@ -27,6 +27,9 @@ RewardFn = Callable[[list[list[dict]], list[str]], list[float]]
 LogFn = Callable[[int, dict], None]
 SamplesFn = Callable[[int, list[dict]], None]
 StopFn = Callable[[], bool]
+# (step, total_steps, phase): told of every step and phase ("loading", "tokenizing", "training", "evaluating",
+# "saving"); must be cheap.
+ProgressFn = Callable[[int, int, str], None]
 
 
 def seed_everything(seed: int) -> None:
@@ -95,12 +98,19 @@ def train_reinforce(
     on_log: LogFn | None = None,
     on_samples: SamplesFn | None = None,
     should_stop: StopFn | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> dict:
     """Train the policy at policy_path with REINFORCE on reward_fn.
 
     Returns the last evaluation on eval_prompts (reward_policy, reward_reference, win_rate, kl, response_length),
     model_path (output_dir/final) and eval_samples: the policy's and the reference's answer to each held-out prompt.
     """
+
+    def progress(step: int, phase: str) -> None:
+        if on_progress is not None:
+            on_progress(step, config.steps, phase)
+
+    progress(0, "loading")
     _validate_prompts("prompts", prompts)
     _validate_prompts("eval_prompts", eval_prompts)
     eval_prompts = eval_prompts[: config.eval_max_prompts]
@@ -125,6 +135,7 @@ def train_reinforce(
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"stopped at step {step} of {config.steps}")
 
+    progress(0, "training")
     for step in range(1, config.steps + 1):
         stop_requested()
         timings = {}
@@ -177,6 +188,7 @@ def train_reinforce(
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
         optimizer.step()
         timings["time_update"] = time.perf_counter() - tick
+        progress(step, "training")
 
         elapsed = time.monotonic() - started
         metrics = {
@@ -204,6 +216,7 @@ def train_reinforce(
 
         if step % config.eval_every == 0 or step == config.steps:
             stop_requested()
+            progress(step, "evaluating")
             if reference_eval is None:
                 # The reference never changes: its eval answers are sampled and scored once.
                 reference_eval = _sample_and_score(reference, tokenizer, reward_fn, eval_prompts, config, device)
@@ -215,12 +228,16 @@ def train_reinforce(
             if on_samples is not None:
                 on_samples(step, _eval_samples(eval_prompts, evaluation["policy"], "eval"))
             metrics.update(evaluation["metrics"])
+            progress(step, "training")
 
         if step % config.checkpoint_every == 0 and step != config.steps:
+            progress(step, "saving")
             save_model_dir(policy, tokenizer, output_dir / f"checkpoint-{step}", {**state, "step": step})
+            progress(step, "training")
         if on_log is not None and (step % config.log_every == 0 or step == config.steps or "eval_win_rate" in metrics):
             on_log(step, metrics)
 
+    progress(config.steps, "saving")
     final_path = save_model_dir(policy, tokenizer, output_dir / "final", {**state, "step": config.steps})
     eval_metrics = evaluation["metrics"]
     return {

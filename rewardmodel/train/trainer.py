@@ -88,15 +88,24 @@ def train_reward_model(
     on_log: Callable[[int, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     data_description: dict | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> dict:
     """Train a reward model on `pairs` and save it to `output_dir`; return the final metrics.
 
     Writes save_pretrained(model, tokenizer), metrics.json, train_config.json and a model card (README.md; what the
     data was, beyond the pairs' own counts, comes from `data_description`). Raises TrainingStopped (nothing
-    written) when should_stop() turns True, ValueError on bad pairs or config.
+    written) when should_stop() turns True, ValueError on bad pairs or config. `on_log(step, metrics)` gets the
+    metrics every `log_every` steps; `on_progress(step, total_steps, phase)` is told of every step and of each
+    phase ("loading", "tokenizing", "training", "evaluating", "saving"), and must be cheap.
     """
     config.validate()
     validate_pairs(pairs)
+
+    def progress(step: int, total: int, phase: str) -> None:
+        if on_progress is not None:
+            on_progress(step, total, phase)
+
+    progress(0, 0, "loading")
     device = pick_device(config.device)
     bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
     torch.manual_seed(config.seed)  # the fresh reward head is drawn from it
@@ -111,6 +120,7 @@ def train_reward_model(
     model.train()
     pad_id = tokenizer.pad_token_id
 
+    progress(0, 0, "tokenizing")
     train_pairs, eval_pairs = split_by_group(pairs, config.eval_fraction, config.seed)
     train_set = encode_pairs(tokenizer, train_pairs, config.max_length)
     eval_set = encode_pairs(tokenizer, eval_pairs, config.max_length)
@@ -133,6 +143,14 @@ def train_reward_model(
     def report(step: int, metrics: dict) -> None:
         if on_log is not None:
             on_log(step, metrics)
+
+    def evaluate(step: int) -> dict:
+        progress(step, total_steps, "evaluating")
+        metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
+        progress(step, total_steps, "training")
+        return metrics
+
+    progress(0, total_steps, "training")
 
     step = 0
     eval_metrics: dict = {}
@@ -170,6 +188,7 @@ def train_reward_model(
             window["seconds"] += elapsed
             train_seconds += elapsed
             train_pairs_done += sum(len(b) for b in group)
+            progress(step, total_steps, "training")
 
             end_of_epoch = first + config.grad_accum_steps >= len(batches)
             if step % config.log_every == 0 or end_of_epoch:
@@ -185,15 +204,15 @@ def train_reward_model(
                 }
                 window = dict.fromkeys(window, 0)
                 if len(eval_set) and (end_of_epoch or (config.eval_every and step % config.eval_every == 0)):
-                    eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
+                    eval_metrics = evaluate(step)
                     metrics.update(eval_metrics)
                 report(step, metrics)
             elif len(eval_set) and config.eval_every and step % config.eval_every == 0:
-                eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
+                eval_metrics = evaluate(step)
                 report(step, {"step": step, "total_steps": total_steps, "epoch": epoch, **eval_metrics})
 
     if not eval_metrics:
-        eval_metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
+        eval_metrics = evaluate(step)
     final = {
         "train_pairs": len(train_set),
         "pairs_trained": train_pairs_done,
@@ -209,6 +228,7 @@ def train_reward_model(
         "precision": "bf16" if bf16 else "fp32",
         **eval_metrics,
     }
+    progress(step, total_steps, "saving")
     summary = data_summary(train_pairs, eval_pairs)
     save_reward_model(model, tokenizer, config, final, Path(output_dir), summary, data_description)
     return final

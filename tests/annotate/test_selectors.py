@@ -88,7 +88,7 @@ def test_hit_progress_counts_marked_samples_and_finds_the_next_unmarked(hit):
     assert progress.marked == {1: False, 2: True}
     assert (progress.total, progress.completed, progress.all_marked) == (2, 1, False)
     assert progress.first_unmarked() == 1
-    assert progress.next_unmarked_after(1) is None, "the sample on screen is not its own next"
-    assert progress.next_unmarked_after(2) == 1, "wraps round to the start"
+    assert progress.first_unmarked(besides=1) is None, "the sample on screen is not its own next"
+    assert progress.first_unmarked(besides=2) == 1, "the first un-marked one in order, before the one on screen"
     rate_item(hit, 1, Rating.RESPONSE_2_BETTER)
     assert hit_progress(hit).all_marked and hit_progress(hit).first_unmarked() is None

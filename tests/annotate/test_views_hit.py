@@ -156,7 +156,7 @@ def test_submit_refused_until_every_sample_is_marked(alice_client, hit):
     response = alice_client.post(reverse("hit_submit", args=[hit.pk]), follow=True)
     hit.refresh_from_db()
     assert hit.submitted_at is None
-    assert "1 sample(s) still need a rating" in response.content.decode()
+    assert "1 sample still needs a rating" in response.content.decode()
 
 
 def test_submit_leads_to_thank_you_and_the_next_hit(alice_client, hit):
@@ -257,5 +257,19 @@ def test_next_unmarked_button_skips_marked_samples(alice_client, hit):
     rate(alice_client, hit, 2, Rating.RESPONSE_1_BETTER)
     rate(alice_client, hit, 3, Rating.RESPONSE_1_BETTER)
     html = alice_client.get(hit_url(hit, 1)).content.decode()
+    button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
+    assert button and button.group(1) == hit_url(hit, 4)
+
+
+def test_next_unmarked_goes_back_to_the_first_unmarked_sample(alice_client, hit):
+    """From sample 3 with sample 2 un-marked, M goes to 2 (not forward to 4)."""
+    for position in (1, 3):
+        rate(alice_client, hit, position, Rating.RESPONSE_1_BETTER)
+    html = alice_client.get(hit_url(hit, 3)).content.decode()
+    button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
+    assert button and button.group(1) == hit_url(hit, 2)
+    assert "Go to next un-marked sample" in html, "the lecture's wording stays"
+    # On the first un-marked sample itself, M goes on to the next un-marked one.
+    html = alice_client.get(hit_url(hit, 2)).content.decode()
     button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
     assert button and button.group(1) == hit_url(hit, 4)

@@ -77,3 +77,32 @@ def test_annotator_page(charlie_client, judged_batch, alice, bob):
     assert "<svg" in html and "Ratings given" in html
     html = charlie_client.get(reverse("quality:annotator", args=[alice.pk])).content.decode()
     assert "Not flagged." in html
+
+
+def test_imported_answers_are_shown_apart_from_annotators_judgments(charlie_client, alice):
+    """A batch imported with known answers: the quality page says it has no annotators' judgments yet, and how many
+    imported answers it holds (the ones the reward form counts)."""
+    from annotate.importers import import_user
+
+    batch = Batch.objects.create(name="hh-test")
+    importer = import_user()
+    for n in range(3):
+        item = Item.objects.create(batch=batch, external_id=str(n), prompt=[{"role": "user", "content": f"Q{n}"}])
+        Judgment.objects.create(item=item, annotator=importer, rating=-2, time_ms=0)
+
+    html = charlie_client.get(reverse("quality:batch", args=[batch.pk])).content.decode()
+    index = charlie_client.get(reverse("quality:index")).content.decode()
+
+    assert '<th>Judgments by annotators</th><td class="num">0</td>' in html
+    assert '<th>Imported answers</th><td class="num">3</td>' in html
+    assert "The 3 imported answers came with the import file" in html
+    assert "They are not annotators’ judgments" in html
+    assert "No annotator has judged this batch yet (its 3 imported answers are not annotators’ judgments)." in html
+    assert "No judgments in this batch yet" not in html
+    assert '<td class="num">3</td>' in index and "Imported answers" in index
+
+    # One annotator judgment beside them: both counts, in the singular.
+    Judgment.objects.create(item=batch.items.first(), annotator=alice, rating=1, time_ms=5000)
+    html = charlie_client.get(reverse("quality:batch", args=[batch.pk])).content.decode()
+    assert '<th>Judgments by annotators</th><td class="num">1</td>' in html
+    assert "together with the 1 judgment by annotators." in html

@@ -92,7 +92,7 @@ def test_submit_early_or_rate_after_submit_is_refused(clients, batch):
     hit = start_hit(client)
     response = client.post(f"/api/hits/{hit['id']}/submit/")
     assert response.status_code == 400
-    assert "6 sample(s) still need a rating" in response.json()["non_field_errors"][0]
+    assert "6 samples still need a rating" in response.json()["non_field_errors"][0]
 
     for sample in hit["samples"]:
         client.post(f"/api/hits/{hit['id']}/rate/", {"position": sample["position"], "rating": -1}, format="json")

@@ -63,7 +63,7 @@ def test_reward_run_start_errors_name_what_is_wrong(staff, alice):
         response = staff.post("/api/reward-runs/", body, format="json")
         assert response.status_code == 400 and field in response.json(), (body, response.content)
     response = staff.post("/api/reward-runs/", {"batches": [batch.pk], "options": {"epoks": 3}}, format="json")
-    assert response.json() == {"non_field_errors": ["Unknown training option(s): epoks."]}
+    assert response.json() == {"non_field_errors": ["Unknown training option: epoks."]}
     response = staff.post("/api/reward-runs/", {"batches": [empty.pk]}, format="json")
     assert "No judgments to train on" in response.json()["non_field_errors"][0]
     assert not RewardModelRun.objects.exists()

@@ -58,6 +58,11 @@ def test_annotator_rates_a_whole_hit_with_the_keyboard(live_server, page, alice_
     submit = page.locator("#submit-hit")
     expect(progress).to_have_text("Your annotation progress for this HIT: 0/6 completed.")
     expect(submit).to_be_disabled()
+    # M goes to the first un-marked sample in order: back from sample 2 to sample 1, not on to 3.
+    page.keyboard.press("ArrowRight")
+    expect(sample_number).to_have_text("Sample 2 of 6.")
+    page.keyboard.press("m")
+    expect(sample_number).to_have_text("Sample 1 of 6.")
     shown_as_response_1 = []
 
     for number, key in enumerate(KEYS, start=1):

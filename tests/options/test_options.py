@@ -14,9 +14,8 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
-from rewardmodel.runs import RunStatus
 
-from annotate.api import ExportQuerySerializer
+from annotate.api.exports import ExportQuerySerializer
 from annotate.export import ExportFilters
 from annotate.quality_views import ExportForm
 from arbiter.options import ConfigOptionsForm, add_option_arguments, options_serializer
@@ -28,6 +27,7 @@ from rewardmodel.forms import RewardRunForm
 from rewardmodel.models import RewardModelRun
 from rewardmodel.train import RewardTrainConfig
 from rlhf.options import OptionError, option, option_fields
+from runs.models import RunStatus
 from tests.policy.helpers import prompts_batch, succeeded_reward_run
 from tests.rewardmodel.helpers import judged_batch
 

@@ -129,6 +129,7 @@ def test_run_writes_checkpoints_samples_and_a_loadable_final_model(tiny_policy, 
     config = _config(
         steps=4, eval_every=2, checkpoint_every=2, baseline="mean", whiten_rewards=True, no_eos_penalty=1.0
     )
+    progress = []
     result = train_reinforce(
         tiny_policy,
         count_a,
@@ -138,7 +139,16 @@ def test_run_writes_checkpoints_samples_and_a_loadable_final_model(tiny_policy, 
         tmp_path,
         on_log=lambda step, metrics: logs.append(metrics),
         on_samples=lambda step, batch: samples.append((step, batch)),
+        on_progress=lambda *report: progress.append(report),
     )
+    assert progress[0] == (0, 4, "loading")
+    assert [step for step, _, phase in progress if phase == "training"] == [0, 1, 2, 2, 2, 3, 4, 4]
+    assert [(step, phase) for step, _, phase in progress if phase != "training"][1:] == [
+        (2, "evaluating"),
+        (2, "saving"),
+        (4, "evaluating"),
+        (4, "saving"),
+    ]
     assert (tmp_path / "checkpoint-2" / "config.json").exists()
     assert json.loads((tmp_path / "checkpoint-2" / "training_state.json").read_text())["step"] == 2
     assert result["model_path"] == str(tmp_path / "final")

@@ -46,8 +46,19 @@ def test_dialogue_without_assistant_turn_is_refused_with_its_index(tiny_chat_pol
 def test_train_sft_lowers_loss_and_saves_a_loadable_model(tiny_chat_policy, tmp_path):
     logs = []
     config = SFTConfig(epochs=15, learning_rate=1e-2, batch_size=2, seed=0)
-    result = train_sft(tiny_chat_policy, [DIALOGUE] * 4, config, tmp_path, on_log=lambda step, m: logs.append(m))
+    progress = []
+    result = train_sft(
+        tiny_chat_policy,
+        [DIALOGUE] * 4,
+        config,
+        tmp_path,
+        on_log=lambda step, m: logs.append(m),
+        on_progress=lambda *report: progress.append(report),
+    )
     assert result["steps"] == 30 and logs[-1]["step"] == 30 and logs[-1]["total_steps"] == 30
+    assert progress[:2] == [(0, 0, "loading"), (0, 0, "tokenizing")]
+    assert progress[2:-1] == [(step, 30, "training") for step in range(31)]  # every step
+    assert progress[-1] == (30, 30, "saving")
     assert result["final_loss"] < result["first_loss"] / 4
     model = AutoModelForCausalLM.from_pretrained(result["model_path"])
     assert model.config.vocab_size == 18

@@ -159,9 +159,10 @@ def test_start_from_a_batch_with_defaults(charlie_client, reward_run):
 
 def test_live_panel_shows_progress_and_eta_then_stops_polling(charlie_client, reward_run):
     run = finished_run_with_answers(reward_run)
-    run.status, run.step, run.total_steps = RunStatus.RUNNING, 5, 20
+    run.status = RunStatus.RUNNING
     run.started_at = run.created_at
     run.save()
+    run.record_progress(5, 20, "training", eta_seconds=90)
     response = charlie_client.get(url("run_live", run), HTTP_HX_REQUEST="true")
     page = response.content.decode()
     assert response.status_code == 200
@@ -252,8 +253,40 @@ def test_sft_run_page_offers_it_as_the_base_of_a_reinforce_run(charlie_client, s
     )
     PolicyLog.objects.create(run=run, step=1, metrics={"loss": 2.5})
     page = charlie_client.get(url("run_detail", run)).content.decode()
-    assert "Loss 2.500 → 1.250 on 3 dialogue(s)" in page
+    assert "Loss 2.500 → 1.250 on 3 dialogues" in page
     assert "Send to annotators" not in page
 
     form_page = charlie_client.get(url("run_new") + f"?base_run={run.pk}").content.decode()
     assert f'<option value="{run.pk}" selected>' in form_page
+
+
+def test_counts_of_one_are_singular(charlie_client, reward_run):
+    """ "1 step of 1 prompt × n=1 sample", "1 held-out prompt", "(1 comparison)": no "1 steps", no "prompt(s)"."""
+    from django.utils import timezone
+
+    run = finished_run_with_answers(reward_run, answers=1)
+    run.step, run.total_steps = 1, 1
+    run.started_at, run.finished_at = run.created_at, timezone.now()
+    run.config = {"steps": 1, "prompts_per_step": 1, "samples_per_prompt": 1, "train_prompts": 1, "eval_prompts": 1}
+    run.save()
+
+    page = charlie_client.get(url("run_detail", run)).content.decode()
+    sent = charlie_client.post(url("run_send", run), {"overlap": 1}, follow=True).content.decode()
+
+    assert "1 step of 1 prompt × n=1 sample," in page
+    assert "(1 held-out prompt)" in page
+    assert "(1 step)." in page
+    assert "(s)" not in page and "1 steps" not in page
+    assert "(1 comparison) is open to annotators." in sent
+
+
+def test_sft_counts_are_plural_or_singular_as_they_come(charlie_client):
+    run = PolicyRun.objects.create(
+        kind=PolicyRun.Kind.SFT,
+        status=RunStatus.SUCCEEDED,
+        config={"dialogues": 1, "epochs": 2, "learning_rate": 1e-5, "batch_size": 1},
+        metrics={"first_loss": 2.0, "final_loss": 1.0, "examples": 1},
+    )
+    page = charlie_client.get(url("run_detail", run)).content.decode()
+    assert ": 1 dialogue</dd>" in page and "2 epochs," in page and "on 1 dialogue." in page
+    assert "(s)" not in page

@@ -127,10 +127,15 @@ def test_split_by_group_never_puts_a_prompt_on_both_sides():
 def test_tiny_model_learns_the_marker_preference_and_saves_a_loadable_model(backbone, tmp_path):
     pairs = marker_pairs(240)
     logged: list[tuple[int, dict]] = []
+    progress: list[tuple[int, int, str]] = []
     before = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1).state_dict()
 
     final = train_reward_model(
-        pairs, small_config(backbone), tmp_path / "rm", on_log=lambda s, m: logged.append((s, m))
+        pairs,
+        small_config(backbone),
+        tmp_path / "rm",
+        on_log=lambda s, m: logged.append((s, m)),
+        on_progress=lambda *report: progress.append(report),
     )
 
     assert final["eval_accuracy"] > 0.9, final
@@ -148,6 +153,15 @@ def test_tiny_model_learns_the_marker_preference_and_saves_a_loadable_model(back
 
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm")
     assert model.config.num_labels == 1
+
+    # Progress: every step, not only the logged ones, and each phase in order.
+    total = final["steps"]
+    assert progress[:2] == [(0, 0, "loading"), (0, 0, "tokenizing")]
+    training_steps = [step for step, _, phase in progress if phase == "training"]
+    assert training_steps == sorted(training_steps) and set(training_steps) == set(range(total + 1))
+    assert {report[1] for report in progress[2:]} == {total}
+    assert "evaluating" in {phase for _, _, phase in progress}
+    assert progress[-1] == (total, total, "saving")
     changed = [
         name for name, value in model.state_dict().items() if name in before and not torch.equal(value, before[name])
     ]

@@ -170,7 +170,7 @@ def test_the_score_box_shows_both_rewards(charlie_client, trained_run):
 def test_cancel_button_asks_a_running_run_to_stop(charlie_client, charlie, alice):
     run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
     run.claim()
-    run.record_progress(3, 12)
+    run.record_progress(3, 12, "training")
 
     running_page = charlie_client.get(run.get_absolute_url()).content.decode()
     live = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX)
@@ -232,3 +232,81 @@ def test_start_watch_and_finish_through_the_worker(celery_worker, charlie_client
     )
     assert "Succeeded" in last.content.decode(), last.content.decode()
     assert "Clearly better" in last.content.decode()
+
+
+# Live page: phase, finished state, charts --------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_loading_run_says_what_it_is_doing_instead_of_step_zero(charlie_client, charlie, alice):
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
+    queued = charlie_client.get(run.get_absolute_url()).content.decode()
+    run.claim()
+    loading = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX).content.decode()
+    run.record_progress(0, 0, "tokenizing")
+    tokenizing = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX).content.decode()
+    run.record_progress(1, 1, "evaluating", eta_seconds=0)
+    evaluating = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX).content.decode()
+
+    assert "Waiting for a worker to start it…" in queued
+    assert "Loading the model…" in loading and "Step 0" not in loading and "(0%)" not in loading
+    assert "Tokenizing the data…" in tokenizing and "Step" not in tokenizing
+    assert "Evaluating on held-out data… Step 1 of 1 (100%) · almost done" in evaluating
+
+
+@pytest.mark.django_db
+def test_the_last_poll_stops_polling_and_reloads_the_page(charlie_client, charlie, alice):
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
+    run.claim()
+    running = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX)
+    run.mark_succeeded({"eval_accuracy": 0.75}, "/nowhere")
+    finished = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX)
+
+    assert running.status_code == 200 and "HX-Refresh" not in running.headers
+    # 286 stops the polling; HX-Refresh brings in what only a finished run's page has (and drops old messages).
+    assert finished.status_code == 286 and finished.headers["HX-Refresh"] == "true"
+
+
+@pytest.mark.django_db
+def test_a_chart_of_one_point_draws_a_dot_and_labels_its_axes(charlie_client, charlie, alice):
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
+    run.claim()
+    run.log(1, {"loss": 0.69, "eval_loss": 0.7, "eval_accuracy": 0.5})
+    run.mark_succeeded({"eval_accuracy": 0.5}, "/nowhere")
+
+    page = charlie_client.get(run.get_absolute_url()).content.decode()
+
+    accuracy = page[page.index('aria-label="Eval accuracy"') :]
+    accuracy = accuracy[: accuracy.index("</svg>")]
+    assert accuracy.count("<circle") == 1
+    assert "eval accuracy at step 1: 0.5" in accuracy
+    assert ">step</text>" in accuracy and ">accuracy</text>" in accuracy
+    loss = page[page.index('aria-label="Loss"') :]
+    loss = loss[: loss.index("</svg>")]
+    assert loss.count("<circle") == 2 and ">loss</text>" in loss
+
+
+def test_line_chart_dots_each_point_of_a_short_series_only():
+    from runs.dashboard import MAX_DOTS_PER_LINE, line_chart
+
+    chart = line_chart(
+        [("one", "eval", [(3, 0.5)]), ("long", "train", [(step, 1.0 / step) for step in range(1, 200)])], "loss"
+    )
+    one, long = chart["lines"]
+    assert one["single"] and len(one["dots"]) == 1
+    assert long["dots"] == [] and MAX_DOTS_PER_LINE < 199
+    assert (chart["x_label"], chart["y_label"]) == ("step", "loss")
+    assert line_chart([("none", "eval", [])], "loss") is None
+
+
+@pytest.mark.django_db
+def test_run_page_counts_are_singular_for_one(charlie_client, charlie, alice):
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False, epochs=1)
+    run.claim()
+    RewardModelRun.objects.filter(pk=run.pk).update(step=1, total_steps=1, pairs_count=1)
+    run.mark_succeeded({"eval_accuracy": 1.0}, "/nowhere")
+
+    page = charlie_client.get(run.get_absolute_url()).content.decode()
+
+    assert "1 epoch," in page and "(1 step, 1 pair)." in page
+    assert "(s)" not in page

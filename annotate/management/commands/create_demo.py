@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from annotate.importers import Comparison, ImportFileError, item_for, parse_comparisons, read_text
 from annotate.models import Batch, Item
@@ -84,7 +85,9 @@ class Command(BaseCommand):
             fields["source"] = {**item.source, "file": ITEMS_FILE.name}
             _, was_created = Item.objects.update_or_create(batch=batch, external_id=item.external_id, defaults=fields)
             created += was_created
-        self.stdout.write(f"Demo batch {batch.name!r}: {batch.items.count()} items ({created} new).")
+        count = batch.items.count()
+        items = ngettext("%(n)d item", "%(n)d items", count) % {"n": count}
+        self.stdout.write(f"Demo batch {batch.name!r}: {items} ({created} new).")
         self.stdout.write("Demo logins:")
         for line in logins:
             self.stdout.write(line)

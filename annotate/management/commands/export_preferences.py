@@ -3,6 +3,7 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 
 from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport, write_export
 from arbiter.options import add_option_arguments
@@ -33,7 +34,10 @@ class Command(BaseCommand):
             export = PreferenceExport(fmt=fmt, table=options["table"], filters=ExportFilters.from_options(options))
             if output:
                 rows = self._to_file(Path(output), export)
-                self.stderr.write(f"Wrote {rows} rows to {output}.")
+                self.stderr.write(
+                    ngettext("Wrote %(n)d row to %(path)s.", "Wrote %(n)d rows to %(path)s.", rows)
+                    % {"n": rows, "path": output}
+                )
             else:
                 write_export(_TextOut(self.stdout), export)
         except ExportError as exc:

@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 
 from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons
 
@@ -49,9 +50,13 @@ class Command(BaseCommand):
             )
         except ImportFileError as exc:
             raise CommandError(f"{options['file']}: {exc}. Nothing was imported.") from exc
-        self.stdout.write(f"Imported {result.count} items into batch {result.batch.name}.")
+        items = ngettext("%(n)d item", "%(n)d items", result.count) % {"n": result.count}
+        self.stdout.write(f"Imported {items} into batch {result.batch.name}.")
         if result.judgment_count:
-            self.stdout.write(f"Stored {result.judgment_count} judgments by {result.judgments_by}.")
+            judgments = ngettext("%(n)d judgment", "%(n)d judgments", result.judgment_count) % {
+                "n": result.judgment_count
+            }
+            self.stdout.write(f"Stored {judgments} by {result.judgments_by}.")
         if result.batch.active:
             self.stdout.write(f"Batch {result.batch.name} is active: annotators get its items.")
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 
 from annotate.importers import KNOWN_PREFERENCE_FORMATS, ImportFileError, parse_comparisons, read_text
 from rewardmodel.models import RewardModelRun
@@ -38,7 +39,8 @@ class Command(BaseCommand):
             )
         # The same pair builder as training: input joined onto the instruction, the same prompt group.
         pairs = [preference_pair(c.prompt, c.prompt_input, c.response_1, c.response_2, c.chosen) for c in comparisons]
-        self.stderr.write(f"Scoring {len(pairs)} {fmt} pairs with run {run.pk}…")
+        pairs_text = ngettext("%(n)d %(fmt)s pair", "%(n)d %(fmt)s pairs", len(pairs)) % {"n": len(pairs), "fmt": fmt}
+        self.stderr.write(f"Scoring {pairs_text} with run {run.pk}…")
         try:
             result = evaluate_run(run, pairs)
         except RewardRunError as exc:
