@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -171,7 +170,7 @@ def start_reward_run(
 
 
 def artifact_dir_for(run: RewardModelRun) -> Path:
-    return Path(settings.ARTIFACTS_DIR) / f"reward-{run.pk}"
+    return run.planned_artifact_dir
 
 
 def run_reward_training(run: RewardModelRun, on_log: OnLog | None = None) -> RewardModelRun:
@@ -194,7 +193,12 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
     count, digest = judgments_fingerprint(judgments)
     type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
     return trainer.train_reward_model(
-        pairs, config, str(output_dir), on_log=run.progress_logger(on_log), should_stop=run.stop_checker()
+        pairs,
+        config,
+        str(output_dir),
+        on_log=run.progress_logger(on_log),
+        should_stop=run.stop_checker(),
+        resume_path=run.resume_checkpoint,
     )
 
 

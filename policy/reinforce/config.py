@@ -34,7 +34,7 @@ class ReinforceConfig:
     weight_decay: float = 0.0
     eval_every: int = 5
     eval_max_prompts: int = 8
-    checkpoint_every: int = 5
+    checkpoint_every: int = 5  # steps between saved checkpoint-<step> folders and resumable checkpoints
     seed: int = 0
     log_every: int = 1
 
@@ -82,9 +82,12 @@ class SFTConfig:
     log_every: int = 1
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
+    checkpoint_every: int = 50  # steps between resumable checkpoints (when given a resume path); 0 = none
 
     def __post_init__(self) -> None:
         require_positive_ints(self, ("epochs", "batch_size", "max_length", "log_every"))
+        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be 0 or more, got {self.checkpoint_every!r}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 

@@ -62,6 +62,7 @@ class RewardTrainConfig:
     seed: int = 0
     log_every: int = 10  # optimizer steps
     eval_every: int = 0  # optimizer steps; 0 = only at the end of each epoch
+    checkpoint_every: int = 50  # optimizer steps between resumable checkpoints (when given a resume path); 0 = none
     device: str = ""  # "" = CUDA when available, else CPU
     # "auto": bf16 autocast (fp32 master weights) where bf16 matmuls are fast: CUDA, CPUs with AVX512-BF16 or AMX
     precision: str = "auto"
@@ -81,5 +82,5 @@ class RewardTrainConfig:
             raise ValueError(f"precision must be one of {PRECISION_OPTIONS}, got {self.precision!r}")
         if self.margin not in MARGIN_OPTIONS:
             raise ValueError(f"margin must be one of {MARGIN_OPTIONS}, got {self.margin!r}")
-        if self.max_pairs_per_group < 0 or self.eval_every < 0:
-            raise ValueError("max_pairs_per_group and eval_every must be 0 or more")
+        if self.max_pairs_per_group < 0 or self.eval_every < 0 or self.checkpoint_every < 0:
+            raise ValueError("max_pairs_per_group, eval_every and checkpoint_every must be 0 or more")
