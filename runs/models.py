@@ -180,9 +180,10 @@ class TrainingRun(models.Model):
         except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, a refused socket...
             logger.warning("%s: could not send its task (%s); it stays queued and will be re-sent.", self, exc)
             type(self).objects.filter(pk=self.pk).update(dispatch_attempts=F("dispatch_attempts") + 1)
+            self.dispatch_attempts += 1  # the caller's object (a request answering with it) says so too
             return False
         type(self).objects.filter(pk=self.pk).update(dispatched_at=now, dispatch_attempts=F("dispatch_attempts") + 1)
-        self.dispatched_at = now
+        self.dispatched_at, self.dispatch_attempts = now, self.dispatch_attempts + 1
         return True
 
     @property
