@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -114,8 +115,6 @@ def test_a_run_whose_worker_process_dies_ends_failed_not_running_for_ever(celery
 def test_a_killed_worker_main_process_is_noticed_at_once_and_the_run_resumes(
     celery_worker, charlie, alice, tiny_backbone
 ):
-    import time
-
     checkpointed = {**TINY, "epochs": 40, "batch_size": 1, "checkpoint_every": 5}
     run = start_reward_run(charlie, [judged_batch("b", alice, items=8)], backbone=tiny_backbone, **checkpointed)
 
