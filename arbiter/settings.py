@@ -185,9 +185,28 @@ CELERY_TASK_ROUTES = {
     "policy.tasks.*": {"queue": "gpu"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A running training run silent this long (no heartbeat) has lost its worker: a redelivered task or a
-# cancel ends it as failed / cancelled instead of leaving it "running" for ever.
-RUN_STALE_MINUTES = envint("RUN_STALE_MINUTES", "15")
+# A running trainer beats from a thread every RUN_HEARTBEAT_SECONDS, however long its steps; a run silent for
+# RUN_STALE_MINUTES has lost its worker: the periodic check (below), a redelivered task or a cancel ends it.
+RUN_HEARTBEAT_SECONDS = envfloat("RUN_HEARTBEAT_SECONDS", "30")
+RUN_STALE_MINUTES = envfloat("RUN_STALE_MINUTES", "3")
+# The run watchdog (runs.watchdog): every RUN_WATCH_SECONDS via Celery beat, at worker start-up, and on every
+# dashboard poll of a running run. It re-sends queued runs never handed to the broker, or handed over more than
+# RUN_REDISPATCH_MINUTES ago and still queued, and fails runs that lost their worker (resuming them from their
+# last checkpoint when RUN_AUTO_RESUME is on, at most RUN_MAX_AUTO_RESUMES times per run).
+RUN_WATCH_SECONDS = envfloat("RUN_WATCH_SECONDS", "60")
+RUN_REDISPATCH_MINUTES = envfloat("RUN_REDISPATCH_MINUTES", "10")
+RUN_AUTO_RESUME = envbool("RUN_AUTO_RESUME", "false")
+RUN_MAX_AUTO_RESUMES = envint("RUN_MAX_AUTO_RESUMES", "3")
+CELERY_BEAT_SCHEDULE = {
+    "watch-training-runs": {"task": "runs.tasks.watch_training_runs", "schedule": RUN_WATCH_SECONDS},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+if REDIS_URL:
+    # How long Redis keeps a delivered, unacknowledged message before handing it to another worker. It need
+    # not cover a whole run: a redelivery of a run still training finds it claimed and heartbeating and does
+    # nothing (claim is a conditional UPDATE). Cover the longest step instead, so a redelivery never arrives
+    # before the heartbeat of a dead worker has gone stale; the watchdog, not redelivery, ends dead runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("RUN_VISIBILITY_TIMEOUT_SECONDS", "600")}
 
 # Annotation
 # An unsubmitted HIT with no activity for this long gives its unjudged items back.

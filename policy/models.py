@@ -37,6 +37,9 @@ class PolicyRun(TrainingRun):
         "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_evaluated"
     )
 
+    task_name = "policy.tasks.train_policy_run"
+    artifact_prefix = "policy"
+
     class Meta(TrainingRun.Meta):
         pass
 
@@ -45,6 +48,10 @@ class PolicyRun(TrainingRun):
 
     def get_absolute_url(self) -> str:
         return reverse("policy:run_detail", args=[self.pk])
+
+    def forget_after(self, step: int) -> None:
+        super().forget_after(step)
+        self.samples.filter(step__gt=step).delete()
 
     @property
     def is_reinforce(self) -> bool:

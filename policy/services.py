@@ -287,7 +287,7 @@ def start_policy_run(
 
 
 def artifact_dir_for(run: PolicyRun) -> Path:
-    return Path(settings.ARTIFACTS_DIR) / f"policy-{run.pk}"
+    return run.planned_artifact_dir
 
 
 def base_model_path(run: PolicyRun) -> str:
@@ -349,7 +349,14 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
 
     if kind == PolicyRun.Kind.SFT:
         return trainer.train_sft(
-            base, data, config, str(output_dir), on_log=log, should_stop=should_stop, on_progress=on_progress
+            base,
+            data,
+            config,
+            str(output_dir),
+            on_log=log,
+            should_stop=should_stop,
+            on_progress=on_progress,
+            resume_path=run.resume_checkpoint,
         )
 
     if run.reward_run is None:
@@ -384,6 +391,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
         on_samples=save_samples,
         should_stop=should_stop,
         on_progress=on_progress,
+        resume_path=run.resume_checkpoint,
     )
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/live/", views.run_live, name="run_live"),
     path("<int:pk>/samples/", views.run_samples, name="run_samples"),
     path("<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
+    path("<int:pk>/resume/", views.run_resume, name="run_resume"),
     path("<int:pk>/download/", views.run_download, name="run_download"),
     path("<int:pk>/download/<str:name>/", views.run_download, name="run_download_checkpoint"),
     path("<int:pk>/send/", views.run_send, name="run_send"),

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from policy.forms import ReinforceRunForm, SFTRunForm
 from policy.models import PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
-from runs.dashboard import cancel_and_redirect, line_chart, render_polled, zip_download
+from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import staff_required
 
 # Samples shown per step and kind in the browser.
@@ -82,6 +82,12 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
+@require_POST
+def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    return resume_and_redirect(request, get_object_or_404(PolicyRun, pk=pk))
+
+
+@staff_required
 def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResponse:
     """A zip of the final model or of one checkpoint."""
     run = get_object_or_404(PolicyRun, pk=pk)
@@ -120,6 +126,7 @@ def run_human(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _live_context(run: PolicyRun) -> dict:
+    run.check_worker()  # every poll of a running run notices a dead worker (no write unless it is lost)
     if run.kind == PolicyRun.Kind.SFT:
         charts = [("Loss", line_chart([("train loss", "train", run.curve("loss"))], "loss"))]
     else:

@@ -19,6 +19,9 @@ class RewardModelRun(TrainingRun):
     judgments_hash = models.CharField(max_length=64, blank=True)
     pairs_count = models.PositiveIntegerField(default=0)
 
+    task_name = "rewardmodel.tasks.train_reward_run"
+    artifact_prefix = "reward"
+
     class Meta(TrainingRun.Meta):
         pass
 

@@ -10,7 +10,6 @@ from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import ngettext
@@ -186,7 +185,7 @@ def start_reward_run(
 
 
 def artifact_dir_for(run: RewardModelRun) -> Path:
-    return Path(settings.ARTIFACTS_DIR) / f"reward-{run.pk}"
+    return run.planned_artifact_dir
 
 
 def run_reward_training(run: RewardModelRun, on_log: OnLog | None = None) -> RewardModelRun:
@@ -221,6 +220,7 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         should_stop=run.stop_checker(),
         data_description=description,
         on_progress=run.progress_recorder(),
+        resume_path=run.resume_checkpoint,
     )
 
 

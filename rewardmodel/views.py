@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from rewardmodel.forms import RewardRunForm
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
-from runs.dashboard import cancel_and_redirect, line_chart, render_polled, zip_download
+from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import staff_required
 
 
@@ -62,6 +62,12 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
+@require_POST
+def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    return resume_and_redirect(request, get_object_or_404(RewardModelRun, pk=pk))
+
+
+@staff_required
 def run_download(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(RewardModelRun, pk=pk)
     folder = run.artifact_dir
@@ -91,6 +97,7 @@ def run_score(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _live_context(run: RewardModelRun) -> dict:
+    run.check_worker()  # every poll of a running run notices a dead worker (no write unless it is lost)
     loss = run.curve("loss")
     eval_loss = run.curve("eval_loss")
     eval_accuracy = run.curve("eval_accuracy")

@@ -30,6 +30,10 @@ TRAINING_RUN_FIELDS = [
     "metrics",
     "error",
     "cancel_requested",
+    "dispatched_at",
+    "dispatch_attempts",
+    "worker_lost_at",
+    "resumes",
 ]
 
 
@@ -75,6 +79,14 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         run = self.get_object()
         if not self.cancel_run(run):
             raise service_error(ValueError(f"{run} has already finished ({run.get_status_display()})."))
+        return Response(self.get_serializer(run).data)
+
+    @extend_schema(summary="Resume a run that lost its worker, from its last resumable checkpoint", request=None)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        if not run.resume():
+            raise service_error(ValueError(f"{run} cannot be resumed: only a run that lost its worker can."))
         return Response(self.get_serializer(run).data)
 
     @extend_schema(summary="The run's training log, step by step", responses=TrainingLogSerializer(many=True))

@@ -48,6 +48,16 @@ def cancel_and_redirect(request: HttpRequest, run: TrainingRun, cancel: Callable
     return redirect(run)
 
 
+def resume_and_redirect(request: HttpRequest, run: TrainingRun) -> HttpResponse:
+    """Queue a run that lost its worker again (from its last checkpoint), say so, and go back to its page."""
+    step = run.resume_step
+    if run.resume():
+        messages.info(request, f"{run} is queued again, from step {step}." if step else f"{run} is queued again.")
+    else:
+        messages.warning(request, f"{run} cannot be resumed ({run.get_status_display().lower()}).")
+    return redirect(run)
+
+
 def zip_download(folder: Path, name: str) -> StreamingHttpResponse:
     """`folder` as `<name>.zip`, streamed, its files under `<name>/`."""
     response = StreamingHttpResponse(zip_stream(folder, root_name=name), content_type="application/zip")

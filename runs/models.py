@@ -18,19 +18,23 @@ A subclass's log model must name its foreign key `run` with related_name="logs":
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connections, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,27 @@ OnProgress = Callable[[int, int, str], None]
 # How many recent steps the ETA's pace is measured over: recent enough to follow a change of pace (an eval pass,
 # a warmed-up GPU), long enough not to jump with every step, and never counting the time spent loading.
 ETA_WINDOW_STEPS = 20
+
+# The trainers' resumable checkpoint (a torch.save dict) and the step it holds (JSON, readable without torch),
+# in `<final>.resume/`: outside `<final>.partial`, which a failed run removes.
+RESUME_CHECKPOINT = "resume.pt"
+RESUME_STEP_FILE = "resume.json"
+# Sending a task to a broker that is down: give up fast (the request must answer), the outbox re-sends later.
+DISPATCH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def resume_dir_for(final_dir: Path) -> Path:
+    return final_dir.with_name(final_dir.name + ".resume")
+
+
+def resume_checkpoint_step(resume_dir: Path) -> int | None:
+    """The step of the resumable checkpoint in `resume_dir`, or None when there is none to resume from."""
+    if not (resume_dir / RESUME_CHECKPOINT).is_file():
+        return None
+    try:
+        return int(json.loads((resume_dir / RESUME_STEP_FILE).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def format_duration(duration: timedelta | None) -> str:
@@ -160,6 +185,17 @@ class TrainingRun(models.Model):
     # can then tell a run still training from one whose worker died (OOM, kill -9, lost machine).
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Transactional outbox: the row is the intent, the Celery message only a wake-up call. A queued run never
+    # sent (broker down) or sent long ago and still queued (broker lost it) is re-sent by the periodic check.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    # Set when the run failed because its worker went away (not because training raised): it can be resumed.
+    worker_lost_at = models.DateTimeField(null=True, blank=True)
+    resumes = models.PositiveIntegerField(default=0)
+
+    # The Celery task that trains a run of this kind, and the prefix of its folder under ARTIFACTS_DIR.
+    task_name: ClassVar[str] = ""
+    artifact_prefix: ClassVar[str] = "run"
 
     class Meta:
         abstract = True
@@ -173,10 +209,38 @@ class TrainingRun(models.Model):
         self.refresh_from_db()
         return bool(changed)
 
-    def dispatch_on_commit(self, task: Any) -> None:
-        """Send the Celery `task` this run's id once the transaction commits, so the worker finds the row."""
-        run_id = self.pk
-        transaction.on_commit(lambda: task.delay(run_id))
+    def dispatch_on_commit(self, task: Any = None) -> None:
+        """Send the run's task once the transaction commits, so the worker finds the row.
+
+        A broker that is down does not fail the caller: the committed queued row is the outbox, and
+        `runs.watchdog` re-sends it (see `dispatch`)."""
+        name = getattr(task, "name", None) or self.task_name
+        transaction.on_commit(lambda: self.dispatch(name))
+
+    def dispatch(self, task_name: str = "") -> bool:
+        """Send the training task for this run now; False (logged, counted) when the broker cannot be reached.
+
+        Sending twice is harmless: the task's claim is a conditional UPDATE."""
+        from celery import current_app
+
+        now = timezone.now()
+        try:
+            current_app.send_task(
+                task_name or self.task_name, args=[self.pk], retry=True, retry_policy=DISPATCH_RETRY_POLICY
+            )
+        except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, a refused socket...
+            logger.warning("%s: could not send its task (%s); it stays queued and will be re-sent.", self, exc)
+            type(self).objects.filter(pk=self.pk).update(dispatch_attempts=F("dispatch_attempts") + 1)
+            self.dispatch_attempts += 1  # the caller's object (a request answering with it) says so too
+            return False
+        type(self).objects.filter(pk=self.pk).update(dispatched_at=now, dispatch_attempts=F("dispatch_attempts") + 1)
+        self.dispatched_at, self.dispatch_attempts = now, self.dispatch_attempts + 1
+        return True
+
+    @property
+    def waiting_for_broker(self) -> bool:
+        """Queued and never handed to the broker (it was down): the periodic check re-sends it."""
+        return self.status == RunStatus.QUEUED and self.dispatched_at is None
 
     def claim(self) -> bool:
         """Move queued -> running. False when another worker (or a cancel) got there first."""
@@ -194,23 +258,131 @@ class TrainingRun(models.Model):
     def beat(self) -> None:
         type(self).objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
 
+    @contextmanager
+    def beating(self) -> Iterator[None]:
+        """Beat every RUN_HEARTBEAT_SECONDS from a thread while the block runs, whatever a step's length:
+        the beats stop only when the process does, so a silent run has lost its worker."""
+        stop = threading.Event()
+
+        def beat_until_stopped() -> None:
+            try:
+                while not stop.wait(settings.RUN_HEARTBEAT_SECONDS):
+                    try:
+                        self.beat()
+                    except Exception:  # a database blip must not end the run; the next beat retries
+                        logger.warning("%s: heartbeat failed", self, exc_info=True)
+            finally:
+                connections.close_all()  # this thread's own connections
+
+        thread = threading.Thread(target=beat_until_stopped, name=f"heartbeat-{self.pk}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
+    def lost_worker_reason(self) -> str | None:
+        """Why a running run has lost its worker (its process is gone, or silent past RUN_STALE_MINUTES), or None."""
+        if self.status != RunStatus.RUNNING:
+            return None
+        if self.worker and process_is_gone(self.worker):
+            return f"its process {self.worker} is gone"
+        last_sign = self.heartbeat_at or self.started_at
+        if last_sign is None:
+            return None
+        silent = timezone.now() - last_sign
+        if silent > timedelta(minutes=settings.RUN_STALE_MINUTES):
+            return f"no heartbeat from {self.worker or 'its worker'} for {format_duration(silent)}"
+        return None
+
     @property
     def worker_lost(self) -> bool:
         """A running run whose process is gone, or that has not beaten for RUN_STALE_MINUTES."""
-        if self.status != RunStatus.RUNNING:
-            return False
-        if self.worker and process_is_gone(self.worker):
-            return True
-        last_sign = self.heartbeat_at or self.started_at
-        return last_sign is not None and timezone.now() - last_sign > timedelta(minutes=settings.RUN_STALE_MINUTES)
+        return self.lost_worker_reason() is not None
 
     def fail_if_worker_lost(self) -> bool:
-        if not self.worker_lost:
+        reason = self.lost_worker_reason()
+        if reason is None:
             return False
-        return self.mark_failed(
-            f"The worker training this run ({self.worker or 'unknown'}) stopped before it finished "
-            "(killed, out of memory or shut down). Start a new run."
+        return self.mark_worker_lost(reason)
+
+    def mark_worker_lost(self, reason: str) -> bool:
+        """Fail a running run whose worker went away (killed, out of memory, shut down); it stays resumable."""
+        now = timezone.now()
+        return self._transition(
+            (RunStatus.RUNNING,),
+            status=RunStatus.FAILED,
+            finished_at=now,
+            worker_lost_at=now,
+            error=f"The worker training this run stopped before it finished: {reason}. "
+            "Resume it from its last checkpoint, or start a new run.",
         )
+
+    # Resume after a lost worker.
+
+    @property
+    def planned_artifact_dir(self) -> Path:
+        """Where the trained model goes: `<ARTIFACTS_DIR>/<prefix>-<id>`."""
+        return Path(settings.ARTIFACTS_DIR) / f"{self.artifact_prefix}-{self.pk}"
+
+    @property
+    def resume_dir(self) -> Path:
+        return resume_dir_for(self.planned_artifact_dir)
+
+    @property
+    def resume_checkpoint(self) -> Path:
+        """The file the trainer saves its resumable state to every `checkpoint_every` steps."""
+        return self.resume_dir / RESUME_CHECKPOINT
+
+    @property
+    def resume_step(self) -> int | None:
+        return resume_checkpoint_step(self.resume_dir)
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status == RunStatus.FAILED and self.worker_lost_at is not None
+
+    def forget_after(self, step: int) -> None:
+        """Drop what training recorded after `step` (it is trained again). Subclasses drop their own rows too."""
+        self.logs.filter(step__gt=step).delete()
+
+    def resume(self) -> bool:
+        """Queue a run that lost its worker again; it continues from its last resumable checkpoint (from the start
+        when there is none). False when the run is not resumable (never failed that way, or already resumed)."""
+        step = self.resume_step or 0
+        with transaction.atomic():
+            resumed = (
+                type(self)
+                .objects.filter(pk=self.pk, status=RunStatus.FAILED, worker_lost_at__isnull=False)
+                .update(
+                    status=RunStatus.QUEUED,
+                    error="",
+                    finished_at=None,
+                    worker="",
+                    heartbeat_at=None,
+                    worker_lost_at=None,
+                    cancel_requested=False,
+                    dispatched_at=None,
+                    step=step,
+                    resumes=F("resumes") + 1,
+                )
+            )
+            if resumed:
+                self.forget_after(step)
+                self.dispatch_on_commit()
+        self.refresh_from_db()
+        return bool(resumed)
+
+    def check_worker(self) -> bool:
+        """The periodic / per-poll check of a running run: fail it when its worker is gone, and resume it when
+        RUN_AUTO_RESUME is on (at most RUN_MAX_AUTO_RESUMES times). True when the run was failed."""
+        if not self.fail_if_worker_lost():
+            return False
+        logger.warning("%s lost its worker: %s", self, self.error)
+        if settings.RUN_AUTO_RESUME and self.resumes < settings.RUN_MAX_AUTO_RESUMES:
+            self.resume()
+        return True
 
     def request_cancel(self) -> bool:
         """Cancel a queued run at once; ask a running one to stop at its next step.
@@ -303,34 +475,43 @@ class TrainingRun(models.Model):
         """
         if not self.claim():
             # A redelivered task: its run is either done, still training elsewhere, or orphaned by a dead worker.
-            if self.fail_if_worker_lost():
+            if self.check_worker():
                 logger.warning("%s lost its worker; marked failed.", self)
             else:
                 logger.info("%s is %s, not queued: nothing to do.", self, self.status)
             return
         partial_dir = final_dir.with_name(final_dir.name + ".partial")
+        resume_dir = resume_dir_for(final_dir)
         try:
-            if partial_dir.exists():
-                shutil.rmtree(partial_dir)
+            if resume_checkpoint_step(resume_dir) is None:
+                # A fresh start; a resumed run keeps what it wrote so far (a policy's checkpoint folders).
+                shutil.rmtree(partial_dir, ignore_errors=True)
+                shutil.rmtree(resume_dir, ignore_errors=True)
             partial_dir.parent.mkdir(parents=True, exist_ok=True)
-            metrics = train(partial_dir)
+            with self.beating():
+                metrics = train(partial_dir)
             if final_dir.exists():
                 shutil.rmtree(final_dir)
             partial_dir.rename(final_dir)
             if finish is not None:
                 metrics = finish(metrics)
             self.mark_succeeded(metrics, str(final_dir))
+            shutil.rmtree(resume_dir, ignore_errors=True)
         except stopped:
             shutil.rmtree(partial_dir, ignore_errors=True)
+            shutil.rmtree(resume_dir, ignore_errors=True)
             self.mark_cancelled()
-        except BaseException as exc:
+        except Exception as exc:
             # Any failure is the run's, never the worker's: record it and carry on.
-            # Interrupts (Ctrl-C in a foreground command, worker shutdown) still propagate.
             logger.exception("%s failed", self)
             shutil.rmtree(partial_dir, ignore_errors=True)
+            shutil.rmtree(resume_dir, ignore_errors=True)
             self.mark_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-            if not isinstance(exc, Exception):
-                raise
+        except BaseException as exc:
+            # Interrupts (Ctrl-C in a foreground command, worker shutdown) propagate; the run lost its worker
+            # and keeps its folders, so it can be resumed from its last checkpoint.
+            self.mark_worker_lost(f"interrupted ({type(exc).__name__})")
+            raise
 
     def progress_logger(self, on_log: OnLog | None = None, clean: Callable[[dict], dict] | None = None) -> OnLog:
         """The trainer's `on_log`: saves a log row, then calls `on_log` (progress lines). The step itself is

@@ -48,7 +48,13 @@ class ReinforceConfig:
     weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
     eval_every: int = option(5, low=1, high=1_000_000, advanced=True, help="Steps between held-out evaluations.")
     eval_max_prompts: int = option(8, low=1, high=10_000, advanced=True, help="Held-out prompts per evaluation.")
-    checkpoint_every: int = option(5, low=1, high=1_000_000, advanced=True, help="Steps between checkpoints.")
+    checkpoint_every: int = option(
+        5,
+        low=1,
+        high=1_000_000,
+        advanced=True,
+        help="Steps between saved checkpoint-<step> folders and resumable checkpoints.",
+    )
     seed: int = option(0, low=0, high=2**31 - 1, advanced=True)
     log_every: int = option(1, low=1, high=1_000_000, advanced=True)
 
@@ -71,6 +77,9 @@ class SFTConfig:
     log_every: int = option(1, low=1, high=1_000_000, advanced=True)
     max_grad_norm: float = option(1.0, low=1e-6, high=1000.0, advanced=True, label="Max gradient norm")
     weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
+    checkpoint_every: int = option(
+        50, low=0, high=1_000_000, advanced=True, help="Steps between resumable checkpoints; 0: none."
+    )
 
     def __post_init__(self) -> None:
         check_options(self)

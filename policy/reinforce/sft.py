@@ -11,6 +11,13 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from rlhf.checkpoint import (
+    checkpoint_due,
+    load_resume_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_resume_checkpoint,
+)
 from rlhf.devices import autocast_for
 from rlhf.prompts import check_messages, plain_dialogue
 from rlhf.training import TrainingStopped
@@ -91,11 +98,13 @@ def train_sft(
     on_log: Callable[[int, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
+    resume_path: str | os.PathLike | None = None,
 ) -> dict:
     """Fine-tune base_path on dialogues; model and tokenizer go to output_dir/final (loadable by from_pretrained).
 
     `on_progress(step, total_steps, phase)` is told of every step and phase ("loading", "tokenizing", "training",
-    "saving"), and must be cheap.
+    "saving"), and must be cheap. With `resume_path`, saves a resumable checkpoint there every
+    `config.checkpoint_every` steps and continues from it when it exists, as an uninterrupted run would.
     """
     if not dialogues:
         raise ValueError("no dialogues to train on")
@@ -125,11 +134,22 @@ def train_sft(
     total_steps = steps_per_epoch * config.epochs
     model.train()
     step, losses, started = 0, [], time.monotonic()
-    progress(0, total_steps, "training")
-    for epoch in range(1, config.epochs + 1):
+    start_epoch, start_batch = 1, 0
+    resume = load_resume_checkpoint(resume_path)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        step, losses, start_epoch, start_batch = resume["step"], resume["losses"], resume["epoch"], resume["batch"]
+        rng.setstate(resume["epoch_rng"])  # the epoch's order is shuffled again from where it was shuffled
+        restore_rng_states(resume["rng"])
+    progress(step, total_steps, "training")
+    for epoch in range(start_epoch, config.epochs + 1):
+        epoch_rng = rng.getstate()
         order = examples[:]
         rng.shuffle(order)
-        for batch in _batches(order, config.batch_size, tokenizer.pad_token_id):
+        for index, batch in enumerate(_batches(order, config.batch_size, tokenizer.pad_token_id)):
+            if epoch == start_epoch and index < start_batch:
+                continue  # trained before the run was resumed
             if should_stop is not None and should_stop():
                 raise TrainingStopped(f"stopped at step {step} of {total_steps}")
             step += 1
@@ -156,6 +176,21 @@ def train_sft(
                         "elapsed_s": elapsed,
                         "eta_s": elapsed / step * (total_steps - step),
                     },
+                )
+            if checkpoint_due(step, total_steps, config.checkpoint_every, resume_path):
+                save_resume_checkpoint(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "step": step,
+                        "epoch": epoch,
+                        "batch": index + 1,
+                        "epoch_rng": epoch_rng,
+                        "rng": rng_states(),
+                        "losses": losses,
+                        "config": config.to_dict(),
+                    },
+                    resume_path,
                 )
     model.eval()
     progress(step, total_steps, "saving")

@@ -14,6 +14,13 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rlhf.checkpoint import (
+    checkpoint_due,
+    load_resume_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_resume_checkpoint,
+)
 from rlhf.prompts import check_messages
 from rlhf.training import TrainingStopped
 
@@ -99,8 +106,12 @@ def train_reinforce(
     on_samples: SamplesFn | None = None,
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
+    resume_path: str | os.PathLike | None = None,
 ) -> dict:
     """Train the policy at policy_path with REINFORCE on reward_fn.
+
+    With `resume_path`, saves a resumable checkpoint there every `config.checkpoint_every` steps (beside the
+    downloadable checkpoint-<step> folder) and continues from it when it exists, as an uninterrupted run would.
 
     Returns the last evaluation on eval_prompts (reward_policy, reward_reference, win_rate, kl, response_length),
     model_path (output_dir/final) and eval_samples: the policy's and the reference's answer to each held-out prompt.
@@ -131,12 +142,24 @@ def train_reinforce(
     reference_eval: dict | None = None
     started = time.monotonic()
 
+    first_step = 1
+    resume = load_resume_checkpoint(resume_path)
+    if resume is not None:
+        policy.load_state_dict(resume["model"])  # the reference stays the starting weights, copied above
+        optimizer.load_state_dict(resume["optimizer"])
+        cycle.rng.setstate(resume["prompt_rng"])
+        cycle.order = resume["prompt_order"]
+        generator.set_state(resume["generator"])
+        reference_eval = resume["reference_eval"]
+        restore_rng_states(resume["rng"])
+        first_step = resume["step"] + 1
+
     def stop_requested() -> None:
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"stopped at step {step} of {config.steps}")
 
-    progress(0, "training")
-    for step in range(1, config.steps + 1):
+    progress(first_step - 1, "training")
+    for step in range(first_step, config.steps + 1):
         stop_requested()
         timings = {}
         # 1. Rollouts: n samples of every prompt, grouped prompt by prompt (the leave-one-out baseline relies on it).
@@ -236,6 +259,25 @@ def train_reinforce(
             progress(step, "training")
         if on_log is not None and (step % config.log_every == 0 or step == config.steps or "eval_win_rate" in metrics):
             on_log(step, metrics)
+        if checkpoint_due(step, config.steps, config.checkpoint_every, resume_path):
+            # After the step's log and samples are saved: a resumed run continues with step + 1.
+            save_resume_checkpoint(
+                {
+                    "model": policy.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "prompt_rng": cycle.rng.getstate(),
+                    "prompt_order": list(cycle.order),
+                    "generator": generator.get_state(),
+                    "rng": rng_states(),
+                    # The reference's eval answers (sampled once): what the final comparison needs of them.
+                    "reference_eval": None
+                    if reference_eval is None
+                    else {"responses": reference_eval["responses"], "rewards": reference_eval["rewards"]},
+                    "config": config.to_dict(),
+                },
+                resume_path,
+            )
 
     progress(config.steps, "saving")
     final_path = save_model_dir(policy, tokenizer, output_dir / "final", {**state, "step": config.steps})

@@ -67,6 +67,9 @@ class RewardTrainConfig:
     eval_every: int = option(
         0, low=0, high=1_000_000, advanced=True, help="Optimizer steps between evaluations; 0: after each epoch."
     )
+    checkpoint_every: int = option(
+        50, low=0, high=1_000_000, advanced=True, help="Optimizer steps between resumable checkpoints; 0: none."
+    )
     device: str = ""  # "" = CUDA when available, else CPU: the worker's business, not the user's
     # "auto": bf16 autocast (fp32 master weights) where bf16 matmuls are fast: CUDA, CPUs with AVX512-BF16 or AMX
     precision: str = option("auto", choices=PRECISION_OPTIONS, advanced=True, help="auto: bf16 where it is fast.")

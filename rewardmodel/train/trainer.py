@@ -32,6 +32,13 @@ from rewardmodel.train.data import (
 )
 from rewardmodel.train.loss import pairwise_loss
 from rewardmodel.train.scoring import collate, preference_metrics, rewards_of, score_sequences
+from rlhf.checkpoint import (
+    checkpoint_due,
+    load_resume_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_resume_checkpoint,
+)
 from rlhf.devices import bf16_is_fast, pick_device
 from rlhf.training import TrainingStopped
 
@@ -89,6 +96,7 @@ def train_reward_model(
     should_stop: Callable[[], bool] | None = None,
     data_description: dict | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
+    resume_path: str | Path | None = None,
 ) -> dict:
     """Train a reward model on `pairs` and save it to `output_dir`; return the final metrics.
 
@@ -96,7 +104,9 @@ def train_reward_model(
     data was, beyond the pairs' own counts, comes from `data_description`). Raises TrainingStopped (nothing
     written) when should_stop() turns True, ValueError on bad pairs or config. `on_log(step, metrics)` gets the
     metrics every `log_every` steps; `on_progress(step, total_steps, phase)` is told of every step and of each
-    phase ("loading", "tokenizing", "training", "evaluating", "saving"), and must be cheap.
+    phase ("loading", "tokenizing", "training", "evaluating", "saving"), and must be cheap. With `resume_path`,
+    saves a resumable checkpoint there every `config.checkpoint_every` steps, and continues from it when it exists:
+    the same pairs and config then give the same model as an uninterrupted run.
     """
     config.validate()
     validate_pairs(pairs)
@@ -156,10 +166,23 @@ def train_reward_model(
     eval_metrics: dict = {}
     window = {"loss": 0.0, "correct": 0, "pairs": 0, "seconds": 0.0, "batches": 0}
     train_seconds, train_pairs_done, last_loss = 0.0, 0, None
-    for epoch in range(config.epochs):
+    start_epoch, start_batch = 0, 0
+    resume = load_resume_checkpoint(resume_path)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        step, start_epoch, start_batch = resume["step"], resume["epoch"], resume["batch"]
+        window, eval_metrics, last_loss = resume["window"], resume["eval_metrics"], resume["last_loss"]
+        train_seconds, train_pairs_done = resume["train_seconds"], resume["train_pairs_done"]
+        rng.setstate(resume["epoch_rng"])  # the epoch's batches are drawn again from where they were drawn
+        restore_rng_states(resume["rng"])
+    for epoch in range(start_epoch, config.epochs):
+        epoch_rng = rng.getstate()
         indices, weights = sample_per_group(train_set, config.max_pairs_per_group, rng)
         batches = length_grouped_batches(indices, lengths, config.batch_size, rng)
-        for first in range(0, len(batches), config.grad_accum_steps):
+        first_batch = start_batch if epoch == start_epoch else 0
+        for first in range(first_batch, len(batches), config.grad_accum_steps):
             if should_stop is not None and should_stop():
                 raise TrainingStopped(f"stopped at step {step} of {total_steps}")
             started = time.perf_counter()
@@ -210,6 +233,26 @@ def train_reward_model(
             elif len(eval_set) and config.eval_every and step % config.eval_every == 0:
                 eval_metrics = evaluate(step)
                 report(step, {"step": step, "total_steps": total_steps, "epoch": epoch, **eval_metrics})
+            if checkpoint_due(step, total_steps, config.checkpoint_every, resume_path):
+                save_resume_checkpoint(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "step": step,
+                        "epoch": epoch,
+                        "batch": first + config.grad_accum_steps,  # the next micro-batch of this epoch
+                        "epoch_rng": epoch_rng,
+                        "rng": rng_states(),
+                        "window": window,
+                        "eval_metrics": eval_metrics,
+                        "last_loss": last_loss,
+                        "train_seconds": train_seconds,
+                        "train_pairs_done": train_pairs_done,
+                        "config": config.to_dict(),
+                    },
+                    resume_path,
+                )
 
     if not eval_metrics:
         eval_metrics = evaluate(step)

@@ -148,6 +148,8 @@ CASES = [
     Case("reward-runs-logs", "get", "/api/reward-runs/{run_id}/logs/", staff_only(200)),
     Case("reward-runs-start", "post", "/api/reward-runs/", staff_only(201), {"batches": ["{batch.pk}"]}),
     Case("reward-runs-cancel", "post", "/api/reward-runs/{run_id}/cancel/", staff_only(200)),
+    # Only a run that lost its worker resumes: staff get the reason (400), others no access.
+    Case("reward-runs-resume", "post", "/api/reward-runs/{trained_run_id}/resume/", staff_only(400)),
     Case(
         "reward-runs-score",
         "post",
@@ -166,6 +168,7 @@ CASES = [
         "policy-runs-start", "post", "/api/policy-runs/", staff_only(201), {"kind": "sft", "data_batch": "{batch.pk}"}
     ),
     Case("policy-runs-cancel", "post", "/api/policy-runs/{policy_run_id}/cancel/", staff_only(200)),
+    Case("policy-runs-resume", "post", "/api/policy-runs/{finished_policy_run_id}/resume/", staff_only(400)),
     Case("policy-runs-download", "get", "/api/policy-runs/{finished_policy_run_id}/download/", staff_only(200)),
     # Staff pass the permission check; the service refuses a run that has not succeeded.
     Case("policy-runs-send", "post", "/api/policy-runs/{policy_run_id}/send-to-annotators/", staff_only(400), {}),

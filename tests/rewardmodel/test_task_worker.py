@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,37 @@ def test_a_run_whose_worker_process_dies_ends_failed_not_running_for_ever(celery
     assert run.status == RunStatus.FAILED
     assert "stopped before it finished" in run.error
     assert celery_worker.alive
+
+
+def test_a_killed_worker_main_process_is_noticed_at_once_and_the_run_resumes(
+    celery_worker, charlie, alice, tiny_backbone
+):
+    checkpointed = {**TINY, "epochs": 40, "batch_size": 1, "checkpoint_every": 5}
+    run = start_reward_run(charlie, [judged_batch("b", alice, items=8)], backbone=tiny_backbone, **checkpointed)
+
+    def past_a_checkpoint():
+        run.refresh_from_db()
+        return run.status == RunStatus.RUNNING and run.step >= 7
+
+    wait_for(past_a_checkpoint, timeout=60, message=f"training to pass a checkpoint\n{celery_worker.log()}")
+    os.killpg(celery_worker.process.pid, signal.SIGKILL)  # the whole worker: main process and pool child
+    celery_worker.process.wait(10)
+    killed_at = time.monotonic()
+
+    # What every dashboard poll of the running run does (same host: the process is seen to be gone).
+    wait_for(lambda: run.check_worker() or None, timeout=10, message="a poll to notice the dead worker")
+    noticed_after = time.monotonic() - killed_at
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.can_resume and "is gone" in run.error
+    assert noticed_after < 2, noticed_after
+    resume_step = run.resume_step
+    assert resume_step and resume_step % 5 == 0
+
+    celery_worker.__init__()
+    celery_worker.start()
+    assert run.resume() is True
+    wait_for(lambda: _finished(run), timeout=90, message=f"the resumed run to finish\n{celery_worker.log()}")
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert sorted(run.logs.values_list("step", flat=True)) == list(range(1, run.total_steps + 1))
+    assert not run.resume_dir.exists()

@@ -185,20 +185,31 @@ def test_cancel_button_asks_a_running_run_to_stop(charlie_client, charlie, alice
     assert "(stopping…)" in response.content.decode() and "Cancel run" not in response.content.decode()
 
 
-def test_a_run_whose_worker_went_silent_says_so_and_cancel_ends_it(charlie_client, charlie, alice, settings):
-    settings.RUN_STALE_MINUTES = 15
+def test_a_poll_fails_a_run_whose_worker_went_silent_and_offers_to_resume_it(charlie_client, charlie, alice, settings):
+    settings.RUN_STALE_MINUTES = 3
     run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
     run.claim()
     long_ago = timezone.now() - timedelta(minutes=40)
-    RewardModelRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago, worker="gpu-box:4242")
+    RewardModelRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago, worker="gpu-box:4242", step=3)
+    run.log(3, {"loss": 0.5})
 
-    page = charlie_client.get(run.get_absolute_url()).content.decode()
-    response = charlie_client.post(reverse("rewardmodel:run_cancel", args=[run.pk]), follow=True)
+    live = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX)
 
-    assert "No sign of life from its worker (gpu-box:4242) for 40" in page
+    assert live.status_code == 286  # the run is over: polling stops
+    page = live.content.decode()
+    assert "no heartbeat from gpu-box:4242 for 40 min" in page
+    assert "Resume (from the start: no checkpoint yet)" in page
     run.refresh_from_db()
-    assert run.status == RunStatus.CANCELLED
-    assert "Cancelled" in response.content.decode()
+    assert run.status == RunStatus.FAILED and run.worker_lost_at is not None
+
+    response = charlie_client.post(reverse("rewardmodel:run_resume", args=[run.pk]), follow=True)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and run.resumes == 1 and run.step == 0 and not run.error
+    assert not run.logs.exists()  # trained again from the start
+    assert "is queued again" in response.content.decode()
+    again = charlie_client.post(reverse("rewardmodel:run_resume", args=[run.pk]), follow=True)
+    assert "cannot be resumed" in again.content.decode()
 
 
 @pytest.mark.worker

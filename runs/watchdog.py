@@ -1,0 +1,58 @@
+"""The periodic check that keeps runs from hanging (Celery beat every RUN_WATCH_SECONDS, and at worker start-up).
+
+Two jobs, each cheap (an indexed query per run model, an UPDATE per run it acts on):
+
+- the outbox: a queued run that was never handed to the broker (it was down when the run started), or handed
+  over more than RUN_REDISPATCH_MINUTES ago and still queued (the broker lost the message), is sent again.
+  A duplicate message is harmless: the task's claim is a conditional UPDATE.
+- lost workers: a running run whose worker process is gone (same host) or silent past RUN_STALE_MINUTES is
+  failed with the reason, and resumed when RUN_AUTO_RESUME is on.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from runs.models import RunStatus, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+
+def training_run_models() -> list[type[TrainingRun]]:
+    return [model for model in apps.get_models() if issubclass(model, TrainingRun) and model.task_name]
+
+
+def resend_queued_runs() -> int:
+    """Send the task of every queued run the broker may not have; how many were sent."""
+    resend_before = timezone.now() - timedelta(minutes=settings.RUN_REDISPATCH_MINUTES)
+    sent = 0
+    for model in training_run_models():
+        stuck = model.objects.filter(status=RunStatus.QUEUED, cancel_requested=False).filter(
+            Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before)
+        )
+        for run in stuck.order_by("created_at", "pk"):
+            sent += run.dispatch()
+    return sent
+
+
+def fail_runs_that_lost_their_worker() -> int:
+    """Fail (and, with RUN_AUTO_RESUME, resume) every running run whose worker is gone; how many."""
+    failed = 0
+    for model in training_run_models():
+        for run in model.objects.filter(status=RunStatus.RUNNING).order_by("pk"):
+            failed += run.check_worker()
+    return failed
+
+
+def watch_runs() -> dict[str, int]:
+    # Lost workers first: a run it resumes is queued and sent on commit, so the outbox pass will not re-send it.
+    result = {"failed": fail_runs_that_lost_their_worker(), "resent": resend_queued_runs()}
+    if any(result.values()):
+        logger.warning("Run watchdog: %s", result)
+    return result
