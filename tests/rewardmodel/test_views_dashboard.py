@@ -251,6 +251,7 @@ def test_start_watch_and_finish_through_the_worker(celery_worker, charlie_client
 @pytest.mark.django_db
 def test_a_loading_run_says_what_it_is_doing_instead_of_step_zero(charlie_client, charlie, alice):
     run = start_reward_run(charlie, [judged_batch("b", alice, items=2)], dispatch=False)
+    RewardModelRun.objects.filter(pk=run.pk).update(dispatched_at=timezone.now())  # sent, as a worker would find it
     queued = charlie_client.get(run.get_absolute_url()).content.decode()
     run.claim()
     loading = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX).content.decode()
