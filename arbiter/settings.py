@@ -252,6 +252,8 @@ SPECTACULAR_SETTINGS = {
         "RatingEnum": "annotate.models.Rating",
         "PolicyRunKindEnum": "policy.models.PolicyRun.Kind",
         "PolicySampleKindEnum": "policy.models.PolicySample.Kind",
+        "ImportJobStatusEnum": "annotate.models.ImportJob.Status",
+        "RunStatusEnum": "runs.models.RunStatus",
     },
 }
 
