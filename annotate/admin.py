@@ -2,12 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import ngettext
 
-from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons
-from annotate.models import Batch, Hit, HitSlot, Item, Judgment
+from annotate.import_jobs import runs_in_background, start_import_job
+from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons, size_limit_message
+from annotate.models import Batch, Hit, HitSlot, ImportJob, Item, Judgment
 
 
 class ImportComparisonsForm(forms.Form):
@@ -39,15 +41,44 @@ class BatchAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_comparisons_view)
-        return [path("import/", import_view, name="annotate_batch_import"), *super().get_urls()]
+        job_view = self.admin_site.admin_view(self.import_job_view)
+        return [
+            path("import/", import_view, name="annotate_batch_import"),
+            path("import/<int:job_id>/", job_view, name="annotate_batch_import_job"),
+            *super().get_urls(),
+        ]
 
-    def import_comparisons_view(self, request: HttpRequest) -> HttpResponse:
-        """Upload a comparisons file: the same all-or-nothing import as the command."""
+    def _check_import_permission(self, request: HttpRequest) -> None:
         if not (self.has_add_permission(request) and request.user.has_perm("annotate.add_item")):
             raise PermissionDenied
+
+    def import_comparisons_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload a comparisons file: the same all-or-nothing import as the command.
+
+        The upload goes to a temporary file on disk (FILE_UPLOAD_MAX_MEMORY_SIZE), is refused while it arrives
+        when over IMPORT_MAX_BYTES, and is imported by a Celery task with a progress page when over
+        IMPORT_BACKGROUND_BYTES.
+        """
+        self._check_import_permission(request)
         form = ImportComparisonsForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and getattr(request, "upload_refused", False):
+            form = ImportComparisonsForm(request.POST)  # the file was dropped: say why rather than "required"
+            form.is_valid()
+            form.errors.pop("file", None)
+            form.add_error(None, f"{size_limit_message('The upload is larger than')}. Nothing was imported.")
+        elif request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
+            if runs_in_background(upload.size):
+                job = start_import_job(
+                    upload,
+                    upload.name,
+                    form.cleaned_data["batch_name"],
+                    fmt=form.cleaned_data["format"],
+                    as_judgments=form.cleaned_data["as_judgments"],
+                    active=form.cleaned_data["active"],
+                    created_by=request.user,
+                )
+                return HttpResponseRedirect(reverse("admin:annotate_batch_import_job", args=[job.pk]))
             try:
                 result = import_comparisons(
                     upload,
@@ -76,6 +107,21 @@ class BatchAdmin(admin.ModelAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/annotate/batch/import_comparisons.html", context)
+
+    def import_job_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        """A background import's progress; the page polls itself (htmx) until the job ends."""
+        self._check_import_permission(request)
+        job = get_object_or_404(ImportJob.objects.select_related("batch"), pk=job_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Import of {job.file_name}",
+            "job": job,
+        }
+        template = "admin/annotate/batch/import_job.html"
+        if request.htmx:
+            template += "#job-progress"
+        return TemplateResponse(request, template, context)
 
 
 @admin.register(Item)

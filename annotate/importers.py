@@ -28,11 +28,17 @@ with ``as_judgments`` it is also stored as a judgment by the import user
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import io
+import itertools
 import json
+import os
 import random
 import re
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -102,47 +108,132 @@ class Record:
 
 # Reading ------------------------------------------------------------------------------
 
+ImportSource = str | Path | IO
 
-def read_text(fileobj_or_path: str | Path | IO) -> str:
-    """The file's text, gunzipped when it starts with gzip's magic bytes."""
-    if isinstance(fileobj_or_path, str | Path):
+
+def format_bytes(size: int) -> str:
+    """1,048,576 -> '1 MiB': sizes in messages, as a person would say them."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
+
+
+def size_limit_message(what: str | None = None) -> str:
+    """Names the limit and the setting that raises it."""
+    what = what or "the file is larger than"
+    limit = settings.IMPORT_MAX_BYTES
+    return f"{what} the import limit of {format_bytes(limit)} ({limit:,} bytes; setting IMPORT_MAX_BYTES)"
+
+
+class _LimitedReader(io.RawIOBase):
+    """Bytes of `raw` (gunzipped when `gzipped`), refused once more than IMPORT_MAX_BYTES came out.
+
+    Counting what comes *out* also stops a small gzip file that unpacks to gigabytes.
+    """
+
+    def __init__(self, raw: IO, gzipped: bool) -> None:
+        super().__init__()
+        self._raw = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        self._gzipped = gzipped
+        self._count = 0
+        self._limit = settings.IMPORT_MAX_BYTES
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
         try:
-            raw = Path(fileobj_or_path).read_bytes()
-        except OSError as exc:
-            raise ImportFileError(f"cannot read {fileobj_or_path}: {exc.strerror or exc}") from None
-    else:
-        raw = fileobj_or_path.read()
-        if isinstance(raw, str):
-            raw = raw.encode()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+            data = self._raw.read(len(buffer))
+        except (OSError, EOFError, zlib.error) as exc:
+            if not self._gzipped:
+                raise ImportFileError(f"cannot read the file: {exc}") from None
             raise ImportFileError(f"the file looks gzipped but cannot be decompressed ({exc})") from None
+        self._count += len(data)
+        if self._count > self._limit:
+            raise ImportFileError(size_limit_message("the file unpacks to more than" if self._gzipped else None))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextmanager
+def open_source(source: ImportSource) -> Iterator[IO[bytes]]:
+    """The source's bytes as a buffered stream, gunzipped when it starts with gzip's magic bytes, size-limited.
+
+    Read as a stream, never whole: a file over the limit costs no memory, and a bad line 2 fails at line 2.
+    A file object is read from its start (it is read twice: once to check, once to write).
+    """
+    limit = settings.IMPORT_MAX_BYTES
+    if isinstance(source, str | Path):
+        try:
+            raw = open(source, "rb")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise ImportFileError(f"cannot read {source}: {exc.strerror or exc}") from None
+        owned = True
+        size = os.fstat(raw.fileno()).st_size
+    else:
+        raw, owned = source, False
+        size = getattr(source, "size", None)
+        raw.seek(0)
+        if isinstance(raw, io.TextIOBase):  # records built in code: small, and bytes are what is counted
+            raw = io.BytesIO(raw.read().encode())
+    try:
+        if size is not None and size > limit:
+            raise ImportFileError(size_limit_message())
+        magic = raw.read(2)
+        raw.seek(0)
+        gzipped = magic == b"\x1f\x8b"
+        yield io.BufferedReader(_LimitedReader(raw, gzipped), buffer_size=1 << 16)
+    finally:
+        if owned:
+            raw.close()
+
+
+def read_text(source: ImportSource) -> str:
+    """The file's whole text (gunzipped, within the size limit): for small files read in full, like the demo's."""
+    with open_source(source) as stream:
+        return _decode(stream.read(), "")
+
+
+def _decode(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ImportFileError(f"the file is not UTF-8 text (byte {exc.start})") from None
+        what = "not UTF-8 text" if where else "the file is not UTF-8 text"
+        raise ImportFileError(f"{what} (byte {exc.start})", where) from None
 
 
-def iter_records(text: str) -> Iterator[Record]:
-    """Records of a JSON array ("record N") or of JSONL ("line N"); blank lines are skipped."""
-    if text.lstrip().startswith("["):
+def iter_records(source: str | IO[bytes]) -> Iterator[Record]:
+    """Records of a JSON array ("record N") or of JSONL ("line N", read line by line); blank lines are skipped.
+
+    A JSON array has to be parsed whole; that is bounded by IMPORT_MAX_BYTES like any file.
+    """
+    stream = io.BytesIO(source.encode()) if isinstance(source, str) else source
+    head: list[bytes] = []  # the blank lines before the first content, and that line
+    for raw in stream:
+        head.append(raw.removeprefix(codecs.BOM_UTF8) if not head else raw)
+        if raw.strip():
+            break
+    if head and head[-1].lstrip().startswith(b"["):
+        text = _decode(b"".join(head) + stream.read(), "")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ImportFileError(f"malformed JSON: {exc.msg} (column {exc.colno})", f"line {exc.lineno}") from None
+        if not isinstance(data, list):
+            raise ImportFileError(f"expected a JSON array or JSON lines, got {_type_name(data)}")
         for number, element in enumerate(data, start=1):
             yield _as_record(element, f"record {number}", number)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(itertools.chain(head, stream), start=1):
+        if not raw.strip():
             continue
+        where = f"line {number}"
         try:
-            element = json.loads(line)
+            element = json.loads(_decode(raw, where))
         except json.JSONDecodeError as exc:
-            raise ImportFileError(f"malformed JSON: {exc.msg} (column {exc.colno})", f"line {number}") from None
-        yield _as_record(element, f"line {number}", number)
+            raise ImportFileError(f"malformed JSON: {exc.msg} (column {exc.colno})", where) from None
+        yield _as_record(element, where, number)
 
 
 def _as_record(element: Any, where: str, number: int) -> Record:
@@ -184,9 +275,20 @@ def _text(record: Record, field: str, *, required: bool = True, allow_empty: boo
     value = record.data[field]
     if not isinstance(value, str):
         raise record.fail(f"expected a string, got {_type_name(value)}", field)
+    _check_length(record, field, value)
     if not allow_empty and not value.strip():
         raise record.fail("empty", field)
     return value.strip()
+
+
+def _check_length(record: Record, field: str, text: str, what: str = "") -> None:
+    """Refuse a text over ITEM_MAX_CHARS: a megabyte response cannot be read, and costs seconds to render."""
+    limit = settings.ITEM_MAX_CHARS
+    if len(text) > limit:
+        raise record.fail(
+            f"{what}{len(text):,} characters, more than the limit of {limit:,} per text (setting ITEM_MAX_CHARS)",
+            field,
+        )
 
 
 def _messages(record: Record, field: str, value: list, last_role: str | None = None) -> list[dict]:
@@ -194,6 +296,8 @@ def _messages(record: Record, field: str, value: list, last_role: str | None = N
         messages = check_messages(value, last_role=last_role)
     except MessageError as exc:
         raise record.fail(str(exc), field) from None
+    for number, message in enumerate(messages, start=1):
+        _check_length(record, field, message["content"], f"message {number}: ")
     return [{"role": m["role"], "content": m["content"].strip()} for m in messages]
 
 
@@ -341,13 +445,18 @@ def parse_record(record: Record, fmt: str) -> Comparison:
     return comparison
 
 
-def parse_comparisons(text: str, fmt: str = "auto") -> tuple[str, list[Comparison]]:
-    """The file's format and its comparisons, all checked; raises ImportFileError at the first bad one."""
+def iter_comparisons(source: str | IO[bytes], fmt: str = "auto") -> Iterator[tuple[str, Comparison]]:
+    """(format, comparison) for every record, checked as it is read; ImportFileError at the first bad one.
+
+    At most IMPORT_MAX_ROWS records; a duplicate external id within the file is refused.
+    """
     if fmt != "auto" and fmt not in PARSERS:
         raise ImportFileError(f"unknown format {fmt!r}; choose auto, {', '.join(FORMATS)}")
-    comparisons: list[Comparison] = []
+    max_rows = settings.IMPORT_MAX_ROWS
     seen: dict[str, str] = {}
-    for record in iter_records(text):
+    for count, record in enumerate(iter_records(source), start=1):
+        if count > max_rows:
+            raise record.fail(f"more than {max_rows:,} records, the import limit (setting IMPORT_MAX_ROWS)")
         if fmt == "auto":
             fmt = detect_format(record)
         comparison = parse_record(record, fmt)
@@ -357,10 +466,17 @@ def parse_comparisons(text: str, fmt: str = "auto") -> tuple[str, list[Compariso
                 comparison.id_field,
             )
         seen[comparison.external_id] = record.where
+        yield fmt, comparison
+
+
+def parse_comparisons(source: str | IO[bytes], fmt: str = "auto") -> tuple[str, list[Comparison]]:
+    """The file's format and its comparisons, all checked and held in memory (small files: the demo, evaluation)."""
+    found, comparisons = fmt, []
+    for found, comparison in iter_comparisons(source, fmt):  # noqa: B007 (the last format found is returned)
         comparisons.append(comparison)
     if not comparisons:
         raise ImportFileError("the file holds no records")
-    return fmt, comparisons
+    return found, comparisons
 
 
 # Writing ------------------------------------------------------------------------------
@@ -397,34 +513,53 @@ def item_for(batch: Batch, comparison: Comparison, rng: random.Random) -> Item:
     )
 
 
+# Called with (phase, records so far): "checking" every CHUNK_SIZE records, then "writing" once.
+Progress = Callable[[str, int], None]
+
+
 def import_comparisons(
-    fileobj_or_path: str | Path | IO,
+    source: ImportSource,
     batch_name: str,
     fmt: str = "auto",
     as_judgments: bool = False,
     created_by=None,
     seed: int | None = None,
     active: bool | None = None,
+    progress: Progress | None = None,
 ) -> ImportResult:
     """Import every comparison of the file into batch `batch_name` (created if missing), or nothing.
 
     `active` sets whether annotators get the batch; None keeps an existing batch as it is and makes a new one
     inactive when the import stores its answers as judgments (there is nothing left to ask), active otherwise.
+
+    The file is streamed twice: once to check every record (outside any transaction, reporting progress), then
+    once more to write it in one transaction, CHUNK_SIZE items at a time. Memory stays at one chunk whatever the
+    file's size, and a bad file never holds the database's write lock while it is read.
     """
     batch_name = (batch_name or "").strip()
     if not batch_name:
         raise ImportFileError("a batch name is needed")
     if len(batch_name) > Batch._meta.get_field("name").max_length:
         raise ImportFileError("the batch name is too long")
-    fmt, comparisons = parse_comparisons(read_text(fileobj_or_path), fmt)
+    count, found = 0, fmt
+    with open_source(source) as stream:
+        for count, (found, _comparison) in enumerate(iter_comparisons(stream, fmt), start=1):  # noqa: B007
+            if progress and count % CHUNK_SIZE == 0:
+                progress("checking", count)
+    if count == 0:
+        raise ImportFileError("the file holds no records")
+    fmt = found
     if as_judgments and fmt not in KNOWN_PREFERENCE_FORMATS:
         raise ImportFileError(
             f"--as-judgments needs a file with a known preference ({', '.join(KNOWN_PREFERENCE_FORMATS)}); "
             f"{fmt} has none"
         )
+    if progress:
+        progress("writing", count)
     rng = random.Random(seed)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), open_source(source) as stream:
+            comparisons = (comparison for _fmt, comparison in iter_comparisons(stream, fmt))
             return _write(comparisons, batch_name, fmt, as_judgments, created_by, rng, active)
     except IntegrityError as exc:
         # Only reachable when another import writes the same batch at the same moment.
@@ -432,7 +567,7 @@ def import_comparisons(
 
 
 def _write(
-    comparisons: list[Comparison],
+    comparisons: Iterable[Comparison],
     batch_name: str,
     fmt: str,
     as_judgments: bool,
@@ -447,15 +582,25 @@ def _write(
     if not batch_created and active is not None and batch.active != active:
         batch.active = active
         batch.save(update_fields=["active"])
-    items, judgment_count = add_items(batch, comparisons, rng, as_judgments)
+    item_count = judgment_count = 0
+    for chunk in _chunks(comparisons, CHUNK_SIZE):
+        items, judgments = add_items(batch, chunk, rng, as_judgments)
+        item_count += len(items)
+        judgment_count += judgments
     return ImportResult(
-        count=len(items),
+        count=item_count,
         batch=batch,
         format=fmt,
         batch_created=batch_created,
         judgment_count=judgment_count,
         judgments_by=settings.IMPORT_USERNAME if judgment_count else "",
     )
+
+
+def _chunks(values: Iterable[Comparison], size: int) -> Iterator[list[Comparison]]:
+    iterator = iter(values)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def add_items(

@@ -229,3 +229,59 @@ class Judgment(models.Model):
     def shown_first_chosen(self) -> bool:
         """True when the annotator picked the response shown on the left/top."""
         return self.chosen == (2 if self.swapped else 1)
+
+
+class RenderedMarkdown(models.Model):
+    """A text's markdown rendered once, keyed by a hash of the renderer's version and the text.
+
+    Rendering a long response costs seconds; the HIT page redraws its sample on every rating click. Keyed by
+    content, an edited item or a changed renderer simply misses and renders afresh.
+    """
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    html = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.digest
+
+
+class ImportJob(models.Model):
+    """An uploaded comparisons file imported by a Celery task (annotate.tasks.run_import_job), with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        CHECKING = "checking", "Checking records"
+        WRITING = "writing", "Writing items"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    FINISHED = (Status.DONE, Status.FAILED)
+
+    batch_name = models.CharField(max_length=200)
+    format = models.CharField(max_length=20, default="auto")
+    as_judgments = models.BooleanField(default=False)
+    active = models.BooleanField(null=True, blank=True, help_text="Empty: the import's usual default.")
+    file_name = models.CharField(max_length=255, help_text="The uploaded file's name.")
+    file_path = models.CharField(max_length=500, help_text="The upload, under IMPORT_DIR, until the job ends.")
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_done = models.PositiveIntegerField(default=0, help_text="Records checked (then written) so far.")
+    items_created = models.PositiveIntegerField(default=0)
+    judgments_created = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} of {self.file_name} into {self.batch_name}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED

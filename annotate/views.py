@@ -18,7 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from annotate import services
 from annotate.models import Hit, Rating
-from annotate.rendering import render_markdown
+from annotate.rendering import render_markdown_cached
 from annotate.selectors import ScreenSample, hit_progress, screen_sample_at
 
 ROLE_NAMES = {"user": "User", "assistant": "AI", "system": "System"}
@@ -147,7 +147,7 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
         "previous_position": positions[index - 1] if index > 0 else None,
         "next_position": positions[index + 1] if index + 1 < len(positions) else None,
         "next_unmarked": progress.first_unmarked(besides=position),
-        "guidelines_html": render_markdown(hit.batch.guidelines),
+        "guidelines_html": render_markdown_cached([hit.batch.guidelines])[0],
         **_sample_html(sample),
         "rating_options": [
             {"key": key, "value": value, "label": label, "checked": value == sample.rating}
@@ -157,17 +157,22 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
 
 
 def _sample_html(sample: ScreenSample) -> dict:
-    """The sample's texts as rendered markdown, in screen order."""
+    """The sample's texts as rendered markdown, in screen order.
+
+    Each text is rendered once and kept (render_markdown_cached): a rating click redraws the sample, and
+    re-rendering a long response on every click cost seconds.
+    """
+    turns = sample.earlier_turns
+    texts = [m.get("content", "") for m in turns]
+    texts += [sample.instruction, sample.input, sample.response_1, sample.response_2]
+    *turn_html, instruction_html, input_html, response_1_html, response_2_html = render_markdown_cached(texts)
     return {
         "transcript": [
-            {
-                "role": ROLE_NAMES.get(m.get("role", ""), m.get("role", "")),
-                "html": render_markdown(m.get("content", "")),
-            }
-            for m in sample.earlier_turns
+            {"role": ROLE_NAMES.get(m.get("role", ""), m.get("role", "")), "html": html}
+            for m, html in zip(turns, turn_html, strict=True)
         ],
-        "instruction_html": render_markdown(sample.instruction),
-        "input_html": render_markdown(sample.input) if sample.input.strip() else "",
-        "response_1_html": render_markdown(sample.response_1),
-        "response_2_html": render_markdown(sample.response_2),
+        "instruction_html": instruction_html,
+        "input_html": input_html if sample.input.strip() else "",
+        "response_1_html": response_1_html,
+        "response_2_html": response_2_html,
     }

@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import OwnTokenView, UserTokenView
 from annotate.api.annotators import AnnotatorViewSet
-from annotate.api.batches import BatchViewSet
+from annotate.api.batches import BatchViewSet, ImportJobViewSet
 from annotate.api.exports import PreferenceExportView
 from annotate.api.hits import HitViewSet
 from annotate.api.items import ItemViewSet
@@ -19,6 +19,7 @@ from rewardmodel.api import RewardModelRunViewSet
 router = DefaultRouter()
 router.register("batches", BatchViewSet, basename="batch")
 router.register("items", ItemViewSet, basename="item")
+router.register("imports", ImportJobViewSet, basename="import-job")
 router.register("judgments", JudgmentViewSet, basename="judgment")
 router.register("hits", HitViewSet, basename="hit")
 router.register("annotators", AnnotatorViewSet, basename="annotator")

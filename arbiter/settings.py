@@ -271,6 +271,8 @@ SPECTACULAR_SETTINGS = {
         "RatingEnum": "annotate.models.Rating",
         "PolicyRunKindEnum": "policy.models.PolicyRun.Kind",
         "PolicySampleKindEnum": "policy.models.PolicySample.Kind",
+        "ImportJobStatusEnum": "annotate.models.ImportJob.Status",
+        "RunStatusEnum": "runs.models.RunStatus",
     },
 }
 
@@ -287,3 +289,25 @@ LOGGING = {
     # A 403 for a non-staff user is expected: one INFO line, no traceback (see the filter).
     "loggers": {"django.request": {"filters": ["expected_denials"]}},
 }
+
+# Imports (command, admin upload and API alike). A file larger than IMPORT_MAX_BYTES (unpacked, when gzipped) or
+# with more than IMPORT_MAX_ROWS records is refused; a text field longer than ITEM_MAX_CHARS is refused with its
+# line and field. Uploads larger than IMPORT_BACKGROUND_BYTES are imported by a Celery task (an ImportJob with a
+# progress page) instead of inside the request.
+IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(256 * 1024 * 1024))
+IMPORT_MAX_ROWS = envint("IMPORT_MAX_ROWS", "500000")
+ITEM_MAX_CHARS = envint("ITEM_MAX_CHARS", "100000")
+IMPORT_BACKGROUND_BYTES = envint("IMPORT_BACKGROUND_BYTES", str(2 * 1024 * 1024))
+# Uploads go to temporary files on disk past this size, never whole into a web process's memory; the upload
+# handler refuses one over IMPORT_MAX_BYTES as it arrives.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "annotate.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Request bodies read into memory (forms, JSON for every API endpoint but the item import, which streams its body
+# to disk under IMPORT_MAX_BYTES): Django's default, stated.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(2_621_440))
+# Uploaded files waiting for their import task, one per ImportJob; removed when the job ends.
+IMPORT_DIR = VAR_DIR / "imports"

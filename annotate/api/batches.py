@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import json
+import tempfile
 
 import django_filters
+from django.conf import settings
 from django.db.models import Count, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -17,9 +17,10 @@ from rest_framework.response import Response
 
 from annotate.api.permissions import IsStaff, ReadOrStaff, is_staff
 from annotate.api.quality import BatchQualitySerializer
+from annotate.import_jobs import runs_in_background, start_import_job
 from annotate.importers import FORMATS as IMPORT_FORMATS
-from annotate.importers import ImportFileError, import_comparisons
-from annotate.models import Batch
+from annotate.importers import ImportFileError, import_comparisons, size_limit_message
+from annotate.models import Batch, ImportJob
 from annotate.quality import batch_quality
 
 
@@ -89,6 +90,62 @@ class ImportedItemsSerializer(serializers.Serializer):
     created = serializers.IntegerField(help_text="Items created.")
 
 
+class ImportJobSerializer(serializers.ModelSerializer):
+    batch = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "batch_name",
+            "batch",
+            "format",
+            "file_name",
+            "size_bytes",
+            "status",
+            "rows_done",
+            "items_created",
+            "judgments_created",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+BODY_CHUNK_BYTES = 1 << 16
+
+
+def receive_body(request: Request) -> tempfile.SpooledTemporaryFile:
+    """The request body copied to a temporary file (on disk past FILE_UPLOAD_MAX_MEMORY_SIZE), at most
+    IMPORT_MAX_BYTES; read in chunks, so a large body never sits whole in the web process's memory."""
+    limit = settings.IMPORT_MAX_BYTES
+    if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+        raise BodyTooLarge
+    body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115 (returned)
+    received = 0
+    stream = request.stream
+    while stream is not None and (chunk := stream.read(BODY_CHUNK_BYTES)):
+        received += len(chunk)
+        if received > limit:
+            body.close()
+            raise BodyTooLarge
+        body.write(chunk)
+    body.seek(0)
+    return body
+
+
+def starts_a_json_array(body) -> bool:
+    head = body.read(4096).lstrip()
+    body.seek(0)
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
+
+
 class BatchViewSet(viewsets.ModelViewSet):
     """Staff create, change and delete batches; annotators read the active ones."""
 
@@ -115,30 +172,49 @@ class BatchViewSet(viewsets.ModelViewSet):
             "The body is a JSON list of records in any format `import_comparisons` reads "
             f"({', '.join(IMPORT_FORMATS)}; detected from the first record unless `fmt` names it). "
             "Every record is checked first; one bad record means nothing is created, and the error names "
-            "the record (1-based) and the field."
+            "the record (1-based) and the field. The body may be up to IMPORT_MAX_BYTES (default 256 MiB; "
+            "413 beyond) and hold up to IMPORT_MAX_ROWS records, each text up to ITEM_MAX_CHARS characters. "
+            "A body over IMPORT_BACKGROUND_BYTES (default 2 MiB) is imported by a background task: the answer "
+            "is 202 with the import job, whose progress `GET /api/imports/{id}/` reports."
         ),
         parameters=[
             OpenApiParameter("fmt", str, enum=["auto", *IMPORT_FORMATS], description="Record format (default auto).")
         ],
         request=ItemRecordsSerializer,
-        responses={201: ImportedItemsSerializer, 400: OpenApiResponse(description="A bad record; nothing created.")},
+        responses={
+            201: ImportedItemsSerializer,
+            202: ImportJobSerializer,
+            400: OpenApiResponse(description="A bad record; nothing created."),
+            413: OpenApiResponse(description="The body is over IMPORT_MAX_BYTES; nothing created."),
+        },
     )
     @action(detail=True, methods=["post"], url_path="items", permission_classes=[IsStaff], parser_classes=[JSONParser])
     def add_items(self, request: Request, pk: str | None = None) -> Response:
         batch = self.get_object()
-        records = request.data
-        if not isinstance(records, list):
-            raise ValidationError({"records": ["Expected a JSON list of records."]})
         fmt = request.query_params.get("fmt", "auto")
-        # The importer reads files; the records go to it as the JSON array file they would be.
-        text = io.StringIO(json.dumps(records))
+        if fmt != "auto" and fmt not in IMPORT_FORMATS:
+            error = ImportFileError(f"unknown format {fmt!r}; choose auto, {', '.join(IMPORT_FORMATS)}")
+            return Response(import_error_detail(error), status=status.HTTP_400_BAD_REQUEST)
+        # The body is streamed to a file, not parsed by DRF: request.data would hold it whole in memory.
         try:
-            result = import_comparisons(text, batch.name, fmt=fmt, created_by=request.user)
-        except ImportFileError as exc:
-            # A Response, not ValidationError: that would turn the record number into a string.
-            return Response(import_error_detail(exc), status=status.HTTP_400_BAD_REQUEST)
-        body = {"batch": batch.pk, "format": result.format, "created": result.count}
-        return Response(ImportedItemsSerializer(body).data, status=status.HTTP_201_CREATED)
+            body = receive_body(request)
+        except BodyTooLarge:
+            detail = f"{size_limit_message('The request body is larger than')}. Nothing was imported."
+            return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        with body:
+            if not starts_a_json_array(body):
+                raise ValidationError({"records": ["Expected a JSON list of records."]})
+            size = body.seek(0, 2)
+            if runs_in_background(size):
+                job = start_import_job(body, "request body", batch.name, fmt=fmt, created_by=request.user)
+                return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+            try:
+                result = import_comparisons(body, batch.name, fmt=fmt, created_by=request.user)
+            except ImportFileError as exc:
+                # A Response, not ValidationError: that would turn the record number into a string.
+                return Response(import_error_detail(exc), status=status.HTTP_400_BAD_REQUEST)
+        created = {"batch": batch.pk, "format": result.format, "created": result.count}
+        return Response(ImportedItemsSerializer(created).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Quality of the batch's judgments (staff): overlap, agreement, alpha, figures per annotator",
@@ -158,3 +234,11 @@ def import_error_detail(exc: ImportFileError) -> dict:
     if exc.field:
         detail["field"] = exc.field
     return detail
+
+
+class ImportJobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Background imports (staff): status, records done, and the error that stopped one."""
+
+    permission_classes = [IsStaff]
+    serializer_class = ImportJobSerializer
+    queryset = ImportJob.objects.order_by("-created_at", "-pk")

@@ -13,7 +13,7 @@ import pytest
 from django.urls import resolve
 from django.utils import timezone
 
-from annotate.models import Batch, Judgment
+from annotate.models import Batch, ImportJob, Judgment
 from annotate.services import rate_item
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
@@ -37,6 +37,7 @@ class World:
     annotator_id: int
     trained_run_id: int
     finished_policy_run_id: int
+    import_job_id: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,7 @@ def world(alice, tiny_reward_model, tmp_path) -> World:
         alice.pk,
         trained_run.pk,
         finished_policy_run.pk,
+        ImportJob.objects.create(batch_name="active", file_name="f.jsonl", file_path="").pk,
     )
 
 
@@ -108,6 +110,8 @@ CASES = [
         staff_only(201),
         [{"id": "new-1", "prompt": "Hi?", "response_1": "Hello.", "response_2": "Hey."}],
     ),
+    Case("imports-list", "get", "/api/imports/", staff_only(200)),
+    Case("imports-read", "get", "/api/imports/{import_job_id}/", staff_only(200)),
     Case("batches-quality", "get", "/api/batches/{batch.pk}/quality/", staff_only(200)),
     Case("batches-quality-inactive", "get", "/api/batches/{archived.pk}/quality/", staff_only(200)),
     # Annotation quality per annotator: staff only, like the quality pages.

@@ -1,0 +1,117 @@
+"""Large imports as Celery tasks: the upload is kept under IMPORT_DIR and an ImportJob row reports progress.
+
+The import itself is `annotate.importers.import_comparisons`, all or nothing, exactly as in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotate.importers import ImportFileError, import_comparisons
+from annotate.models import ImportJob
+
+logger = logging.getLogger(__name__)
+COPY_CHUNK_BYTES = 1 << 20
+
+
+def runs_in_background(size: int) -> bool:
+    """Whether an upload of `size` bytes is handed to the import task rather than imported in the request."""
+    return size > settings.IMPORT_BACKGROUND_BYTES
+
+
+def start_import_job(
+    fileobj: IO[bytes],
+    file_name: str,
+    batch_name: str,
+    *,
+    fmt: str = "auto",
+    as_judgments: bool = False,
+    active: bool | None = None,
+    created_by=None,
+) -> ImportJob:
+    """Keep the upload under IMPORT_DIR, record the job, and queue its task once the job is committed."""
+    folder = Path(settings.IMPORT_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.upload"
+    fileobj.seek(0)
+    with open(path, "wb") as kept:
+        shutil.copyfileobj(fileobj, kept, COPY_CHUNK_BYTES)
+    job = ImportJob.objects.create(
+        batch_name=batch_name,
+        format=fmt,
+        as_judgments=as_judgments,
+        active=active,
+        file_name=file_name[:255],
+        file_path=str(path),
+        size_bytes=path.stat().st_size,
+        created_by=created_by,
+    )
+    transaction.on_commit(lambda: _dispatch(job.pk))
+    return job
+
+
+def _dispatch(job_id: int) -> None:
+    from annotate.tasks import import_job
+
+    try:
+        import_job.delay(job_id)
+    except Exception as exc:  # the broker is down: say so on the job instead of answering 500
+        logger.exception("Could not queue import job %s", job_id)
+        _finish(job_id, error=f"the task queue could not be reached ({exc}); nothing was imported")
+
+
+def run_import_job(job_id: int) -> str:
+    """Import a queued job's file. A redelivered message finds the job claimed and does nothing."""
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
+        status=ImportJob.Status.CHECKING, started_at=timezone.now()
+    )
+    if not claimed:
+        return "not queued"
+    job = ImportJob.objects.get(pk=job_id)
+
+    def progress(phase: str, rows: int) -> None:
+        ImportJob.objects.filter(pk=job_id).update(status=phase, rows_done=rows)
+
+    try:
+        result = import_comparisons(
+            job.file_path,
+            job.batch_name,
+            fmt=job.format,
+            as_judgments=job.as_judgments,
+            created_by=job.created_by,
+            active=job.active,
+            progress=progress,
+        )
+    except ImportFileError as exc:
+        _finish(job_id, error=f"{job.file_name}: {exc}. Nothing was imported.")
+        return "failed"
+    except Exception as exc:
+        logger.exception("Import job %s failed", job_id)
+        stopped = f"the import stopped ({type(exc).__name__}: {exc})"
+        _finish(job_id, error=f"{job.file_name}: {stopped}. Nothing was imported.")
+        return "failed"
+    _finish(
+        job_id,
+        batch=result.batch,
+        rows_done=result.count,
+        items_created=result.count,
+        judgments_created=result.judgment_count,
+    )
+    return "done"
+
+
+def _finish(job_id: int, error: str = "", **fields) -> None:
+    status = ImportJob.Status.FAILED if error else ImportJob.Status.DONE
+    ImportJob.objects.filter(pk=job_id).update(status=status, error=error, finished_at=timezone.now(), **fields)
+    # The upload is needed no more, whatever the outcome.
+    job = ImportJob.objects.filter(pk=job_id).only("file_path").first()
+    if job and job.file_path:
+        Path(job.file_path).unlink(missing_ok=True)
