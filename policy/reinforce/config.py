@@ -61,7 +61,11 @@ class ReinforceConfig:
     # Several processes (torchrun on the worker's machine): each samples, scores and trains on its share of the
     # step's prompts; the gradients are averaged, as if one process had taken them all.
     processes: int = option(
-        1, low=1, high=64, advanced=True, help="Training processes on the worker's machine (one per GPU); 1: none."
+        1,
+        low=1,
+        high=64,
+        advanced=True,
+        help="Training processes on the worker's machine (torchrun, one per GPU); 1: the worker's own.",
     )
     strategy: str = option(
         "ddp",

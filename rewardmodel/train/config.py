@@ -78,7 +78,11 @@ class RewardTrainConfig:
     # Several processes (torchrun on the worker's machine): each takes its share of every global batch of
     # batch_size pairs, so the same settings give the same steps and the same model as one process.
     processes: int = option(
-        1, low=1, high=64, advanced=True, help="Training processes on the worker's machine (one per GPU); 1: none."
+        1,
+        low=1,
+        high=64,
+        advanced=True,
+        help="Training processes on the worker's machine (torchrun, one per GPU); 1: the worker's own.",
     )
     strategy: str = option(
         "ddp",
