@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import random
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -336,6 +337,21 @@ def _json_safe(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
+def save_policy_samples(run: PolicyRun, step: int, samples: list[dict]) -> None:
+    """The trainer's `on_samples`: one row per sampled answer."""
+    PolicySample.objects.bulk_create(
+        PolicySample(
+            run_id=run.pk,
+            step=step,
+            kind=sample.get("kind") or PolicySample.Kind.TRAIN,
+            prompt=sample["prompt"],
+            response=sample["response"],
+            reward=_json_safe(sample.get("reward")),
+        )
+        for sample in samples
+    )
+
+
 def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     kind = run.kind
     options = {k: v for k, v in run.config.items() if k in config_fields(kind)}
@@ -361,23 +377,15 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
 
     if run.reward_run is None:
         raise PolicyRunError("REINFORCE needs a reward-model run.")
+    if config.processes > 1:
+        return _train_reinforce_distributed(run, config, base, data, output_dir, log, should_stop, on_progress)
     scorer = scorer_for(run.reward_run)
 
     def reward_fn(prompts: list[Messages], responses: list[str]) -> list[float]:
         return [float(r) for r in scorer.score_batch(prompts, responses)]
 
     def save_samples(step: int, samples: list[dict]) -> None:
-        PolicySample.objects.bulk_create(
-            PolicySample(
-                run_id=run.pk,
-                step=step,
-                kind=sample.get("kind") or PolicySample.Kind.TRAIN,
-                prompt=sample["prompt"],
-                response=sample["response"],
-                reward=_json_safe(sample.get("reward")),
-            )
-            for sample in samples
-        )
+        save_policy_samples(run, step, samples)
 
     train, held_out = split_eval_prompts(data, seed=config.seed)
     return trainer.train_reinforce(
@@ -393,6 +401,45 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
         on_progress=on_progress,
         resume_path=run.resume_checkpoint,
     )
+
+
+def _train_reinforce_distributed(
+    run: PolicyRun,
+    config: ReinforceConfig,
+    base: str,
+    data: list[Messages],
+    output_dir: Path,
+    log: OnLog,
+    should_stop,
+    on_progress,
+) -> dict:
+    """REINFORCE on `config.processes` processes (torchrun, see rlhf.distributed): the inputs go to files in
+    `policy-<id>.work/`, each rank loads the reward model from its run's folder, and rank 0's reports and samples
+    come back as the same log, progress and sample rows."""
+    from policy.reinforce.launch import write_job
+    from rlhf.distributed import launch_torchrun
+
+    if run.reward_run.artifact_dir is None:
+        raise PolicyRunError(f"Reward run {run.reward_run.pk} has no trained model on disk any more.")
+    train, held_out = split_eval_prompts(data, seed=config.seed)
+    work_dir = run.launch_dir
+    shutil.rmtree(work_dir, ignore_errors=True)
+    try:
+        work_dir.mkdir(parents=True)
+        write_job(
+            work_dir, base, str(run.reward_run.artifact_dir), train, held_out, config, output_dir, run.resume_checkpoint
+        )
+        return launch_torchrun(
+            "policy.reinforce.launch",
+            work_dir,
+            config.processes,
+            on_log=log,
+            on_progress=on_progress,
+            on_samples=lambda step, samples: save_policy_samples(run, step, samples),
+            should_stop=should_stop,
+        )
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def cancel_policy_run(run: PolicyRun) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from collections.abc import Iterable
 from functools import lru_cache
 from itertools import groupby
@@ -212,6 +213,8 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         "judgments": count,
         "aggregate": run.config.get("aggregate", "each"),
     }
+    if config.processes > 1:
+        return _train_distributed(run, config, pairs, output_dir, description, on_log)
     return trainer.train_reward_model(
         pairs,
         config,
@@ -222,6 +225,35 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         on_progress=run.progress_recorder(),
         resume_path=run.resume_checkpoint,
     )
+
+
+def _train_distributed(
+    run: RewardModelRun,
+    config: RewardTrainConfig,
+    pairs: list[PreferencePair],
+    output_dir: Path,
+    description: dict,
+    on_log: OnLog | None,
+) -> dict:
+    """The same training on `config.processes` processes (torchrun, see rlhf.distributed): the inputs go to files in
+    `reward-<id>.work/`, rank 0's reports come back as the same progress and log calls."""
+    from rewardmodel.train.launch import write_job
+    from rlhf.distributed import launch_torchrun
+
+    work_dir = run.launch_dir
+    shutil.rmtree(work_dir, ignore_errors=True)
+    try:
+        write_job(work_dir, pairs, config, output_dir, description, run.resume_checkpoint)
+        return launch_torchrun(
+            "rewardmodel.train.launch",
+            work_dir,
+            config.processes,
+            on_log=run.progress_logger(on_log),
+            on_progress=run.progress_recorder(),
+            should_stop=run.stop_checker(),
+        )
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def cancel_reward_run(run: RewardModelRun) -> bool:

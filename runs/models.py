@@ -327,6 +327,11 @@ class TrainingRun(models.Model):
         return Path(settings.ARTIFACTS_DIR) / f"{self.artifact_prefix}-{self.pk}"
 
     @property
+    def launch_dir(self) -> Path:
+        """Where a multi-process run's inputs, rank pids and stderr live while it trains (rlhf.distributed)."""
+        return self.planned_artifact_dir.with_name(self.planned_artifact_dir.name + ".work")
+
+    @property
     def resume_dir(self) -> Path:
         return resume_dir_for(self.planned_artifact_dir)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from rlhf.distributed import check_strategy
 from rlhf.options import OptionError, check_options, option
 
 
@@ -57,9 +58,29 @@ class ReinforceConfig:
     )
     seed: int = option(0, low=0, high=2**31 - 1, advanced=True)
     log_every: int = option(1, low=1, high=1_000_000, advanced=True)
+    # Several processes (torchrun on the worker's machine): each samples, scores and trains on its share of the
+    # step's prompts; the gradients are averaged, as if one process had taken them all.
+    processes: int = option(
+        1,
+        low=1,
+        high=64,
+        advanced=True,
+        help="Training processes on the worker's machine (torchrun, one per GPU); 1: the worker's own.",
+    )
+    strategy: str = option(
+        "ddp",
+        choices=(("ddp", "DDP: a whole model per process"), ("fsdp", "FSDP: the model sharded (not available yet)")),
+        advanced=True,
+        help="How processes share the model.",
+    )
 
     def __post_init__(self) -> None:
         check_options(self)
+        check_strategy(self.processes, self.strategy)
+        if self.prompts_per_step % self.processes:
+            raise OptionError(
+                "prompts_per_step", "prompts_per_step must be a multiple of processes: each takes an equal share."
+            )
         if self.baseline == "loo" and self.samples_per_prompt < 2:
             raise OptionError("samples_per_prompt", "The leave-one-out baseline needs samples_per_prompt >= 2.")
 

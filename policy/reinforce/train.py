@@ -21,6 +21,7 @@ from rlhf.checkpoint import (
     rng_states,
     save_resume_checkpoint,
 )
+from rlhf.distributed import distributed_context, wrap_ddp
 from rlhf.prompts import check_messages
 from rlhf.training import TrainingStopped
 
@@ -115,6 +116,11 @@ def train_reinforce(
 
     Returns the last evaluation on eval_prompts (reward_policy, reward_reference, win_rate, kl, response_length),
     model_path (output_dir/final) and eval_samples: the policy's and the reference's answer to each held-out prompt.
+
+    Started by torchrun (policy.reinforce.launch), every rank takes the same prompts for a step and samples, scores
+    and trains on its equal share (its own sampling seed: seed + rank); rewards are gathered so that whitening and
+    the baseline see the whole step, DDP averages the gradients, and rank 0 alone evaluates, checkpoints and saves
+    (the other ranks return {}).
     """
 
     def progress(step: int, phase: str) -> None:
@@ -127,15 +133,17 @@ def train_reinforce(
     eval_prompts = eval_prompts[: config.eval_max_prompts]
     output_dir = Path(output_dir)
     seed_everything(config.seed)
+    ctx = distributed_context()
+    master_process = ctx.master_process
     # Master weights stay float32 (bf16 comes from autocast on CUDA), so the reference is an exact copy at step 0.
-    policy, tokenizer = load_policy(policy_path, dtype=torch.float32)
+    policy, tokenizer = load_policy(policy_path, device=ctx.device, dtype=torch.float32)
     device = next(policy.parameters()).device
     reference = copy.deepcopy(policy).requires_grad_(False).eval()
     # No dropout: the sampled distribution and the trained one must be the same model.
     policy.eval()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    cycle = _PromptCycle(prompts, config.seed)
-    generator = make_generator(device, config.seed)
+    cycle = _PromptCycle(prompts, config.seed)  # the same global order on every rank
+    generator = make_generator(device, config.seed + ctx.rank)
     n = config.samples_per_prompt
     state = {"config": config.to_dict(), "policy_path": str(policy_path)}
     evaluation: dict = {}
@@ -149,7 +157,7 @@ def train_reinforce(
         optimizer.load_state_dict(resume["optimizer"])
         cycle.rng.setstate(resume["prompt_rng"])
         cycle.order = resume["prompt_order"]
-        generator.set_state(resume["generator"])
+        generator.set_state(resume.get("generators", [resume["generator"]])[ctx.rank])
         reference_eval = resume["reference_eval"]
         restore_rng_states(resume["rng"])
         first_step = resume["step"] + 1
@@ -158,13 +166,15 @@ def train_reinforce(
         if should_stop is not None and should_stop():
             raise TrainingStopped(f"stopped at step {step} of {config.steps}")
 
+    # Sampling and evaluation use the raw policy (no gradient, no collective); the update goes through DDP.
+    trained_policy = wrap_ddp(policy, ctx)
     progress(first_step - 1, "training")
     for step in range(first_step, config.steps + 1):
         stop_requested()
         timings = {}
         # 1. Rollouts: n samples of every prompt, grouped prompt by prompt (the leave-one-out baseline relies on it).
         tick = time.perf_counter()
-        step_prompts = cycle.take(config.prompts_per_step)
+        step_prompts = ctx.shard(cycle.take(config.prompts_per_step))  # this rank's share (prompts_per_step divides)
         batch_prompts = [messages for messages in step_prompts for _ in range(n)]
         rollout = rollout_prompts(
             policy,
@@ -188,7 +198,7 @@ def train_reinforce(
 
         # 3. Update: log-probs with gradients, the reference's without, the lecture's objective.
         tick = time.perf_counter()
-        logprobs = response_logprobs(policy, rollout, config.temperature)
+        logprobs = response_logprobs(trained_policy, rollout, config.temperature)
         with torch.no_grad():
             ref_logprobs = response_logprobs(reference, rollout, config.temperature)
         mask = rollout.response_mask
@@ -200,9 +210,13 @@ def train_reinforce(
         if config.kl_mode == "reward":
             # The per-token penalty -beta * (log p - log p_ref), summed over the response, joins its reward.
             rewards = rewards - config.kl_coef * sequence_kl
+        # Whitening and the batch-mean baseline see the whole step's rewards (all ranks'), as in one process.
+        all_rewards = ctx.all_gather(rewards)
         if config.whiten_rewards:
-            rewards = whiten(rewards)
-        baseline = compute_baseline(rewards, n, config.baseline)
+            all_rewards = whiten(all_rewards)
+        all_baseline = compute_baseline(all_rewards, n, config.baseline)
+        mine = slice(ctx.rank * len(rewards), (ctx.rank + 1) * len(rewards))
+        rewards, baseline = all_rewards[mine], all_baseline[mine]
         loss, loss_stats = reinforce_loss(logprobs, mask, rewards, baseline, n)
         if config.kl_mode == "loss":
             loss = loss + config.kl_coef * k3_kl(logprobs, ref_logprobs, mask).sum(dim=1).mean()
@@ -213,17 +227,23 @@ def train_reinforce(
         timings["time_update"] = time.perf_counter() - tick
         progress(step, "training")
 
+        # The step's metrics over every rank's samples (loss_stats stay this rank's).
+        all_scores = ctx.all_gather(scores)
+        all_sequence_kl = ctx.all_gather(sequence_kl)
+        all_lengths = ctx.all_gather(rollout.lengths.float())
+        all_ended = ctx.all_gather(rollout.ended.float())
+        (loss_sum,) = ctx.all_reduce_sum([loss.item()])
         elapsed = time.monotonic() - started
         metrics = {
             "step": step,
             "total_steps": config.steps,
-            "reward_mean": scores.mean().item(),
-            "reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-            "total_reward_mean": rewards.mean().item(),
-            "kl": sequence_kl.mean().item(),
-            "response_length": rollout.lengths.float().mean().item(),
-            "ended_fraction": rollout.ended.float().mean().item(),
-            "loss": loss.item(),
+            "reward_mean": all_scores.mean().item(),
+            "reward_std": all_scores.std().item() if len(all_scores) > 1 else 0.0,
+            "total_reward_mean": all_rewards.mean().item(),
+            "kl": all_sequence_kl.mean().item(),
+            "response_length": all_lengths.mean().item(),
+            "ended_fraction": all_ended.mean().item(),
+            "loss": loss_sum / ctx.world_size,
             "grad_norm": float(grad_norm),
             **loss_stats,
             **timings,
@@ -235,10 +255,13 @@ def train_reinforce(
                 {"prompt": messages, "response": response, "reward": reward, "kind": "train"}
                 for messages, response, reward in zip(batch_prompts, responses, scores.tolist(), strict=True)
             ]
-            on_samples(step, train_samples)
+            train_samples = [sample for part in ctx.all_gather_objects(train_samples) for sample in part]
+            if master_process:
+                on_samples(step, train_samples)
 
         if step % config.eval_every == 0 or step == config.steps:
             stop_requested()
+        if master_process and (step % config.eval_every == 0 or step == config.steps):
             progress(step, "evaluating")
             if reference_eval is None:
                 # The reference never changes: its eval answers are sampled and scored once.
@@ -253,13 +276,17 @@ def train_reinforce(
             metrics.update(evaluation["metrics"])
             progress(step, "training")
 
-        if step % config.checkpoint_every == 0 and step != config.steps:
+        if master_process and step % config.checkpoint_every == 0 and step != config.steps:
             progress(step, "saving")
             save_model_dir(policy, tokenizer, output_dir / f"checkpoint-{step}", {**state, "step": step})
             progress(step, "training")
-        if on_log is not None and (step % config.log_every == 0 or step == config.steps or "eval_win_rate" in metrics):
+        log_due = step % config.log_every == 0 or step == config.steps or "eval_win_rate" in metrics
+        if master_process and on_log is not None and log_due:
             on_log(step, metrics)
         if checkpoint_due(step, config.steps, config.checkpoint_every, resume_path):
+            generators = ctx.all_gather_objects(generator.get_state())  # each rank samples with its own
+            if not master_process:
+                continue
             # After the step's log and samples are saved: a resumed run continues with step + 1.
             save_resume_checkpoint(
                 {
@@ -269,6 +296,7 @@ def train_reinforce(
                     "prompt_rng": cycle.rng.getstate(),
                     "prompt_order": list(cycle.order),
                     "generator": generator.get_state(),
+                    "generators": generators,
                     "rng": rng_states(),
                     # The reference's eval answers (sampled once): what the final comparison needs of them.
                     "reference_eval": None
@@ -279,6 +307,8 @@ def train_reinforce(
                 resume_path,
             )
 
+    if not master_process:
+        return {}
     progress(config.steps, "saving")
     final_path = save_model_dir(policy, tokenizer, output_dir / "final", {**state, "step": config.steps})
     eval_metrics = evaluation["metrics"]

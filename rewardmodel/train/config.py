@@ -9,6 +9,7 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rlhf.distributed import check_strategy
 from rlhf.options import check_options, option
 
 HUB_FALLBACK = "sentence-transformers/all-MiniLM-L6-v2"
@@ -74,6 +75,22 @@ class RewardTrainConfig:
     # "auto": bf16 autocast (fp32 master weights) where bf16 matmuls are fast: CUDA, CPUs with AVX512-BF16 or AMX
     precision: str = option("auto", choices=PRECISION_OPTIONS, advanced=True, help="auto: bf16 where it is fast.")
 
+    # Several processes (torchrun on the worker's machine): each takes its share of every global batch of
+    # batch_size pairs, so the same settings give the same steps and the same model as one process.
+    processes: int = option(
+        1,
+        low=1,
+        high=64,
+        advanced=True,
+        help="Training processes on the worker's machine (torchrun, one per GPU); 1: the worker's own.",
+    )
+    strategy: str = option(
+        "ddp",
+        choices=(("ddp", "DDP: a whole model per process"), ("fsdp", "FSDP: the model sharded (not available yet)")),
+        advanced=True,
+        help="How processes share the model.",
+    )
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -83,3 +100,4 @@ class RewardTrainConfig:
     def validate(self) -> None:
         """Refuse values out of bounds (OptionError names the option); run again by the trainer after edits."""
         check_options(self)
+        check_strategy(self.processes, self.strategy)

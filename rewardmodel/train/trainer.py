@@ -39,7 +39,8 @@ from rlhf.checkpoint import (
     rng_states,
     save_resume_checkpoint,
 )
-from rlhf.devices import bf16_is_fast, pick_device
+from rlhf.devices import bf16_is_fast
+from rlhf.distributed import distributed_context, wrap_ddp
 from rlhf.training import TrainingStopped
 
 
@@ -107,6 +108,10 @@ def train_reward_model(
     phase ("loading", "tokenizing", "training", "evaluating", "saving"), and must be cheap. With `resume_path`,
     saves a resumable checkpoint there every `config.checkpoint_every` steps, and continues from it when it exists:
     the same pairs and config then give the same model as an uninterrupted run.
+
+    Started by torchrun (rewardmodel.train.launch), every rank runs this with the same pairs and seed: each builds
+    the same global batches and trains on its slice of each (DDP averages the gradients), metrics are summed over
+    ranks, and rank 0 alone evaluates, reports, checkpoints and saves; the other ranks return {}.
     """
     config.validate()
     validate_pairs(pairs)
@@ -116,18 +121,20 @@ def train_reward_model(
             on_progress(step, total, phase)
 
     progress(0, 0, "loading")
-    device = pick_device(config.device)
+    ctx = distributed_context(config.device)
+    master_process = ctx.master_process
+    device = ctx.device
     bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
     torch.manual_seed(config.seed)  # the fresh reward head is drawn from it
     rng = random.Random(config.seed)
 
     tokenizer = load_tokenizer(config.backbone)
-    model = load_reward_backbone(config.backbone, tokenizer).to(device)
+    raw_model = load_reward_backbone(config.backbone, tokenizer).to(device)
     if config.disable_dropout:
-        for module in model.modules():
+        for module in raw_model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-    model.train()
+    raw_model.train()
     pad_id = tokenizer.pad_token_id
 
     progress(0, 0, "tokenizing")
@@ -143,7 +150,7 @@ def train_reward_model(
     total_steps = steps_per_epoch * config.epochs
 
     optimizer = torch.optim.AdamW(
-        model.parameters(),
+        raw_model.parameters(),
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
         fused=device.type in ("cpu", "cuda"),  # one pass over the weights instead of ~10 (~4 % of a CPU step)
@@ -156,7 +163,7 @@ def train_reward_model(
 
     def evaluate(step: int) -> dict:
         progress(step, total_steps, "evaluating")
-        metrics = evaluate_encoded(model, eval_set, pad_id, config.batch_size * 2, bf16)
+        metrics = evaluate_encoded(raw_model, eval_set, pad_id, config.batch_size * 2, bf16)
         progress(step, total_steps, "training")
         return metrics
 
@@ -169,7 +176,7 @@ def train_reward_model(
     start_epoch, start_batch = 0, 0
     resume = load_resume_checkpoint(resume_path)
     if resume is not None:
-        model.load_state_dict(resume["model"])
+        raw_model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         step, start_epoch, start_batch = resume["step"], resume["epoch"], resume["batch"]
@@ -177,6 +184,9 @@ def train_reward_model(
         train_seconds, train_pairs_done = resume["train_seconds"], resume["train_pairs_done"]
         rng.setstate(resume["epoch_rng"])  # the epoch's batches are drawn again from where they were drawn
         restore_rng_states(resume["rng"])
+        if not master_process:  # rank 0 saved the window summed over ranks
+            window = dict.fromkeys(window, 0)
+    model = wrap_ddp(raw_model, ctx)
     for epoch in range(start_epoch, config.epochs):
         epoch_rng = rng.getstate()
         indices, weights = sample_per_group(train_set, config.max_pairs_per_group, rng)
@@ -187,22 +197,33 @@ def train_reward_model(
                 raise TrainingStopped(f"stopped at step {step} of {total_steps}")
             started = time.perf_counter()
             group = batches[first : first + config.grad_accum_steps]
-            for batch in group:
-                sequences = [train_set.chosen[i] for i in batch] + [train_set.rejected[i] for i in batch]
+            for micro_step, batch in enumerate(group):
+                # Every rank has the same global batch and trains on its slice; a rank whose slice is empty (a
+                # batch smaller than the world) still joins the gradient all-reduce with one pair at weight 0.
+                share = ctx.shard(batch)
+                real_pairs = len(share)
+                share_weights = [weights[i] for i in share] if share else [0.0]
+                share = share or batch[:1]
+                sequences = [train_set.chosen[i] for i in share] + [train_set.rejected[i] for i in share]
+                if ctx.ddp:  # all-reduce the gradients once, on the last micro-batch of the step
+                    model.require_backward_grad_sync = micro_step == len(group) - 1
                 rewards = rewards_of(model, collate(sequences, pad_id, device), bf16)
                 r_chosen, r_rejected = rewards.chunk(2)
                 loss = pairwise_loss(
                     r_chosen,
                     r_rejected,
-                    torch.tensor([margins[i] for i in batch], device=device),
-                    torch.tensor([weights[i] for i in batch], device=device),
+                    torch.tensor([margins[i] for i in share], device=device),
+                    torch.tensor(share_weights, device=device),
+                    # this rank's part of the batch's loss: the parts add up to the 1-process loss
+                    weight_total=sum(weights[i] for i in batch) if ctx.ddp else None,
                 )
-                (loss / len(group)).backward()
+                # DDP averages gradients over ranks; scaling by the world size makes that their sum.
+                (loss * ctx.world_size / len(group)).backward()
                 window["loss"] += loss.item()
                 window["batches"] += 1
-                window["correct"] += (r_chosen > r_rejected).sum().item()
-                window["pairs"] += len(batch)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                window["correct"] += (r_chosen > r_rejected)[:real_pairs].sum().item()
+                window["pairs"] += real_pairs
+            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -215,6 +236,9 @@ def train_reward_model(
 
             end_of_epoch = first + config.grad_accum_steps >= len(batches)
             if step % config.log_every == 0 or end_of_epoch:
+                window["loss"], window["correct"], window["pairs"] = ctx.all_reduce_sum(
+                    [window["loss"], window["correct"], window["pairs"]]
+                )
                 last_loss = window["loss"] / window["batches"]
                 metrics = {
                     "step": step,
@@ -226,17 +250,26 @@ def train_reward_model(
                     "pairs_per_second": window["pairs"] / window["seconds"],
                 }
                 window = dict.fromkeys(window, 0)
-                if len(eval_set) and (end_of_epoch or (config.eval_every and step % config.eval_every == 0)):
+                if not master_process:
+                    pass  # rank 0 alone evaluates and reports
+                elif len(eval_set) and (end_of_epoch or (config.eval_every and step % config.eval_every == 0)):
                     eval_metrics = evaluate(step)
                     metrics.update(eval_metrics)
                 report(step, metrics)
-            elif len(eval_set) and config.eval_every and step % config.eval_every == 0:
+            elif master_process and len(eval_set) and config.eval_every and step % config.eval_every == 0:
                 eval_metrics = evaluate(step)
                 report(step, {"step": step, "total_steps": total_steps, "epoch": epoch, **eval_metrics})
             if checkpoint_due(step, total_steps, config.checkpoint_every, resume_path):
+                saved_window = dict(window)
+                if ctx.ddp:  # what every rank has gathered since the last log, so that rank 0 can resume it
+                    saved_window["loss"], saved_window["correct"], saved_window["pairs"] = ctx.all_reduce_sum(
+                        [window["loss"], window["correct"], window["pairs"]]
+                    )
+                if not master_process:
+                    continue
                 save_resume_checkpoint(
                     {
-                        "model": model.state_dict(),
+                        "model": raw_model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "step": step,
@@ -244,7 +277,7 @@ def train_reward_model(
                         "batch": first + config.grad_accum_steps,  # the next micro-batch of this epoch
                         "epoch_rng": epoch_rng,
                         "rng": rng_states(),
-                        "window": window,
+                        "window": saved_window,
                         "eval_metrics": eval_metrics,
                         "last_loss": last_loss,
                         "train_seconds": train_seconds,
@@ -254,6 +287,8 @@ def train_reward_model(
                     resume_path,
                 )
 
+    if not master_process:
+        return {}
     if not eval_metrics:
         eval_metrics = evaluate(step)
     final = {
@@ -273,7 +308,7 @@ def train_reward_model(
     }
     progress(step, total_steps, "saving")
     summary = data_summary(train_pairs, eval_pairs)
-    save_reward_model(model, tokenizer, config, final, Path(output_dir), summary, data_description)
+    save_reward_model(raw_model, tokenizer, config, final, Path(output_dir), summary, data_description)
     return final
 
 

@@ -128,6 +128,8 @@ def page_text(response) -> str:
     [
         ("epochs", 10**20, "epochs must be a whole number in [1, 1000], got 100000000000000000000."),
         ("eval_fraction", 2.5, "eval_fraction must be in [0, 0.9], got 2.5."),
+        ("processes", 65, "processes must be a whole number in [1, 64], got 65."),
+        ("strategy", "fsdp", "strategy fsdp is not available yet"),
         ("backbone", "/etc", "backbone: /etc is not inside a model folder root"),
     ],
 )

@@ -1,0 +1,198 @@
+"""Multi-process training through torchrun on this machine's CPU (gloo, 2 processes), Django-free: the 2-process
+reward run follows the 1-process run's loss curve, REINFORCE trains on 2 ranks, a stop request ends every rank,
+a rank that dies fails the launch with the reason and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from policy.reinforce import ReinforceConfig
+from rewardmodel.train import PreferencePair, RewardTrainConfig, TrainingStopped, train_reward_model
+from rewardmodel.train.launch import write_job
+from rlhf.distributed import DistributedTrainingError, launch_torchrun, rank_pids
+from rlhf.options import OptionError
+from tests.policy.conftest import build_policy
+from tests.rewardmodel.helpers import COLORS, NOUNS, build_tiny_backbone
+
+# The comparison: fp32 (bf16 would round differently with the per-rank padding), 7 pairs a batch so one rank
+# takes 4 pairs and the other 3 (the weighted shares must still add up to the batch's loss).
+COMPARED = {
+    "epochs": 2,
+    "batch_size": 7,
+    "learning_rate": 1e-3,
+    "eval_fraction": 0.25,
+    "log_every": 1,
+    "precision": "fp32",
+    "checkpoint_every": 0,
+}
+# Float sums in a different order (the gradient all-reduce, per-rank padding): agreement to 1e-5, not bit-exact.
+LOSS_TOLERANCE = 1e-5
+
+
+def preference_pairs(count: int = 36) -> list[PreferencePair]:
+    pairs = []
+    for n in range(count):
+        color, noun = COLORS[n % len(COLORS)], NOUNS[n % len(NOUNS)]
+        good, bad = f"the {color} answer is good .", f"the {color} answer is bad ."
+        pairs.append(
+            PreferencePair(
+                prompt=[{"role": "user", "content": f"tell me about the {color} {noun} ?"}],
+                chosen=good if n % 3 else f"{good} yes",
+                rejected=bad,
+                level="slight" if n % 3 == 0 else "clear",
+                weight=0.5 if n % 4 == 0 else 1.0,  # unequal weights: the shares are weighted means
+            )
+        )
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory) -> str:
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))
+
+
+def launch_reward(tmp_path: Path, pairs, config: RewardTrainConfig, **callbacks) -> tuple[dict, Path]:
+    work_dir, output_dir = tmp_path / "work", tmp_path / "model"
+    write_job(work_dir, pairs, config, output_dir)
+    return launch_torchrun("rewardmodel.train.launch", work_dir, config.processes, **callbacks), output_dir
+
+
+def test_two_processes_follow_the_one_process_loss_curve(tmp_path, backbone):
+    pairs = preference_pairs()
+    one_logs: dict[int, dict] = {}
+    one = train_reward_model(
+        pairs, RewardTrainConfig(backbone=backbone, **COMPARED), tmp_path / "one", on_log=one_logs.__setitem__
+    )
+    two_logs: dict[int, dict] = {}
+    progress: list[tuple] = []
+    two, output_dir = launch_reward(
+        tmp_path,
+        pairs,
+        RewardTrainConfig(backbone=backbone, processes=2, **COMPARED),
+        on_log=two_logs.__setitem__,
+        on_progress=lambda *args: progress.append(args),
+    )
+
+    assert sorted(two_logs) == sorted(one_logs) == list(range(1, one["steps"] + 1))
+    differences = [abs(two_logs[step]["loss"] - one_logs[step]["loss"]) for step in one_logs]
+    print(f"loss, 1 vs 2 processes, max |difference| over {len(differences)} steps: {max(differences):.2e}")
+    assert max(differences) < LOSS_TOLERANCE
+    for step in one_logs:  # the same pairs counted, the same pairs right
+        assert two_logs[step]["accuracy"] == one_logs[step]["accuracy"]
+    assert two["eval_accuracy"] == one["eval_accuracy"]
+    assert abs(two["eval_loss"] - one["eval_loss"]) < LOSS_TOLERANCE
+    assert two["pairs_trained"] == one["pairs_trained"] and two["steps"] == one["steps"]
+    # Rank 0 saved what one process saves, and only rank 0 reported.
+    assert sorted(p.name for p in output_dir.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert ("saving" in {phase for *_, phase in progress}) and progress[-1][0] == one["steps"]
+
+
+def test_a_stop_request_stops_every_rank(tmp_path, backbone):
+    config = RewardTrainConfig(backbone=backbone, processes=2, epochs=200, batch_size=2, precision="fp32")
+    steps: list[int] = []
+    with pytest.raises(TrainingStopped):
+        launch_reward(
+            tmp_path,
+            preference_pairs(),
+            config,
+            on_progress=lambda step, total, phase: steps.append(step),
+            should_stop=lambda: bool(steps) and steps[-1] >= 3,
+        )
+    assert 3 <= steps[-1] < 200
+    assert not any(process_alive(pid) for pid in rank_pids(tmp_path / "work", 2))
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_rank_that_dies_fails_the_launch_with_the_reason_and_leaves_nothing_behind(tmp_path, backbone):
+    config = RewardTrainConfig(backbone=backbone, processes=2, epochs=500, batch_size=2, precision="fp32")
+    work_dir = tmp_path / "work"
+    killed: list[int] = []
+
+    def kill_rank_1_once_training(step: int, total: int, phase: str) -> None:
+        if step >= 2 and not killed:
+            pid = rank_pids(work_dir, 2)[1]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with pytest.raises(DistributedTrainingError) as failure:
+        launch_reward(tmp_path, preference_pairs(), config, on_progress=kill_rank_1_once_training)
+
+    message = str(failure.value)
+    print(message)
+    assert "a training process failed" in message and "exit code" in message
+    assert "rank : 1" in message and "SIGKILL" in message
+    pids = rank_pids(work_dir, 2)
+    assert len(pids) == 2 and killed
+    assert not any(process_alive(pid) for pid in pids)
+    assert not launched_processes_of(work_dir)
+
+
+def test_reinforce_trains_on_two_processes(tmp_path):
+    from policy.reinforce.launch import write_job as write_reinforce_job
+
+    policy = build_policy(tmp_path / "policy")
+    reward_model = build_tiny_backbone(tmp_path / "reward")
+    prompts = [[{"role": "user", "content": text}] for text in ("hi", "hello", "a b", "c d", "e a", "hi ok")]
+    config = ReinforceConfig(
+        steps=2, prompts_per_step=2, samples_per_prompt=2, max_new_tokens=4, eval_every=2, eval_max_prompts=2,
+        checkpoint_every=1, processes=2,
+    )  # fmt: skip
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    write_reinforce_job(
+        work_dir, policy, reward_model, prompts[:4], prompts[4:], config, tmp_path / "out", tmp_path / "resume.pt"
+    )
+    logs, samples = {}, []
+    result = launch_torchrun(
+        "policy.reinforce.launch",
+        work_dir,
+        2,
+        on_log=logs.__setitem__,
+        on_samples=lambda step, rows: samples.extend(rows),
+    )
+
+    assert sorted(logs) == [1, 2] and result["steps"] == 2
+    assert (tmp_path / "out" / "final" / "model.safetensors").is_file()
+    assert (tmp_path / "out" / "checkpoint-1").is_dir()
+    train_samples = [s for s in samples if s["kind"] == "train"]
+    assert len(train_samples) == 2 * 2 * 2  # both ranks' samples of both steps: 2 prompts x 2 samples a step
+    assert len(result["eval_samples"]) == 2
+
+
+def test_the_configs_refuse_what_the_processes_cannot_do():
+    with pytest.raises(OptionError, match="fsdp is not available yet") as refused:
+        RewardTrainConfig(processes=2, strategy="fsdp")
+    assert refused.value.name == "strategy"
+    with pytest.raises(OptionError, match="multiple of processes"):
+        ReinforceConfig(prompts_per_step=3, processes=2)
+    with pytest.raises(OptionError, match="processes"):
+        RewardTrainConfig(processes=65)
+
+
+def process_alive(pid: int) -> bool:
+    """os.kill(pid, 0), not counting zombies (dead, waiting for their parent to read the exit code)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def launched_processes_of(work_dir: Path) -> list[int]:
+    """Live processes whose command line names the work dir (torchrun and its ranks): what pgrep -f would find."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if str(work_dir).encode() in (entry / "cmdline").read_bytes() and process_alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
