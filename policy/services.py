@@ -23,7 +23,7 @@ from policy import reinforce as trainer  # torch loads on the first call into it
 from policy.models import PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
-from rewardmodel.services import scorer_for
+from rewardmodel.services import REWARD_MODEL_LOADER, scorer_for
 from rlhf.options import OptionError
 from rlhf.prompts import MessageError, check_messages, prompt_group_id
 from rlhf.training import TrainingStopped
@@ -427,7 +427,15 @@ def _train_reinforce_distributed(
     try:
         work_dir.mkdir(parents=True)
         write_job(
-            work_dir, base, str(run.reward_run.artifact_dir), train, held_out, config, output_dir, run.resume_checkpoint
+            work_dir,
+            base,
+            str(run.reward_run.artifact_dir),
+            REWARD_MODEL_LOADER,
+            train,
+            held_out,
+            config,
+            output_dir,
+            run.resume_checkpoint,
         )
         return launch_torchrun(
             "policy.reinforce.launch",

@@ -264,6 +264,11 @@ def cancel_reward_run(run: RewardModelRun) -> bool:
 # Using a trained model ---------------------------------------------------------------------------
 
 
+# How a process without Django (a torchrun rank of a policy run) loads a reward model: "module:function", called
+# with the model folder and a device. Handed over as data, so the policy's training package names no other app.
+REWARD_MODEL_LOADER = "rewardmodel.train.scoring:load_reward_model"
+
+
 @lru_cache(maxsize=2)
 def _scorer(artifact_path: str):
     return trainer.load_reward_model(artifact_path)

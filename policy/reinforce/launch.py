@@ -7,6 +7,7 @@ model's folder); each rank loads the reward model itself and scores its own samp
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ def write_job(
     work_dir: Path,
     policy_path: str,
     reward_model_path: str,
+    reward_model_loader: str,
     prompts: list[list[dict]],
     eval_prompts: list[list[dict]],
     config: ReinforceConfig,
@@ -27,6 +29,7 @@ def write_job(
     job = {
         "policy_path": str(policy_path),
         "reward_model_path": str(reward_model_path),
+        "reward_model_loader": reward_model_loader,  # "module:function"
         "prompts": prompts,
         "eval_prompts": eval_prompts,
         "config": config.to_dict(),
@@ -38,8 +41,9 @@ def write_job(
 
 def train(job: dict, channel: RankChannel) -> dict:
     from policy.reinforce.train import train_reinforce
-    from rewardmodel.train.scoring import load_reward_model
 
+    module_name, _, function_name = job["reward_model_loader"].partition(":")
+    load_reward_model = getattr(importlib.import_module(module_name), function_name)
     scorer = load_reward_model(job["reward_model_path"], device=str(channel.context.device))
 
     def reward_fn(prompts: list[list[dict]], responses: list[str]) -> list[float]:

@@ -133,6 +133,7 @@ def test_a_rank_that_dies_fails_the_launch_with_the_reason_and_leaves_nothing_be
 
 def test_reinforce_trains_on_two_processes(tmp_path):
     from policy.reinforce.launch import write_job as write_reinforce_job
+    from rewardmodel.services import REWARD_MODEL_LOADER
 
     policy = build_policy(tmp_path / "policy")
     reward_model = build_tiny_backbone(tmp_path / "reward")
@@ -144,7 +145,15 @@ def test_reinforce_trains_on_two_processes(tmp_path):
     work_dir = tmp_path / "work"
     work_dir.mkdir()
     write_reinforce_job(
-        work_dir, policy, reward_model, prompts[:4], prompts[4:], config, tmp_path / "out", tmp_path / "resume.pt"
+        work_dir,
+        policy,
+        reward_model,
+        REWARD_MODEL_LOADER,
+        prompts[:4],
+        prompts[4:],
+        config,
+        tmp_path / "out",
+        tmp_path / "resume.pt",
     )
     logs, samples = {}, []
     result = launch_torchrun(
