@@ -119,9 +119,10 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "arbiter.wsgi.application"
 
-# PostgreSQL connections: DB_POOL=true uses psycopg's connection pool (Django's built-in one, in each web process:
-# DB_POOL_MIN_SIZE..DB_POOL_MAX_SIZE connections, a request borrows one and gives it back); otherwise a process keeps
-# its connection for CONN_MAX_AGE seconds (0: a new connection per request). docs/benchmarks.md has the measurements.
+# PostgreSQL connections. By default a process keeps its connection for CONN_MAX_AGE seconds (0: a new connection per
+# request), checked before reuse: measured faster than a connection per request (docs/benchmarks.md, "Web tier").
+# DB_POOL=true uses Django's built-in psycopg pool instead (needs psycopg[pool]; DB_POOL_MIN_SIZE..DB_POOL_MAX_SIZE
+# connections per process): worth it with threaded workers, not with gunicorn's sync ones.
 DB_POOL = envbool("DB_POOL", "False")
 CONN_MAX_AGE = envint("CONN_MAX_AGE", "60")
 DATABASES = {
