@@ -24,6 +24,7 @@ from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
 from rewardmodel.train import RewardTrainConfig
 from rlhf.preferences import AGGREGATIONS
+from runs import storage
 from runs.api import (
     TRAINING_RUN_FIELDS,
     AnyContentNegotiation,
@@ -136,4 +137,4 @@ class RewardModelRunViewSet(TrainingRunViewSet):
         location = run.artifact_location  # streamed from where it lives, never copied here first
         if location is None:
             raise NotFound(f"{run} has no trained model to download.")
-        return zip_download(location, f"{run.artifact_prefix}-{run.pk}")
+        return zip_download(location, storage.basename(location))

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from rewardmodel.forms import RewardRunForm
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import staff_required
 
@@ -74,7 +75,7 @@ def run_download(request: HttpRequest, pk: int) -> HttpResponse:
     location = run.artifact_location  # streamed from where it lives, never copied here first
     if location is None:
         return HttpResponse(f"{run} has no trained model to download.", status=404, content_type="text/plain")
-    return zip_download(location, f"{run.artifact_prefix}-{run.pk}")
+    return zip_download(location, storage.basename(location))
 
 
 @staff_required

@@ -13,8 +13,9 @@ QUEUE_HELP = "The workers that may train it (RUN_QUEUES: one queue per kind of m
 
 def queue_form_field() -> forms.ChoiceField:
     """The start form's queue: a choice among RUN_QUEUES, read when the form is built (settings may change)."""
+    # Not required: a form posted without it (a script, an old page) means the default queue.
     return forms.ChoiceField(
-        choices=run_queue_choices(), initial=default_run_queue(), label="Queue", help_text=QUEUE_HELP
+        choices=run_queue_choices(), initial=default_run_queue(), required=False, label="Queue", help_text=QUEUE_HELP
     )
 
 

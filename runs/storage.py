@@ -47,6 +47,11 @@ def join(location: str, *names: str) -> str:
     return str(Path(location).joinpath(*names))
 
 
+def basename(location: str) -> str:
+    """The folder's own name (`reward-7`), for a path or a URL alike."""
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fsspec.core.url_to_fs(location)
 
