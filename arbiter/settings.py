@@ -6,6 +6,7 @@ Production and CI set DATABASE_URL and REDIS_URL.
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,7 +119,26 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "arbiter.wsgi.application"
 
-DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{VAR_DIR / 'arbiter.sqlite3'}", conn_max_age=60)}
+# PostgreSQL connections. By default a process keeps its connection for CONN_MAX_AGE seconds (0: a new connection per
+# request), checked before reuse: measured faster than a connection per request (docs/benchmarks.md, "Web tier").
+# DB_POOL=true uses Django's built-in psycopg pool instead (needs psycopg[pool]; DB_POOL_MIN_SIZE..DB_POOL_MAX_SIZE
+# connections per process): worth it with threaded workers, not with gunicorn's sync ones.
+DB_POOL = envbool("DB_POOL", "False")
+CONN_MAX_AGE = envint("CONN_MAX_AGE", "60")
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'arbiter.sqlite3'}", conn_max_age=CONN_MAX_AGE, conn_health_checks=True
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL:
+    # The pool and persistent connections exclude each other (Django refuses both).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DB_POOL_MIN_SIZE", "2"),
+        "max_size": envint("DB_POOL_MAX_SIZE", "8"),
+        "timeout": envfloat("DB_POOL_TIMEOUT_SECONDS", "10"),
+    }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # IMMEDIATE takes the write lock when a transaction starts, so two annotators
     # asking for work at once are serialised instead of failing with "locked".
@@ -155,8 +175,14 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 MEDIA_ROOT = VAR_DIR / "media"
-# Trained models and checkpoints live here, one folder per run.
+# Trained models and checkpoints live here, one folder per run. With ARTIFACT_STORAGE_URL set, this is only the
+# worker's scratch space: a finished folder is uploaded there (runs/storage.py).
 ARTIFACTS_DIR = VAR_DIR / "artifacts"
+# An fsspec URL (s3://bucket/prefix with s3fs installed, file:///shared/artifacts, ...) where finished run folders
+# go, so that workers on other machines write where the web app reads. Unset: they stay in ARTIFACTS_DIR.
+ARTIFACT_STORAGE_URL = os.getenv("ARTIFACT_STORAGE_URL", "")
+# Local copies of stored models that this machine loads (scoring, a policy's reward model), fetched once each.
+ARTIFACT_CACHE_DIR = Path(os.getenv("ARTIFACT_CACHE_DIR", str(VAR_DIR / "artifact-cache")))
 # Folders whose models users may name (backbone, base model) besides ARTIFACTS_DIR and VAR_DIR / "models":
 # ARBITER_MODEL_ROOTS, separated like PATH. Anything else must be a hub id already in the local cache.
 MODEL_ROOTS = [Path(p) for p in os.getenv("ARBITER_MODEL_ROOTS", "").split(os.pathsep) if p]
@@ -185,6 +211,14 @@ CELERY_TASK_ROUTES = {
     "policy.tasks.*": {"queue": "gpu"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The Celery queues a run may be sent to, one per kind of machine (e.g. "gpu,gpu-80g"); the first is the default.
+# Workers pick theirs with -Q (README, "Production").
+RUN_QUEUES = envlist("RUN_QUEUES", "gpu")
+_bad_queues = [name for name in RUN_QUEUES if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}", name)]
+if not RUN_QUEUES or _bad_queues:
+    raise ImproperlyConfigured(
+        f"RUN_QUEUES must be comma-separated queue names (letters, digits, _ . : -), not {os.getenv('RUN_QUEUES')!r}."
+    )
 # A running trainer beats from a thread every RUN_HEARTBEAT_SECONDS, however long its steps; a run silent for
 # RUN_STALE_MINUTES has lost its worker: the periodic check (below), a redelivered task or a cancel ends it.
 RUN_HEARTBEAT_SECONDS = envfloat("RUN_HEARTBEAT_SECONDS", "30")

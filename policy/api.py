@@ -27,6 +27,7 @@ from policy.reinforce import ReinforceConfig, SFTConfig
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
 from rewardmodel.models import RewardModelRun
 from rlhf.options import OptionError
+from runs import storage
 from runs.api import (
     TRAINING_RUN_FIELDS,
     AnyContentNegotiation,
@@ -36,6 +37,7 @@ from runs.api import (
     service_error,
 )
 from runs.dashboard import zip_download
+from runs.forms import RunQueueField
 
 
 class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
@@ -74,6 +76,7 @@ class StartPolicyRunSerializer(serializers.Serializer):
         queryset=Batch.objects.all(), required=False, help_text="Prompts (REINFORCE) or demonstrations (SFT)."
     )
     data_file = serializers.FileField(required=False, help_text="Or a JSONL file of prompts / dialogues (multipart).")
+    queue = RunQueueField()
     options = serializers.JSONField(
         required=False, help_text="Trainer settings (ReinforceConfig / SFTConfig fields); unknown names are an error."
     )
@@ -213,4 +216,4 @@ class PolicyRunViewSet(TrainingRunViewSet):
         # Only names the run lists: nothing outside its folder can be asked for.
         if name not in run.checkpoint_names():
             raise NotFound(f"{run} has no model named {name!r} to download.")
-        return zip_download(run.artifact_dir / name, f"policy-{run.pk}-{name}")
+        return zip_download(storage.join(run.artifact_location, name), f"policy-{run.pk}-{name}")

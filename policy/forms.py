@@ -13,6 +13,7 @@ from policy.models import PolicyRun
 from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rlhf.options import OptionError
+from runs.forms import queue_form_field
 from runs.models import RunStatus
 
 
@@ -56,6 +57,7 @@ class RunDataForm(ConfigOptionsForm):
         super().__init__(*args, **kwargs)
         self.fields["base_run"].queryset = PolicyRun.objects.filter(status=RunStatus.SUCCEEDED)
         self.fields["data_batch"].queryset = batches_with_counts()
+        self.fields["queue"] = queue_form_field()
 
     def clean_base_path(self) -> str:
         try:
@@ -79,6 +81,7 @@ class RunDataForm(ConfigOptionsForm):
             "base_path": data["base_path"],
             "data_batch": data["data_batch"],
             "data_file": data["data_file"],
+            "queue": data["queue"],
             **self.training_options(),
         }
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.db import models
 from django.urls import reverse
 
+from runs import storage
 from runs.models import TrainingLog, TrainingRun
 
 
@@ -81,11 +82,13 @@ class PolicyRun(TrainingRun):
 
     def checkpoint_names(self) -> list[str]:
         """Downloadable folders of the run: "final" first, then checkpoint-<step> in step order."""
-        if self.artifact_dir is None:
+        location = self.artifact_location
+        if location is None:
             return []
-        checkpoints = [p.name for p in self.artifact_dir.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
+        folders = storage.subfolders(location)  # a listing, not a download, when the run lives in the object store
+        checkpoints = [name for name in folders if name.startswith("checkpoint-")]
         checkpoints.sort(key=lambda name: int(name.rsplit("-", 1)[1]) if name.rsplit("-", 1)[1].isdigit() else 0)
-        return (["final"] if (self.artifact_dir / "final").is_dir() else []) + checkpoints
+        return (["final"] if "final" in folders else []) + checkpoints
 
     def sample_steps(self) -> list[int]:
         return list(self.samples.order_by("step").values_list("step", flat=True).distinct())

@@ -27,7 +27,7 @@ from rewardmodel.services import REWARD_MODEL_LOADER, scorer_for
 from rlhf.options import OptionError
 from rlhf.prompts import MessageError, check_messages, prompt_group_id
 from rlhf.training import TrainingStopped
-from runs.models import OnLog, RunStatus
+from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
 # Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most MAX_EVAL_PROMPTS.
 EVAL_FRACTION = 0.2
@@ -218,6 +218,7 @@ def start_policy_run(
     data_batch: Batch | None = None,
     data_file: IO[bytes] | None = None,
     dispatch: bool = True,
+    queue: str = "",
     **options,
 ) -> PolicyRun:
     """Create a queued run and (by default) hand it to a worker once the row is committed.
@@ -227,6 +228,10 @@ def start_policy_run(
     and kept under MEDIA_ROOT so the worker reads exactly what was uploaded).
     """
     config = build_config(kind, **options)
+    try:
+        queue = check_run_queue(queue)
+    except RunQueueError as exc:
+        raise PolicyRunError(str(exc)) from None
     if kind == PolicyRun.Kind.REINFORCE:
         if reward_run is None:
             raise PolicyRunError("Pick a reward-model run: REINFORCE needs a reward model.")
@@ -234,14 +239,14 @@ def start_policy_run(
             raise PolicyRunError(
                 f"Reward run {reward_run.pk} is {reward_run.get_status_display().lower()}; pick a run that succeeded."
             )
-        if reward_run.artifact_dir is None:
+        if reward_run.artifact_location is None:
             raise PolicyRunError(f"Reward run {reward_run.pk} has no trained model on disk any more.")
     else:
         reward_run = None
     base_path = (base_path or "").strip()
     if base_run is not None and base_path:
         raise PolicyRunError("Give either a base policy run or a base path, not both.")
-    if base_run is not None and base_run.model_dir is None:
+    if base_run is not None and base_run.artifact_location is None:
         raise PolicyRunError(f"Base {base_run} has no trained model (status: {base_run.get_status_display()}).")
     if (data_batch is None) == (data_file is None):
         raise PolicyRunError("Give the data either as a batch or as an uploaded file (exactly one).")
@@ -276,6 +281,7 @@ def start_policy_run(
             data_batch=data_batch,
             config={**config.to_dict(), **extra},
             total_steps=getattr(config, "steps", 0),
+            queue=queue,
         )
         run.save()
         if data_file is not None:

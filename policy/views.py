@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from policy.forms import ReinforceRunForm, SFTRunForm
 from policy.models import PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
+from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import staff_required
 
@@ -93,7 +94,7 @@ def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResp
     run = get_object_or_404(PolicyRun, pk=pk)
     if name not in run.checkpoint_names():
         return HttpResponse(f"{run} has no model named {name!r} to download.", status=404, content_type="text/plain")
-    return zip_download(run.artifact_dir / name, f"policy-{run.pk}-{name}")
+    return zip_download(storage.join(run.artifact_location, name), f"policy-{run.pk}-{name}")
 
 
 @staff_required

@@ -24,6 +24,7 @@ from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
 from rewardmodel.train import RewardTrainConfig
 from rlhf.preferences import AGGREGATIONS
+from runs import storage
 from runs.api import (
     TRAINING_RUN_FIELDS,
     AnyContentNegotiation,
@@ -33,6 +34,7 @@ from runs.api import (
     service_error,
 )
 from runs.dashboard import zip_download
+from runs.forms import RunQueueField
 
 
 class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
@@ -44,7 +46,7 @@ class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSeri
         read_only_fields = fields
 
     def get_has_model(self, run: RewardModelRun) -> bool:
-        return run.artifact_dir is not None
+        return run.artifact_location is not None
 
 
 class StartRewardRunSerializer(serializers.Serializer):
@@ -56,6 +58,7 @@ class StartRewardRunSerializer(serializers.Serializer):
     exclude_flagged = serializers.BooleanField(
         default=False, help_text="Leave out the annotators the quality figures flag on these batches."
     )
+    queue = RunQueueField()
     options = options_serializer(RewardTrainConfig)(
         required=False, help_text="Trainer settings (RewardTrainConfig's options); unknown names are an error."
     )
@@ -100,6 +103,7 @@ class RewardModelRunViewSet(TrainingRunViewSet):
                 aggregate=data["aggregate"],
                 exclude_annotators=data.get("exclude_annotators", []),
                 exclude_flagged=data["exclude_flagged"],
+                queue=data.get("queue", ""),
                 **data.get("options", {}),
             )
         except RewardRunError as exc:
@@ -130,7 +134,7 @@ class RewardModelRunViewSet(TrainingRunViewSet):
     @action(detail=True, methods=["get"], content_negotiation_class=AnyContentNegotiation, filterset_fields=[])
     def download(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         run = self.get_object()
-        folder = run.artifact_dir
-        if folder is None:
+        location = run.artifact_location  # streamed from where it lives, never copied here first
+        if location is None:
             raise NotFound(f"{run} has no trained model to download.")
-        return zip_download(folder, folder.name)
+        return zip_download(location, storage.basename(location))

@@ -7,6 +7,7 @@ from annotate.models import Batch
 from arbiter.options import ConfigOptionsForm
 from rewardmodel.train import RewardTrainConfig
 from rlhf.preferences import AGGREGATION_LABELS, AGGREGATIONS
+from runs.forms import queue_form_field
 
 
 class RewardRunForm(ConfigOptionsForm):
@@ -27,6 +28,7 @@ class RewardRunForm(ConfigOptionsForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["batches"].queryset = batches_with_counts()
+        self.fields["queue"] = queue_form_field()
 
     def clean_batches(self):
         batches = self.cleaned_data["batches"]

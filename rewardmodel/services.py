@@ -24,7 +24,7 @@ from rlhf.options import OptionError
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
 from rlhf.prompts import join_input, prompt_group_id
 from rlhf.training import TrainingStopped
-from runs.models import OnLog
+from runs.models import OnLog, RunQueueError, check_run_queue
 
 
 class RewardRunError(Exception):
@@ -140,6 +140,7 @@ def start_reward_run(
     exclude_annotators: Iterable = (),
     exclude_flagged: bool = False,
     dispatch: bool = True,
+    queue: str = "",
     **options,
 ) -> RewardModelRun:
     """Create a queued run on the batches' judgments and (by default) hand it to a worker.
@@ -152,6 +153,10 @@ def start_reward_run(
     if not batches:
         raise RewardRunError("Pick at least one batch.")
     _check_aggregation(aggregate)
+    try:
+        queue = check_run_queue(queue)
+    except RunQueueError as exc:
+        raise RewardRunError(str(exc)) from None
     exclude_ids = {getattr(a, "pk", a) for a in exclude_annotators}
     if exclude_flagged:
         exclude_ids |= flagged_annotators(batches).keys()
@@ -176,6 +181,7 @@ def start_reward_run(
             },
             judgments_count=count,
             judgments_hash=digest,
+            queue=queue,
         )
         run.batches.set(batches)
         if dispatch:

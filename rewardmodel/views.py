@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from rewardmodel.forms import RewardRunForm
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import staff_required
 
@@ -30,6 +31,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 form.cleaned_data["batches"],
                 aggregate=form.cleaned_data["aggregate"],
                 exclude_flagged=form.cleaned_data["exclude_flagged"],
+                queue=form.cleaned_data["queue"],
                 **form.training_options(),
             )
         except RewardRunError as exc:
@@ -70,10 +72,10 @@ def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def run_download(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(RewardModelRun, pk=pk)
-    folder = run.artifact_dir
-    if folder is None:
+    location = run.artifact_location  # streamed from where it lives, never copied here first
+    if location is None:
         return HttpResponse(f"{run} has no trained model to download.", status=404, content_type="text/plain")
-    return zip_download(folder, folder.name)
+    return zip_download(location, storage.basename(location))
 
 
 @staff_required

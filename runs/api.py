@@ -34,6 +34,7 @@ TRAINING_RUN_FIELDS = [
     "dispatch_attempts",
     "worker_lost_at",
     "resumes",
+    "queue",
 ]
 
 

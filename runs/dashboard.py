@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
 from arbiter.streams import ChunkSink
+from runs import storage
 from runs.models import TrainingRun
 
 # htmx stops polling when a response has this status.
@@ -58,8 +59,8 @@ def resume_and_redirect(request: HttpRequest, run: TrainingRun) -> HttpResponse:
     return redirect(run)
 
 
-def zip_download(folder: Path, name: str) -> StreamingHttpResponse:
-    """`folder` as `<name>.zip`, streamed, its files under `<name>/`."""
+def zip_download(folder: Path | str, name: str) -> StreamingHttpResponse:
+    """`folder` (a path, or a URL in the object store) as `<name>.zip`, streamed, its files under `<name>/`."""
     response = StreamingHttpResponse(zip_stream(folder, root_name=name), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
     return response
@@ -136,14 +137,21 @@ def line_chart(
     }
 
 
-def zip_stream(folder: Path, root_name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Zip `folder` into a stream, a chunk at a time: a large model never sits whole in memory."""
+def zip_stream(folder: Path | str, root_name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Zip `folder` into a stream, a chunk at a time: a large model never sits whole in memory.
+
+    `folder` is a path or an object-store URL (runs.storage): files are read from where they live, a chunk at a time,
+    never copied here first."""
+    location = str(folder)
     pipe = ChunkSink()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            arcname = f"{root_name}/{path.relative_to(folder).as_posix()}"
-            large = path.stat().st_size > zipfile.ZIP64_LIMIT
-            with path.open("rb") as source, archive.open(arcname, "w", force_zip64=large) as target:
+        for relative, size in storage.iter_files(location):
+            arcname = f"{root_name}/{relative}"
+            large = size > zipfile.ZIP64_LIMIT
+            with (
+                storage.open_file(location, relative) as source,
+                archive.open(arcname, "w", force_zip64=large) as target,
+            ):
                 while block := source.read(chunk_size):
                     target.write(block)
                     yield pipe.drain()

@@ -37,6 +37,8 @@ from django.db import connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from runs import storage
+
 logger = logging.getLogger(__name__)
 
 # How often a running trainer re-reads the cancel flag from the database.
@@ -78,6 +80,29 @@ RESUME_CHECKPOINT = "resume.pt"
 RESUME_STEP_FILE = "resume.json"
 # Sending a task to a broker that is down: give up fast (the request must answer), the outbox re-sends later.
 DISPATCH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+class RunQueueError(ValueError):
+    """A queue name that is not one of RUN_QUEUES."""
+
+
+def default_run_queue() -> str:
+    """Where a run goes unless it names a queue: the first of RUN_QUEUES ("gpu" by default)."""
+    return settings.RUN_QUEUES[0]
+
+
+def check_run_queue(name: str | None) -> str:
+    """`name` when it is one of RUN_QUEUES, the default queue when blank; RunQueueError otherwise."""
+    name = (name or "").strip()
+    if not name:
+        return default_run_queue()
+    if name not in settings.RUN_QUEUES:
+        raise RunQueueError(f"Unknown queue {name!r}: pick one of {', '.join(settings.RUN_QUEUES)}.")
+    return name
+
+
+def run_queue_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in settings.RUN_QUEUES]
 
 
 def resume_dir_for(final_dir: Path) -> Path:
@@ -192,6 +217,9 @@ class TrainingRun(models.Model):
     # Set when the run failed because its worker went away (not because training raised): it can be resumed.
     worker_lost_at = models.DateTimeField(null=True, blank=True)
     resumes = models.PositiveIntegerField(default=0)
+    # The Celery queue the run is sent to (one of RUN_QUEUES): the kind of machine that may train it. The watchdog
+    # re-sends it to the same queue.
+    queue = models.CharField(max_length=100, default=default_run_queue)
 
     # The Celery task that trains a run of this kind, and the prefix of its folder under ARTIFACTS_DIR.
     task_name: ClassVar[str] = ""
@@ -226,7 +254,11 @@ class TrainingRun(models.Model):
         now = timezone.now()
         try:
             current_app.send_task(
-                task_name or self.task_name, args=[self.pk], retry=True, retry_policy=DISPATCH_RETRY_POLICY
+                task_name or self.task_name,
+                args=[self.pk],
+                queue=self.queue or default_run_queue(),  # over CELERY_TASK_ROUTES
+                retry=True,
+                retry_policy=DISPATCH_RETRY_POLICY,
             )
         except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, a refused socket...
             logger.warning("%s: could not send its task (%s); it stays queued and will be re-sent.", self, exc)
@@ -500,7 +532,9 @@ class TrainingRun(models.Model):
             partial_dir.rename(final_dir)
             if finish is not None:
                 metrics = finish(metrics)
-            self.mark_succeeded(metrics, str(final_dir))
+            # Where readers find it: the folder itself, or its copy in the object store (ARTIFACT_STORAGE_URL).
+            location = storage.publish(final_dir)
+            self.mark_succeeded(metrics, location)
             shutil.rmtree(resume_dir, ignore_errors=True)
         except stopped:
             shutil.rmtree(partial_dir, ignore_errors=True)
@@ -572,13 +606,19 @@ class TrainingRun(models.Model):
     # Read-only helpers for pages.
 
     @property
-    def artifact_dir(self) -> Path | None:
-        """What training wrote (a reward model; a policy's final model and checkpoints), once the run
-        succeeded and only while the folder is there."""
+    def artifact_location(self) -> str | None:
+        """Where what training wrote lives (a folder's path, or its URL in the object store), once the run succeeded
+        and only while it is there. Downloads stream from it (runs.storage)."""
         if self.status != RunStatus.SUCCEEDED or not self.artifact_path:
             return None
-        path = Path(self.artifact_path)
-        return path if path.is_dir() else None
+        return self.artifact_path if storage.exists(self.artifact_path) else None
+
+    @property
+    def artifact_dir(self) -> Path | None:
+        """What training wrote (a reward model; a policy's final model and checkpoints) as a folder on this machine,
+        to load a model from: the folder itself, or a local copy of the stored one (fetched on first use)."""
+        location = self.artifact_location
+        return None if location is None else storage.local_folder(location)
 
     @property
     def is_finished(self) -> bool:

@@ -48,8 +48,10 @@ def current_database_url() -> str:
 class CeleryWorker:
     """A worker subprocess; `output` keeps its log lines (INFO: a few per task) for assertions and failures."""
 
-    def __init__(self) -> None:
+    def __init__(self, queues: str = "gpu,celery", env: dict[str, str] | None = None) -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        self.queues = queues
+        self.extra_env = env or {}
         self.output: list[str] = []
         self.ready = threading.Event()
         self.process: subprocess.Popen | None = None
@@ -63,10 +65,11 @@ class CeleryWorker:
             "PYTHONUNBUFFERED": "1",
             # Two cores shared by everything: keep torch from spawning a thread per core.
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            **self.extra_env,
         }
         command = [
             sys.executable, "-m", "celery", "-A", "arbiter", "worker",
-            "-Q", "gpu,celery", "--concurrency=1", "--pool=prefork", "--prefetch-multiplier=1",
+            "-Q", self.queues, "--concurrency=1", "--pool=prefork", "--prefetch-multiplier=1",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
             "-n", self.name, "--loglevel=INFO",
         ]  # fmt: skip

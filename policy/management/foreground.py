@@ -61,7 +61,8 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
                 base_path=base_path,
                 data_batch=data_batch,
                 data_file=handle,
-                dispatch=False,
+                dispatch=bool(options.get("queue")),
+                queue=options.get("queue") or "",
                 **start,
             )
         except PolicyRunError as exc:
@@ -69,5 +70,8 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
         finally:
             if handle is not None:
                 handle.close()
+        if options.get("queue"):
+            self.report_queued(run)
+            return
         run = self.train(run, run_policy_training)
         self.report(run.model_dir, {"run": run.pk, **run.metrics})

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from arbiter.options import build_options
 from rlhf.options import OptionError, given_options
@@ -30,6 +30,18 @@ class ForegroundTrainingCommand(BaseCommand):
         except OptionError as exc:
             raise CommandError(str(exc)) from None
         return given
+
+    @staticmethod
+    def add_queue_argument(parser: CommandParser) -> None:
+        parser.add_argument(
+            "--queue",
+            metavar="NAME",
+            help="Send the run to the workers of this queue (one of RUN_QUEUES) instead of training it here.",
+        )
+
+    def report_queued(self, run: TrainingRun) -> None:
+        """A run sent to a worker: its id and queue (the task leaves once the command's transaction commits)."""
+        self.stdout.write(f"Run {run.pk} queued on {run.queue}")
 
     def train(self, run: Run, run_training: Callable[[Run, OnLog], Run]) -> Run:
         """Print the run id, train in this process with progress lines, and fail the command unless it succeeded."""

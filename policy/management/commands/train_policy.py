@@ -25,6 +25,7 @@ class Command(PolicyTrainingCommand):
         prompts.add_argument("--prompts-batch", metavar="NAME", help="Use the distinct prompts of this batch.")
         prompts.add_argument("--prompts-file", metavar="FILE", help='JSONL, one {"prompt": ...} per line.')
         add_option_arguments(parser, ReinforceConfig)
+        self.add_queue_argument(parser)
 
     def handle(self, *args, **options) -> None:
         reward_run = RewardModelRun.objects.filter(pk=options["reward_run"]).first()

@@ -23,6 +23,7 @@ class Command(PolicyTrainingCommand):
         data.add_argument("--batch", metavar="NAME", help="Each judged item's prompt with its chosen response.")
         data.add_argument("--file", metavar="FILE", help='JSONL, one {"messages": [...]} dialogue per line.')
         add_option_arguments(parser, SFTConfig)
+        self.add_queue_argument(parser)
 
     def handle(self, *args, **options) -> None:
         training = self.checked_options(SFTConfig, options)

@@ -26,6 +26,7 @@ class Command(ForegroundTrainingCommand):
             "--exclude-flagged", action="store_true", help="Leave out annotators the quality page flags."
         )
         add_option_arguments(parser, RewardTrainConfig)
+        self.add_queue_argument(parser)
 
     def handle(self, *args, **options) -> None:
         names = list(dict.fromkeys(options["batch"]))
@@ -40,10 +41,14 @@ class Command(ForegroundTrainingCommand):
                 batches,
                 aggregate=options["aggregate"],
                 exclude_flagged=options["exclude_flagged"],
-                dispatch=False,
+                dispatch=bool(options["queue"]),
+                queue=options["queue"] or "",
                 **training,
             )
         except RewardRunError as exc:
             raise CommandError(str(exc)) from None
+        if options["queue"]:
+            self.report_queued(run)
+            return
         run = self.train(run, run_reward_training)
         self.report(run.artifact_path, run.metrics)

@@ -1,0 +1,190 @@
+"""N closed-loop annotators against a running Arbiter, through the API: "next → rate each sample → submit", no think
+time. Reports per-request p50/p95/p99 for next and rate, judgments per second and errors, then checks the database:
+judgments stored == successful ratings, and no item judged by more annotators than its batch's overlap.
+
+Setup and the check use the Django ORM on the same database as the server (same DATABASE_URL / settings env); the
+load itself is plain HTTP (asyncio + httpx), one user and API token per annotator, so nothing is shared but the
+server. Each call creates a fresh batch (`load-<timestamp>`) and fresh users (`load-<timestamp>-<n>`), and
+deactivates other batches named `load-*` so annotators only get this run's items.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/arbiter_load SECRET_KEY=… ALLOWED_HOSTS=127.0.0.1 \\
+      .venv/bin/python bench/load_annotators.py --url http://127.0.0.1:8000 --annotators 10 --seconds 20
+
+Loopback only: this is a load generator; point it at your own server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arbiter.settings")
+
+RATINGS = (-2, -1, 1, 2)
+
+
+@dataclass
+class Stats:
+    latencies_ms: dict[str, list[float]] = field(default_factory=lambda: {"next": [], "rate": [], "submit": []})
+    ratings_ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    no_work: int = 0
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def setup(annotators: int, items: int, overlap: int, samples_per_hit: int) -> tuple[str, list[str]]:
+    """A fresh active batch of `items` and `annotators` users with a token each; returns (batch name, keys)."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from accounts.tokens import issue_token
+    from annotate.models import Batch, Item
+
+    stamp = time.strftime("%Y%m%d%H%M%S") + f"{random.randrange(1000):03d}"
+    name = f"load-{stamp}"
+    Batch.objects.filter(name__startswith="load-").update(active=False)
+    batch = Batch.objects.create(
+        name=name, overlap=overlap, samples_per_hit=samples_per_hit, gold_rate=0, priority=1000
+    )
+    Item.objects.bulk_create(
+        (
+            Item(
+                batch=batch,
+                external_id=str(i),
+                prompt=[{"role": "user", "content": f"Question number {i}: what is {i} + {i}?"}],
+                response_1=f"It is {2 * i}.",
+                response_2=f"The answer is {2 * i}, because {i} + {i} = {2 * i}.",
+            )
+            for i in range(items)
+        ),
+        batch_size=2000,
+    )
+    User = get_user_model()
+    keys = []
+    for n in range(annotators):
+        user = User.objects.create_user(username=f"{name}-{n}", password=None)
+        keys.append(issue_token(user)[1])
+    return name, keys
+
+
+def check(batch_name: str, ratings_ok: int) -> dict:
+    """What the database holds after the load: judgments vs successful ratings, and the overlap."""
+    from django.db.models import Count
+
+    from annotate.models import Batch, Judgment
+
+    batch = Batch.objects.get(name=batch_name)
+    judgments = Judgment.objects.filter(item__batch=batch)
+    stored = judgments.count()
+    over = judgments.values("item").annotate(n=Count("annotator", distinct=True)).filter(n__gt=batch.overlap).count()
+    return {"judgments_stored": stored, "ratings_ok": ratings_ok, "items_over_overlap": over}
+
+
+async def annotator(client: httpx.AsyncClient, key: str, stats: Stats, deadline: float) -> None:
+    headers = {"Authorization": f"Token {key}"}
+
+    async def post(kind: str, url: str, payload: dict | None = None) -> httpx.Response | None:
+        started = time.perf_counter()
+        try:
+            response = await client.post(url, json=payload, headers=headers)
+        except httpx.HTTPError as exc:
+            stats.error(f"{kind}: {type(exc).__name__}")
+            return None
+        stats.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
+        if response.status_code >= 400:
+            stats.error(f"{kind}: HTTP {response.status_code}")
+            return None
+        return response
+
+    while time.monotonic() < deadline:
+        response = await post("next", "/api/hits/next/")
+        if response is None:
+            await asyncio.sleep(0.05)
+            continue
+        if response.status_code == 204:
+            stats.no_work += 1
+            return
+        hit = response.json()
+        for sample in hit["samples"]:
+            if time.monotonic() >= deadline:
+                return
+            if sample["rating"] is not None:
+                continue
+            rated = await post(
+                "rate",
+                f"/api/hits/{hit['id']}/rate/",
+                {"position": sample["position"], "rating": random.choice(RATINGS), "elapsed_ms": 1000},
+            )
+            if rated is not None:
+                stats.ratings_ok += 1
+        await post("submit", f"/api/hits/{hit['id']}/submit/")
+
+
+async def load(url: str, keys: list[str], seconds: float) -> tuple[Stats, float]:
+    stats = Stats()
+    limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=len(keys))
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(annotator(client, key, stats, started + seconds) for key in keys))
+        elapsed = time.monotonic() - started
+    return stats, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--annotators", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--overlap", type=int, default=3)
+    parser.add_argument("--samples-per-hit", type=int, default=6)
+    parser.add_argument("--label", default="", help="A name for this configuration, repeated in the JSON line.")
+    args = parser.parse_args()
+    if not args.url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
+        parser.error("--url must be a loopback address (this is a load generator).")
+
+    batch_name, keys = setup(args.annotators, args.items, args.overlap, args.samples_per_hit)
+    stats, elapsed = asyncio.run(load(args.url, keys, args.seconds))
+    result = {
+        "label": args.label,
+        "annotators": args.annotators,
+        "seconds": round(elapsed, 1),
+        "judgments_per_second": round(stats.ratings_ok / elapsed, 1),
+        **{
+            f"{kind}_ms": {f"p{q}": round(percentile(values, q), 1) for q in (50, 95, 99)} | {"n": len(values)}
+            for kind, values in stats.latencies_ms.items()
+        },
+        "errors": stats.errors,
+        "no_work": stats.no_work,
+        "check": check(batch_name, stats.ratings_ok),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(result))
+    ok = result["check"]["judgments_stored"] == stats.ratings_ok and result["check"]["items_over_overlap"] == 0
+    if not ok:
+        sys.exit("CHECK FAILED: judgments stored differ from successful ratings, or an item exceeds its overlap.")
+
+
+if __name__ == "__main__":
+    main()
