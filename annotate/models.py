@@ -193,7 +193,8 @@ class Judgment(models.Model):
     hit = models.ForeignKey(Hit, null=True, blank=True, on_delete=models.SET_NULL, related_name="judgments")
     rating = models.SmallIntegerField(choices=Rating.choices)
     swapped = models.BooleanField(default=False, help_text="Responses were shown in swapped order.")
-    time_ms = models.PositiveIntegerField(default=0, help_text="Time spent on the item.")
+    # Wide, and capped at MAX_ITEM_SECONDS by annotate.services: a 32-bit column once overflowed from repeated reports.
+    time_ms = models.PositiveBigIntegerField(default=0, help_text="Time spent on the item.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

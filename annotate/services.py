@@ -6,17 +6,16 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import BigIntegerField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from django.utils.translation import ngettext
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import hit_progress
 
-# Longest time one visit to an item may add; guards against a tab left open overnight.
-MAX_ELAPSED_MS = 30 * 60 * 1000
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
 LOCK_ATTEMPTS = 5
 
@@ -67,18 +66,23 @@ def assign_hit(user) -> Hit | None:
 
     A new HIT comes from the first active batch, in queue order (priority, then oldest), with work left.
 
-    Items are locked with SKIP LOCKED (PostgreSQL) so two annotators asking at the
-    same moment never take the same slot; on SQLite the IMMEDIATE transaction mode
-    serialises the whole function instead.
+    One transaction that starts by locking the annotator's user row: requests of the same annotator
+    arriving at once (a double click, ten tabs) queue behind each other, and each one after the first
+    finds the HIT the first one made, so an annotator never holds two open HITs. Items are locked with
+    SKIP LOCKED (PostgreSQL) so two annotators asking at the same moment never take the same slot; on
+    SQLite the IMMEDIATE transaction mode serialises the whole function instead.
     """
-    hit = current_hit(user)
-    if hit is not None:
-        return hit
-    for batch in Batch.objects.filter(active=True).in_queue_order():
-        with transaction.atomic():
-            hit = _assign_from_batch(user, batch)
+    User = get_user_model()
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
+        hit = current_hit(user)
         if hit is not None:
             return hit
+        for batch in Batch.objects.filter(active=True).in_queue_order():
+            with transaction.atomic():
+                hit = _assign_from_batch(user, batch)
+            if hit is not None:
+                return hit
     return None
 
 
@@ -134,14 +138,74 @@ def _unseen_gold_items(user, batch: Batch, count: int) -> list[int]:
     return random.sample(candidates, min(count, len(candidates)))
 
 
+class SampleGivenBack(AnnotationError):
+    """The sample's item went to other annotators while its HIT was idle past the timeout."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(
+            f"Sample {position} was given back: this HIT was idle for over {settings.HIT_TIMEOUT_MINUTES} minutes "
+            "and the sample went to another annotator. Your rating of it was not saved; rate the other samples "
+            "and submit.",
+            field="position",
+        )
+
+
+def given_back_slots(hit: Hit) -> QuerySet[HitSlot]:
+    """The HIT's un-rated slots whose items went to others: over their overlap without this HIT's annotator.
+
+    A slot is held while its HIT is live; once the HIT idles past the timeout its item may be handed out
+    again, and only while the others' judgments and live slots still leave room is the item still this
+    annotator's to rate. Gold items go to everyone whatever the overlap and are never given back.
+    """
+    batch = hit.batch
+    cutoff = timezone.now() - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES)
+    annotator_id = hit.annotator_id
+    judged_by_holder = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=OuterRef("hit__annotator_id"))
+    judged_by_others = Judgment.objects.filter(item_id=OuterRef("item_id")).exclude(annotator_id=annotator_id)
+    held_by_others = (
+        HitSlot.objects.filter(
+            item_id=OuterRef("item_id"), hit__submitted_at__isnull=True, hit__last_activity_at__gte=cutoff
+        )
+        .exclude(hit__annotator_id=annotator_id)
+        .filter(~Exists(judged_by_holder))
+    )
+    slots = hit.slots.filter(~Exists(Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=annotator_id)))
+    if batch.gold_rate > 0:
+        slots = slots.filter(item__gold__isnull=True)
+    return (
+        slots.annotate(n_judged=_count_subquery(judged_by_others), n_held=_count_subquery(held_by_others))
+        .annotate(taken_by_others=F("n_judged") + F("n_held"))
+        .filter(taken_by_others__gte=batch.overlap)
+    )
+
+
+def given_back_positions(hit: Hit) -> set[int]:
+    return set(given_back_slots(hit).values_list("position", flat=True))
+
+
+def _countable_ms(elapsed_ms: int) -> int:
+    """The part of one reported time that may count: never negative, never more than an item's whole allowance.
+
+    Clamped, never refused: bookkeeping must not stop a rating from being saved.
+    """
+    return max(0, min(int(elapsed_ms), max_item_ms()))
+
+
+def max_item_ms() -> int:
+    return settings.MAX_ITEM_SECONDS * 1000
+
+
 @transaction.atomic
 def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) -> Judgment:
     """Save (or change) the rating the annotator clicked for sample `position`.
 
     `screen_rating` is relative to what was on screen; it is stored in the item's
-    orientation. Time on the item adds up over visits.
+    orientation. Time on the item adds up over visits, up to MAX_ITEM_SECONDS.
+
+    A HIT idle past the timeout may have lost samples to other annotators: rating such a sample is refused
+    (SampleGivenBack); rating one that is still free keeps the rating and makes the HIT live again.
     """
-    hit = Hit.objects.select_for_update().get(pk=hit.pk)
+    hit = Hit.objects.select_for_update().select_related("batch").get(pk=hit.pk)
     if hit.is_submitted:
         raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
     if screen_rating not in Rating.values:
@@ -150,7 +214,11 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
         slot = hit.slots.select_related("item").get(position=position)
     except HitSlot.DoesNotExist:
         raise AnnotationError(f"This HIT has no sample {position}.", field="position") from None
-    elapsed_ms = max(0, min(int(elapsed_ms), MAX_ELAPSED_MS))
+    # Lock the item like assignment does, so it cannot be handed out between the check and the save.
+    Item.objects.select_for_update().filter(pk=slot.item_id).values_list("pk", flat=True).get()
+    if given_back_slots(hit).filter(pk=slot.pk).exists():
+        raise SampleGivenBack(position)
+    elapsed_ms = _countable_ms(elapsed_ms)
     judgment, created = Judgment.objects.select_for_update().get_or_create(
         item=slot.item,
         annotator=hit.annotator,
@@ -163,31 +231,32 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
     )
     if not created:
         judgment.rating = slot.to_item_rating(screen_rating)
-        judgment.time_ms += elapsed_ms
+        judgment.time_ms = min(judgment.time_ms + elapsed_ms, max_item_ms())
         judgment.save(update_fields=["rating", "time_ms", "updated_at"])
     hit.touch()
     return judgment
 
 
 def add_time(hit: Hit, position: int, elapsed_ms: int) -> None:
-    """Record time spent on a sample that was left without a new click."""
-    elapsed_ms = max(0, min(int(elapsed_ms), MAX_ELAPSED_MS))
+    """Record time spent on a sample that was left without a new click (up to MAX_ITEM_SECONDS in all)."""
+    elapsed_ms = _countable_ms(elapsed_ms)
     slot = hit.slots.filter(position=position).first()
     if slot is None or hit.is_submitted or elapsed_ms == 0:
         return
     Judgment.objects.filter(item_id=slot.item_id, annotator_id=hit.annotator_id).update(
-        time_ms=F("time_ms") + elapsed_ms
+        time_ms=Least(F("time_ms") + elapsed_ms, Value(max_item_ms()), output_field=BigIntegerField())
     )
     hit.touch()
 
 
 @transaction.atomic
 def submit_hit(hit: Hit) -> Hit:
-    hit = Hit.objects.select_for_update().get(pk=hit.pk)
+    hit = Hit.objects.select_for_update().select_related("batch").get(pk=hit.pk)
     if hit.is_submitted:
         return hit
     progress = hit_progress(hit)
-    missing = progress.total - progress.completed
+    # Samples given back cannot be rated any more; they do not hold up the rest.
+    missing = progress.total - progress.completed - len(given_back_positions(hit))
     if missing:
         raise AnnotationError(
             ngettext(

@@ -6,13 +6,15 @@ looked up together with its annotator, so another user's HIT answers 404.
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -21,19 +23,34 @@ from annotate.models import Hit, Rating
 from annotate.rendering import render_markdown_cached
 from annotate.selectors import ScreenSample, hit_progress, screen_sample_at
 
+# A whole number as a form sends it: ASCII digits, an optional minus, no padding, sign or leading zero.
+WHOLE_NUMBER = re.compile(r"-?[1-9][0-9]{0,8}|0")
+
 ROLE_NAMES = {"user": "User", "assistant": "AI", "system": "System"}
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Annotators go straight to their work; staff get a start page with their tools."""
-    if request.user.is_staff:
-        return render(request, "annotate/home.html", {"current_hit": services.current_hit(request.user)})
-    return start_next_hit(request)
+    """Annotators go straight to their current HIT; staff get a start page with their tools.
+
+    Reading a page never hands out work: without a current HIT the page offers a button that POSTs to next_hit.
+    """
+    current = services.current_hit(request.user)
+    if current is not None and not request.user.is_staff:
+        return redirect("hit", hit_id=current.pk)
+    return render(request, "annotate/home.html", {"current_hit": current})
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def start_next_hit(request: HttpRequest) -> HttpResponse:
+    """POST: the current HIT or a new one. GET only shows the way there (the current HIT, or the start button)."""
+    if request.method == "GET":
+        current = services.current_hit(request.user)
+        if current is not None:
+            return redirect("hit", hit_id=current.pk)
+        return render(request, "annotate/home.html", {"current_hit": None})
     hit = services.assign_hit(request.user)
     if hit is None:
         return render(request, "annotate/home.html", {"no_work": True})
@@ -56,30 +73,62 @@ def hit_page(request: HttpRequest, hit_id: int) -> HttpResponse:
     return render(request, "annotate/hit.html", context)
 
 
+def parse_whole_number(value: str | None) -> int | None:
+    """An integer written in plain ASCII digits, as a form sends it; None for anything else.
+
+    int() would also take " 2", "+2", "02" and "٣" (Arabic-Indic three): a rating must be said one way only.
+    """
+    if value is None or not WHOLE_NUMBER.fullmatch(value):
+        return None
+    return int(value)
+
+
 @login_required
 @require_POST
 def rate(request: HttpRequest, hit_id: int) -> HttpResponse:
-    """Save one click; answers with the re-drawn sample and the new progress (htmx)."""
+    """Save one click; answers with the re-drawn sample and the new progress (htmx).
+
+    A refused rating answers 400 (409 for a sample given back) with the reason, which htmx puts under the
+    rating buttons (HX-Retarget) and a page without htmx shows above the sample.
+    """
     hit = _own_hit(request, hit_id)
-    try:
-        position = int(request.POST["position"])
-        screen_rating = int(request.POST["rating"])
-        elapsed_ms = int(request.POST.get("elapsed_ms") or 0)
-    except (KeyError, ValueError):
-        return HttpResponseBadRequest(
-            "position and rating are required; position, rating and elapsed_ms must be whole numbers."
-        )
+    position = parse_whole_number(request.POST.get("position"))
+    screen_rating = parse_whole_number(request.POST.get("rating"))
+    # Time is bookkeeping: a missing or odd value counts as none and never stops the rating.
+    elapsed_ms = parse_whole_number(request.POST.get("elapsed_ms")) or 0
+    if position is None:
+        return _rating_refused(request, hit, None, "position must be a sample number (plain digits, like 2).")
+    if screen_rating is None or screen_rating not in Rating.values:
+        allowed = ", ".join(str(value) for value in Rating.values)
+        return _rating_refused(request, hit, position, f"rating must be one of {allowed}.")
     try:
         services.rate_item(hit, position, screen_rating, elapsed_ms)
     except services.AnnotationError as error:
-        messages.error(request, str(error))
-        return _redirect(request, reverse("hit", args=[hit.pk]))
+        if hit.is_submitted or Hit.objects.filter(pk=hit.pk, submitted_at__isnull=False).exists():
+            messages.error(request, str(error))
+            return _redirect(request, reverse("hit", args=[hit.pk]))
+        status = 409 if isinstance(error, services.SampleGivenBack) else 400
+        return _rating_refused(request, hit, position, str(error), status=status)
     if not request.htmx:
         return redirect(f"{reverse('hit', args=[hit.pk])}?sample={position}")
     context = _sample_context(hit, position)
     sample_html = render_to_string("annotate/hit.html#sample", context, request)
     progress_html = render_to_string("annotate/hit.html#progress", {**context, "oob": True}, request)
     return HttpResponse(sample_html + progress_html)
+
+
+def _rating_refused(
+    request: HttpRequest, hit: Hit, position: int | None, reason: str, status: int = 400
+) -> HttpResponse:
+    """The reason a rating was not saved: into the sample's error line (htmx), or the whole page."""
+    if request.htmx:
+        response = render(request, "annotate/hit.html#rating-error", {"rating_error": reason}, status=status)
+        response["HX-Retarget"] = "#rating-error"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    positions = hit_progress(hit).positions
+    context = _sample_context(hit, position if position in positions else None)
+    return render(request, "annotate/hit.html", {**context, "rating_error": reason}, status=status)
 
 
 @login_required
@@ -134,6 +183,7 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
         raise Http404(f"This HIT has no sample {position}.")
     sample = screen_sample_at(hit, position)
     index = positions.index(position)
+    given_back = services.given_back_positions(hit) if not progress.all_marked else set()
     return {
         "hit": hit,
         "batch": hit.batch,
@@ -143,6 +193,9 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
         "total": progress.total,
         "completed": progress.completed,
         "all_marked": progress.all_marked,
+        # Samples given back to others cannot be rated any more and do not hold up submitting.
+        "can_submit": progress.completed + len(given_back) == progress.total,
+        "given_back": position in given_back,
         "marked_positions": list(progress.marked.items()),
         "previous_position": positions[index - 1] if index > 0 else None,
         "next_position": positions[index + 1] if index + 1 < len(positions) else None,

@@ -245,6 +245,8 @@ if REDIS_URL:
 # Annotation
 # An unsubmitted HIT with no activity for this long gives its unjudged items back.
 HIT_TIMEOUT_MINUTES = envint("HIT_TIMEOUT_MINUTES", "60")
+# The most time one annotator's judgment of one item may record, however often the page reports time.
+MAX_ITEM_SECONDS = envint("MAX_ITEM_SECONDS", "1800")
 IMPORT_USERNAME = os.getenv("IMPORT_USERNAME", "import")
 
 # Login throttling (django-axes), on the login form and on POST /api/auth/token/ alike: after

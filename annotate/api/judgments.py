@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from rest_framework import serializers, viewsets
 
 from annotate.api.permissions import is_staff
-from annotate.models import Judgment
+from annotate.models import Judgment, Rating
+from rlhf.preferences import winner_of
 
 
 class JudgmentSerializer(serializers.ModelSerializer):
@@ -39,14 +40,31 @@ class JudgmentSerializer(serializers.ModelSerializer):
 
 
 class AnnotatorJudgmentSerializer(JudgmentSerializer):
-    """An annotator's own judgment, without which side was shown first (that stays on the server)."""
+    """An annotator's own judgment as they gave it: rating, label and winner in the screen's orientation.
+
+    Which side was shown where stays on the server: beside the HIT API's screen ratings, an item-orientation
+    rating (or `swapped`) would tell the annotator which of their samples were swapped.
+    """
+
+    rating = serializers.IntegerField(read_only=True, help_text="As clicked: -2..2 toward 'AI Response 2'.")
+    rating_label = serializers.CharField(read_only=True, help_text="The rating's label as it was on screen.")
+    chosen = serializers.IntegerField(read_only=True, help_text="The winning response, 1 or 2, as shown on screen.")
 
     class Meta(JudgmentSerializer.Meta):
         fields = [f for f in JudgmentSerializer.Meta.fields if f != "swapped"]
         read_only_fields = fields
 
+    def to_representation(self, judgment: Judgment) -> dict:
+        data = super().to_representation(judgment)
+        screen_rating = -judgment.rating if judgment.swapped else judgment.rating
+        data.update(rating=screen_rating, rating_label=Rating(screen_rating).label, chosen=winner_of(screen_rating))
+        return data
+
 
 class JudgmentFilter(django_filters.FilterSet):
+    rating = django_filters.NumberFilter(
+        method="filter_rating", help_text="Staff: in the item's orientation; annotators: as shown on their screen."
+    )
     batch = django_filters.NumberFilter(field_name="item__batch")
     annotator_username = django_filters.CharFilter(field_name="annotator__username")
     created = django_filters.DateFromToRangeFilter(
@@ -56,6 +74,12 @@ class JudgmentFilter(django_filters.FilterSet):
     class Meta:
         model = Judgment
         fields = ["batch", "annotator", "annotator_username", "item", "hit", "rating", "created"]
+
+    def filter_rating(self, judgments: QuerySet[Judgment], name: str, value) -> QuerySet[Judgment]:
+        if is_staff(self.request):
+            return judgments.filter(rating=value)
+        # Annotators filter on what they clicked, so a filter cannot tell them which samples were swapped.
+        return judgments.filter(Q(swapped=False, rating=value) | Q(swapped=True, rating=-value))
 
 
 class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):

@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from annotate.models import Hit, HitSlot, Judgment, Rating
-from annotate.services import AnnotationError, assign_hit, rate_item, submit_hit
+from annotate.services import AnnotationError, add_time, assign_hit, rate_item, submit_hit
 from tests.annotate.factories import make_batch
 
 
@@ -163,3 +163,71 @@ def test_concurrent_first_round_hands_out_distinct_items(transactional_db):
     item_ids = [s.item_id for h in hits for s in h.slots.all()]
     assert len(item_ids) == 40
     assert len(set(item_ids)) == 40
+
+
+def test_one_annotator_asking_ten_times_at_once_gets_one_hit(transactional_db):
+    """Ten "next" requests of one annotator at the same moment all get the same HIT (a row lock on the user)."""
+    batch = make_batch(n_items=60, samples_per_hit=6, overlap=1)
+    (annotator,) = annotators(1)
+    hits = _ask_concurrently([annotator] * 10)
+    assert {hit.pk for hit in hits} == {hits[0].pk}
+    assert Hit.objects.filter(annotator=annotator, batch=batch).count() == 1
+    assert HitSlot.objects.filter(hit__annotator=annotator).count() == 6
+
+
+def _idle(hit: Hit, minutes: int) -> None:
+    Hit.objects.filter(pk=hit.pk).update(last_activity_at=timezone.now() - timedelta(minutes=minutes))
+
+
+def test_a_sample_given_back_after_the_timeout_cannot_be_rated(alice, bob, settings):
+    """Alice's idle HIT lost its items to Bob: her late ratings would put them over their overlap."""
+    settings.HIT_TIMEOUT_MINUTES = 30
+    make_batch(n_items=3, samples_per_hit=3, overlap=1)
+    alice_hit = assign_hit(alice)
+    _idle(alice_hit, 31)
+    bob_hit = assign_hit(bob)
+    assert len(bob_hit.ordered_slots()) == 3
+    for position in (1, 2, 3):
+        with pytest.raises(AnnotationError, match=f"Sample {position} was given back"):
+            rate_item(alice_hit, position, Rating.RESPONSE_2_BETTER)
+    rate_all(bob_hit)
+    submit_hit(bob_hit)
+    per_item = Counter(Judgment.objects.values_list("item_id", flat=True))
+    assert set(per_item.values()) == {1}, "no item ends over its overlap"
+    assert submit_hit(alice_hit).is_submitted, "samples given back do not hold up the rest"
+
+
+def test_an_idle_hit_keeps_a_sample_that_is_still_free(alice, bob, settings):
+    settings.HIT_TIMEOUT_MINUTES = 30
+    make_batch(n_items=3, samples_per_hit=3, overlap=1)
+    alice_hit = assign_hit(alice)
+    _idle(alice_hit, 31)
+    bob_hit = assign_hit(bob)
+    HitSlot.objects.filter(hit=bob_hit, position=1).delete()  # Bob holds two of the three
+    bob_items = {slot.item_id for slot in bob_hit.ordered_slots()}
+    free = [slot for slot in alice_hit.ordered_slots() if slot.item_id not in bob_items]
+    given_back = [slot for slot in alice_hit.ordered_slots() if slot.item_id in bob_items]
+    assert len(free) == 1 and len(given_back) == 2
+    judgment = rate_item(alice_hit, free[0].position, Rating.RESPONSE_2_BETTER)
+    assert judgment.annotator == alice, "the rating is kept"
+    assert Hit.objects.live().filter(pk=alice_hit.pk).exists(), "and the HIT is live again"
+    with pytest.raises(AnnotationError, match="given back"):
+        rate_item(alice_hit, given_back[0].position, Rating.RESPONSE_2_BETTER)
+    assert submit_hit(alice_hit).is_submitted
+
+
+def test_time_per_item_is_capped_and_never_overflows(alice, settings):
+    """1,200 reports of 30 minutes once overflowed a 32-bit column; now the item's total stops at the cap."""
+    settings.MAX_ITEM_SECONDS = 1800
+    make_batch(n_items=6)
+    hit = assign_hit(alice)
+    thirty_minutes = 30 * 60 * 1000
+    rate_item(hit, 1, Rating.RESPONSE_2_BETTER, elapsed_ms=thirty_minutes)
+    for _ in range(3):
+        add_time(hit, 1, thirty_minutes)
+    rate_item(hit, 1, Rating.RESPONSE_1_BETTER, elapsed_ms=10**30)
+    judgment = Judgment.objects.get(annotator=alice)
+    assert judgment.time_ms == 1800 * 1000
+    # A total already past 32 bits (as the overflow left rows) does not stop a rating either.
+    Judgment.objects.filter(pk=judgment.pk).update(time_ms=2**33)
+    assert rate_item(hit, 1, Rating.RESPONSE_2_SLIGHTLY, elapsed_ms=5).time_ms == 1800 * 1000

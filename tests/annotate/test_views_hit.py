@@ -1,9 +1,11 @@
 """The HIT page as an annotator uses it: progress, navigation, rating through htmx, submit."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.services import assign_hit
@@ -29,7 +31,7 @@ def hit_url(hit: Hit, sample: int | None = None) -> str:
     return url if sample is None else f"{url}?sample={sample}"
 
 
-def rate(client, hit: Hit, position: int, screen_rating: int, htmx: bool = True, **extra):
+def rate(client, hit: Hit, position: int | str, screen_rating: int | str, htmx: bool = True, **extra):
     headers = {"HX-Request": "true"} if htmx else {}
     data = {"position": position, "rating": screen_rating, "elapsed_ms": 1500, **extra}
     return client.post(reverse("hit_rate", args=[hit.pk]), data, headers=headers)
@@ -141,9 +143,51 @@ def test_bad_rating_input_is_refused_with_a_reason(alice_client, hit):
     response = rate(alice_client, hit, 1, "better")
     assert response.status_code == 400 and b"rating" in response.content
     response = rate(alice_client, hit, 1, 3, htmx=False)
-    assert response.status_code == 302
-    assert "Unknown rating 3" in alice_client.get(response["Location"]).content.decode()
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "rating must be one of -2, -1, 1, 2." in html and "Sample 1 of 6." in html, "the page, with the reason"
     assert not Judgment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("rating", "3"),
+        ("rating", "0"),
+        ("rating", "\u0662"),  # Arabic-Indic digit two
+        ("rating", " 2"),
+        ("rating", "+2"),
+        ("rating", "02"),
+        ("rating", "2.0"),
+        ("position", "7"),
+        ("position", "0"),
+        ("position", "\u0663"),  # Arabic-Indic digit three
+        ("position", "03"),
+        ("position", "3 "),
+        ("position", "-1"),
+    ],
+)
+def test_htmx_rating_refuses_what_is_not_a_plain_number_in_range_with_400(alice_client, hit, field, value):
+    """400 with the reason, swapped under the rating buttons (not 200 and a redirect, not int()'s leniency)."""
+    data = {"position": 3, "rating": Rating.RESPONSE_2_BETTER, field: value}
+    response = rate(alice_client, hit, data["position"], data["rating"])
+    assert response.status_code == 400
+    assert response["HX-Retarget"] == "#rating-error" and response["HX-Reswap"] == "outerHTML"
+    html = response.content.decode()
+    assert html.startswith('<p id="rating-error"') and ("sample" if field == "position" else "rating") in html
+    assert not Judgment.objects.exists()
+
+
+def test_the_page_lets_htmx_show_a_refused_rating(alice_client, hit):
+    html = alice_client.get(hit_url(hit)).content.decode()
+    assert '<p id="rating-error" class="error rating-error" role="alert" hidden></p>' in html
+    assert '{"code": "40[09]", "swap": true, "error": true}' in html, "htmx swaps 400/409 answers in"
+
+
+def test_time_is_bookkeeping_and_never_stops_a_rating(alice_client, hit):
+    response = rate(alice_client, hit, 1, Rating.RESPONSE_2_BETTER, elapsed_ms="9" * 30)
+    assert response.status_code == 200
+    assert Judgment.objects.get().time_ms == 0, "a number no page could have measured counts as no time"
 
 
 def test_submit_refused_until_every_sample_is_marked(alice_client, hit):
@@ -170,8 +214,8 @@ def test_submit_leads_to_thank_you_and_the_next_hit(alice_client, hit):
     hit.refresh_from_db()
     assert hit.is_submitted
     next_url = reverse("next_hit")
-    assert f'href="{next_url}"' in html and "Start the next HIT" in html
-    response = alice_client.get(next_url)
+    assert f'<form method="post" action="{next_url}"' in html and "Start the next HIT" in html
+    response = alice_client.post(next_url)
     new_hit = Hit.objects.exclude(pk=hit.pk).get(annotator__username="alice")
     assert response["Location"] == hit_url(new_hit)
     assert set(new_hit.slots.values_list("item_id", flat=True)).isdisjoint(hit.slots.values_list("item_id", flat=True))
@@ -273,3 +317,17 @@ def test_next_unmarked_goes_back_to_the_first_unmarked_sample(alice_client, hit)
     html = alice_client.get(hit_url(hit, 2)).content.decode()
     button = re.search(r'<button type="button" data-nav="unmarked" hx-get="([^"]+)"', html)
     assert button and button.group(1) == hit_url(hit, 4)
+
+
+def test_rating_a_sample_given_back_tells_the_annotator(alice_client, bob, hit, settings):
+    settings.HIT_TIMEOUT_MINUTES = 30
+    Item.objects.exclude(pk__in=hit.slots.values("item_id")).delete()
+    Hit.objects.filter(pk=hit.pk).update(last_activity_at=timezone.now() - timedelta(minutes=31))
+    assert len(assign_hit(bob).ordered_slots()) == 6, "alice's idle HIT gave its items to bob"
+    response = rate(alice_client, hit, 2, Rating.RESPONSE_1_BETTER)
+    assert response.status_code == 409 and response["HX-Retarget"] == "#rating-error"
+    assert "Sample 2 was given back" in response.content.decode()
+    assert not Judgment.objects.exists()
+    html = alice_client.get(hit_url(hit, 2)).content.decode()
+    assert "This sample was given back" in html
+    assert not re.search(r'<button type="submit" id="submit-hit"[^>]* disabled', html), "nothing left to rate"

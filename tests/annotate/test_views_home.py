@@ -22,15 +22,31 @@ def make_batch(n_items: int = 6) -> Batch:
 
 def test_annotator_is_sent_to_their_current_hit(alice_client):
     make_batch()
-    response = alice_client.get("/")
+    response = alice_client.post(reverse("next_hit"))
     hit = Hit.objects.get(annotator__username="alice")
     assert response.status_code == 302 and response["Location"] == reverse("hit", args=[hit.pk])
     assert alice_client.get("/")["Location"] == reverse("hit", args=[hit.pk]), "same HIT until it is submitted"
+    assert alice_client.get(reverse("next_hit"))["Location"] == reverse("hit", args=[hit.pk])
+    assert alice_client.post(reverse("next_hit"))["Location"] == reverse("hit", args=[hit.pk])
+    assert Hit.objects.count() == 1
+
+
+def test_reading_a_page_never_hands_out_work(alice_client):
+    """GET / and GET /hit/next/ show a button that POSTs; only the POST creates a HIT."""
+    make_batch()
+    for url in ("/", reverse("next_hit")):
+        response = alice_client.get(url)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert f'<form method="post" action="{reverse("next_hit")}"' in html and "Start annotating" in html
+        assert "csrfmiddlewaretoken" in html
+    assert not Hit.objects.exists()
+    assert alice_client.post(reverse("next_hit")).status_code == 302
     assert Hit.objects.count() == 1
 
 
 def test_no_work_left_is_said_plainly(alice_client):
-    response = alice_client.get("/")
+    response = alice_client.post(reverse("next_hit"))
     assert response.status_code == 200
     assert "No work is left for you right now." in response.content.decode()
     assert not Hit.objects.exists()
@@ -38,10 +54,10 @@ def test_no_work_left_is_said_plainly(alice_client):
 
 def test_no_work_left_once_every_item_is_taken(alice_client, bob):
     make_batch(n_items=6)
-    alice_hit_url = alice_client.get("/")["Location"]
+    alice_hit_url = alice_client.post(reverse("next_hit"))["Location"]
     assert alice_hit_url.startswith("/hit/")
     alice_client.force_login(bob)
-    assert "No work is left for you right now." in alice_client.get("/").content.decode()
+    assert "No work is left for you right now." in alice_client.post(reverse("next_hit")).content.decode()
 
 
 def test_staff_get_links_and_are_not_assigned_work_unasked(charlie_client):
@@ -49,9 +65,9 @@ def test_staff_get_links_and_are_not_assigned_work_unasked(charlie_client):
     html = charlie_client.get("/").content.decode()
     assert f'href="{reverse("admin:index")}"' in html
     assert f'href="{reverse("rewardmodel:run_list")}"' in html and f'href="{reverse("policy:run_list")}"' in html
-    assert f'href="{reverse("next_hit")}"' in html and "Start annotating" in html
+    assert f'<form method="post" action="{reverse("next_hit")}"' in html and "Start annotating" in html
     assert not Hit.objects.exists()
-    response = charlie_client.get(reverse("next_hit"))
+    response = charlie_client.post(reverse("next_hit"))
     hit = Hit.objects.get(annotator__username="charlie")
     assert response["Location"] == reverse("hit", args=[hit.pk])
     assert "Continue your HIT" in charlie_client.get("/").content.decode()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotate.models import Hit, HitSlot, Judgment, Rating
@@ -57,7 +59,43 @@ def test_next_rate_six_submit_stores_judgments_in_item_orientation(clients, batc
 
     listed = client.get("/api/judgments/", {"hit": hit["id"]}).json()
     assert listed["count"] == 6
-    assert {row["rating"] for row in listed["results"] if row["item"] == swapped_item.pk} == {-2}
+    assert {row["rating"] for row in listed["results"] if row["item"] == swapped_item.pk} == {2}, "as clicked"
+
+
+def test_annotators_never_learn_which_side_was_swapped(clients, batch, alice):
+    """The judgments API answers an annotator in screen orientation, as the HIT API does; staff see the item's."""
+    client = clients["alice"]
+    hit = start_hit(client)
+    HitSlot.objects.filter(hit_id=hit["id"]).update(swapped=False)
+    HitSlot.objects.filter(hit_id=hit["id"], position=1).update(swapped=True)
+    swapped_item = HitSlot.objects.get(hit_id=hit["id"], position=1).item
+    for position, rating in ((1, Rating.RESPONSE_1_BETTER), (2, Rating.RESPONSE_1_BETTER)):
+        client.post(f"/api/hits/{hit['id']}/rate/", {"position": position, "rating": rating}, format="json")
+    shown = client.get(f"/api/hits/{hit['id']}/").json()["samples"]
+    mine = {row["item"]: row for row in client.get("/api/judgments/").json()["results"]}
+    for sample, slot in zip(shown[:2], HitSlot.objects.filter(hit_id=hit["id"]).order_by("position"), strict=False):
+        row = mine[slot.item_id]
+        assert row["rating"] == sample["rating"] == Rating.RESPONSE_1_BETTER
+        assert (row["chosen"], row["rating_label"]) == (1, Rating.RESPONSE_1_BETTER.label)
+        assert "swapped" not in row
+    by_filter = client.get("/api/judgments/", {"rating": Rating.RESPONSE_1_BETTER}).json()
+    assert by_filter["count"] == 2, "a filter on the rating cannot single out the swapped sample either"
+
+    staff_view = clients["charlie"].get("/api/judgments/", {"item": swapped_item.pk}).json()["results"][0]
+    assert (staff_view["rating"], staff_view["chosen"], staff_view["swapped"]) == (Rating.RESPONSE_2_BETTER, 2, True)
+
+
+def test_a_sample_given_back_cannot_be_rated_through_the_api(clients, batch, alice, bob, settings):
+    settings.HIT_TIMEOUT_MINUTES = 30
+    batch.items.exclude(pk__in=batch.items.order_by("pk").values("pk")[:3]).delete()
+    hit = start_hit(clients["alice"])
+    Hit.objects.filter(pk=hit["id"]).update(last_activity_at=timezone.now() - timedelta(minutes=31))
+    bob_hit = start_hit(clients["bob"])
+    assert len(bob_hit["samples"]) == 3, "alice's idle HIT gave its items back"
+    response = clients["alice"].post(f"/api/hits/{hit['id']}/rate/", {"position": 1, "rating": 2}, format="json")
+    assert response.status_code == 400
+    assert "given back" in response.json()["position"][0]
+    assert not Judgment.objects.filter(annotator=alice).exists()
 
 
 def test_changing_a_rating_keeps_one_judgment_and_adds_up_time(clients, batch, alice):

@@ -100,7 +100,7 @@ def test_annotator_rates_a_whole_hit_with_the_keyboard(live_server, page, alice_
     expect(submit).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_have_text("Thank You!")
-    expect(page.get_by_role("link", name="Start the next HIT")).to_be_visible()
+    expect(page.get_by_role("button", name="Start the next HIT")).to_be_visible()
 
     assert not script_errors
     alice_hit.refresh_from_db()
