@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0002_batch_priority'),
+        ('annotate', '0003_import_jobs_and_rendered_markdown'),
     ]
 
     operations = [
