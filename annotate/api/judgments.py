@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import QuerySet
 from rest_framework import serializers, viewsets
 
-from annotate.api.permissions import is_staff
+from annotate.api.permissions import has_permissions
 from annotate.models import Judgment
 
 
@@ -64,12 +64,12 @@ class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = JudgmentFilter
 
     def get_serializer_class(self):
-        if getattr(self, "swagger_fake_view", False) or is_staff(self.request):
+        if getattr(self, "swagger_fake_view", False) or has_permissions(self.request.user, "annotate.view_judgment"):
             return JudgmentSerializer
         return AnnotatorJudgmentSerializer
 
     def get_queryset(self) -> QuerySet[Judgment]:
         judgments = Judgment.objects.select_related("item", "annotator").order_by("pk")
-        if is_staff(self.request):
+        if has_permissions(self.request.user, "annotate.view_judgment"):
             return judgments
         return judgments.filter(annotator_id=self.request.user.pk)
