@@ -18,6 +18,7 @@ from rest_framework import permissions
 from rest_framework.request import Request
 
 STAFF_ONLY = "Only staff may do this."
+STAFF_ONLY_PAGE = "Only staff can see this page."
 
 
 def is_staff_member(user) -> bool:
@@ -41,10 +42,10 @@ def describe_permission(perm: str) -> str:
     return f"“{name}” ({perm})" if name else perm
 
 
-def refusal(user, perms: Iterable[str]) -> str | None:
+def refusal(user, perms: Iterable[str], not_staff: str = STAFF_ONLY) -> str | None:
     """Why `user` may not do what needs `perms` (a message for the 403), or None when they may."""
     if not is_staff_member(user):
-        return STAFF_ONLY
+        return not_staff
     missing = [perm for perm in perms if not user.has_perm(perm)]
     if not missing:
         return None
@@ -62,7 +63,7 @@ def permission_required(*perms: str) -> Callable[[Callable], Callable]:
         def wrapper(request: HttpRequest, *args, **kwargs):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            reason = refusal(request.user, perms)
+            reason = refusal(request.user, perms, STAFF_ONLY_PAGE)
             if reason is not None:
                 raise PermissionDenied(reason)
             return view(request, *args, **kwargs)

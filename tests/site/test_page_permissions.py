@@ -104,7 +104,7 @@ def test_page_matrix(page: Page, role: str, users, world):
         assert "/accounts/login/" not in response.get("Location", "")
     else:
         assert response.status_code == 403
-        reason = "Only staff may do this." if role == "alice" else "needs the permission"
+        reason = "Only staff can see this page." if role == "alice" else "needs the permission"
         assert reason in response.content.decode()
 
 
