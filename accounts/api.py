@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.lockout import lockout_response
 from accounts.models import ApiToken
 from accounts.tokens import current_token, issue_token, revoke_token
+from runs.permissions import HasPermissions
 
 
 class TokenInfoSerializer(serializers.ModelSerializer):
@@ -92,19 +93,15 @@ class OwnTokenView(APIView):
             self.permission_denied(request)
 
 
-class ManagesTokens(permissions.BasePermission):
-    """Staff with the model permission for the method (view to read, change to rotate, delete to revoke)."""
-
-    PERMISSION_BY_METHOD = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "change", "DELETE": "delete"}
-
-    def has_permission(self, request: Request, view) -> bool:
-        action = self.PERMISSION_BY_METHOD.get(request.method)
-        user = request.user
-        return bool(user.is_authenticated and user.is_staff and action and user.has_perm(f"accounts.{action}_apitoken"))
-
-
 class UserTokenView(APIView):
-    permission_classes = [ManagesTokens]
+    permission_classes = [HasPermissions]
+    # Staff with the model permission for the method: view to read, change to rotate, delete to revoke.
+    required_permissions = {
+        "get": ("accounts.view_apitoken",),
+        "options": ("accounts.view_apitoken",),
+        "post": ("accounts.change_apitoken",),
+        "delete": ("accounts.delete_apitoken",),
+    }
 
     def _user(self, username: str):
         return get_object_or_404(get_user_model(), **{get_user_model().USERNAME_FIELD: username})

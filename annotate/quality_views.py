@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -15,7 +16,7 @@ from annotate.forms import BatchesChoiceField, DateInput, batches_with_counts
 from annotate.models import Batch, Rating
 from annotate.quality import THRESHOLDS, annotator_quality, annotator_report, batch_quality
 from arbiter.options import ConfigOptionsForm
-from runs.permissions import staff_required
+from runs.permissions import permission_required, refusal
 
 
 @dataclass
@@ -73,7 +74,7 @@ def _annotator_charts(annotators) -> list[dict]:
     ]
 
 
-@staff_required
+@permission_required("annotate.view_quality")
 def quality_index(request: HttpRequest) -> HttpResponse:
     summaries = [batch_quality(batch) for batch in Batch.objects.all()]
     annotators = annotator_quality()
@@ -89,7 +90,7 @@ def quality_index(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_required
+@permission_required("annotate.view_quality")
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch, pk=pk)
     quality = batch_quality(batch)
@@ -105,7 +106,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@staff_required
+@permission_required("annotate.view_quality")
 def annotator_detail(request: HttpRequest, user_id: int) -> HttpResponse:
     annotator = get_object_or_404(get_user_model(), pk=user_id)
     report = annotator_report(annotator)
@@ -165,11 +166,16 @@ class ExportForm(ConfigOptionsForm):
         return PreferenceExport(fmt=data["format"], table=data["table"] or "trl", filters=filters)
 
 
-@staff_required
+@permission_required("annotate.export_judgments")
 def export(request: HttpRequest) -> HttpResponse:
     """The form (GET without a format) or the streamed download (GET with one)."""
     form = ExportForm(request.GET if "format" in request.GET else None)
     if form.is_bound and form.is_valid():
+        if form.cleaned_data.get("usernames"):
+            # Real usernames are personal data: a permission of their own, beyond exporting pseudonyms.
+            reason = refusal(request.user, ["annotate.export_usernames"])
+            if reason is not None:
+                raise PermissionDenied(reason)
         try:
             preference_export = form.export()
             chunks = preference_export.chunks()

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotate.models import Batch, Judgment
-from runs.permissions import staff_required
+from runs.permissions import permission_required
 
 MOVES = ("up", "down")
 
@@ -60,12 +60,12 @@ def _queue_response(request: HttpRequest, error: str = "") -> HttpResponse:
     return redirect("queue:index")
 
 
-@staff_required
+@permission_required("annotate.view_batch")
 def queue_index(request: HttpRequest) -> HttpResponse:
     return render(request, "queue/index.html", {"rows": queue_rows()})
 
 
-@staff_required
+@permission_required("annotate.change_batch")
 @require_POST
 def move_batch(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
     """Swap the batch with its neighbour in queue order; priorities are renumbered to keep the new order."""
@@ -86,7 +86,7 @@ def move_batch(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
     return _queue_response(request)
 
 
-@staff_required
+@permission_required("annotate.change_batch")
 @require_POST
 def set_priority(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch, pk=pk)
@@ -98,7 +98,7 @@ def set_priority(request: HttpRequest, pk: int) -> HttpResponse:
     return _queue_response(request)
 
 
-@staff_required
+@permission_required("annotate.change_batch")
 @require_POST
 def set_active(request: HttpRequest, pk: int) -> HttpResponse:
     """Pause (active=false) or resume (active=true) a batch: annotators get items only from active batches."""

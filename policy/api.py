@@ -35,6 +35,7 @@ from runs.api import (
     TrainingRunViewSet,
     download_responses,
     service_error,
+    training_run_permissions,
 )
 from runs.dashboard import zip_download
 from runs.forms import RunQueueField
@@ -140,6 +141,13 @@ class WinRateSerializer(serializers.Serializer):
 class PolicyRunViewSet(TrainingRunViewSet):
     serializer_class = PolicyRunSerializer
     filterset_fields = ["status", "kind", "reward_run"]
+    required_permissions = {
+        **training_run_permissions("policy", "policyrun"),
+        "samples": ("policy.view_policyrun",),
+        "win_rate": ("policy.view_policyrun",),
+        "download": ("policy.view_policyrun",),
+        "send_to_annotators": ("policy.send_policyrun",),
+    }
     parser_classes = [JSONParser, MultiPartParser]
 
     def cancel_run(self, run: PolicyRun) -> bool:

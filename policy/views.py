@@ -13,13 +13,13 @@ from policy.models import PolicyRun, PolicySample
 from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
-from runs.permissions import staff_required
+from runs.permissions import permission_required
 
 # Samples shown per step and kind in the browser.
 SAMPLES_PER_PAGE = 50
 
 
-@staff_required
+@permission_required("policy.view_policyrun")
 def run_list(request: HttpRequest) -> HttpResponse:
     runs = PolicyRun.objects.select_related("created_by", "reward_run", "base_run", "data_batch")
     return render(request, "policy/run_list.html", {"runs": runs})
@@ -40,24 +40,24 @@ def _start(request: HttpRequest, form_class: type, kind: str, template_title: st
     return render(request, "policy/run_new.html", {"form": form, "title": template_title, "kind": kind})
 
 
-@staff_required
+@permission_required("policy.add_policyrun")
 def run_new(request: HttpRequest) -> HttpResponse:
     return _start(request, ReinforceRunForm, PolicyRun.Kind.REINFORCE, "Start a REINFORCE run")
 
 
-@staff_required
+@permission_required("policy.add_policyrun")
 def run_new_sft(request: HttpRequest) -> HttpResponse:
     return _start(request, SFTRunForm, PolicyRun.Kind.SFT, "Start an SFT run")
 
 
-@staff_required
+@permission_required("policy.view_policyrun")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(PolicyRun.objects.select_related("reward_run", "base_run", "annotation_batch"), pk=pk)
     context = {**_live_context(run), **_samples_context(run, request.GET), **_human_context(run)}
     return render(request, "policy/run_detail.html", context)
 
 
-@staff_required
+@permission_required("policy.view_policyrun")
 def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled part of the run page; the last poll (run finished) answers 286."""
     run = get_object_or_404(PolicyRun, pk=pk)
@@ -66,7 +66,7 @@ def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@staff_required
+@permission_required("policy.view_policyrun")
 def run_samples(request: HttpRequest, pk: int) -> HttpResponse:
     """The sample browser: one step's prompts, responses and rewards."""
     run = get_object_or_404(PolicyRun, pk=pk)
@@ -76,19 +76,19 @@ def run_samples(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "policy/run_detail.html", {**_live_context(run), **context, **_human_context(run)})
 
 
-@staff_required
+@permission_required("policy.change_policyrun")
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return cancel_and_redirect(request, get_object_or_404(PolicyRun, pk=pk), cancel_policy_run)
 
 
-@staff_required
+@permission_required("policy.change_policyrun")
 @require_POST
 def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
     return resume_and_redirect(request, get_object_or_404(PolicyRun, pk=pk))
 
 
-@staff_required
+@permission_required("policy.view_policyrun")
 def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResponse:
     """A zip of the final model or of one checkpoint."""
     run = get_object_or_404(PolicyRun, pk=pk)
@@ -97,7 +97,7 @@ def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResp
     return zip_download(storage.join(run.artifact_location, name), f"policy-{run.pk}-{name}")
 
 
-@staff_required
+@permission_required("policy.send_policyrun")
 @require_POST
 def run_send(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(PolicyRun, pk=pk)
@@ -115,7 +115,7 @@ def run_send(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(run)
 
 
-@staff_required
+@permission_required("policy.view_policyrun")
 def run_human(request: HttpRequest, pk: int) -> HttpResponse:
     """The human win rate panel, polled while annotators are still judging."""
     run = get_object_or_404(PolicyRun.objects.select_related("annotation_batch"), pk=pk)

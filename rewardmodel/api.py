@@ -32,6 +32,7 @@ from runs.api import (
     TrainingRunViewSet,
     download_responses,
     service_error,
+    training_run_permissions,
 )
 from runs.dashboard import zip_download
 from runs.forms import RunQueueField
@@ -80,6 +81,11 @@ class RewardsSerializer(serializers.Serializer):
 class RewardModelRunViewSet(TrainingRunViewSet):
     serializer_class = RewardModelRunSerializer
     filterset_fields = ["status", "batches"]
+    required_permissions = {
+        **training_run_permissions("rewardmodel", "rewardmodelrun"),
+        "score": ("rewardmodel.view_rewardmodelrun",),
+        "download": ("rewardmodel.view_rewardmodelrun",),
+    }
 
     def cancel_run(self, run: RewardModelRun) -> bool:
         return cancel_reward_run(run)

@@ -12,16 +12,16 @@ from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
-from runs.permissions import staff_required
+from runs.permissions import permission_required
 
 
-@staff_required
+@permission_required("rewardmodel.view_rewardmodelrun")
 def run_list(request: HttpRequest) -> HttpResponse:
     runs = RewardModelRun.objects.select_related("created_by").prefetch_related("batches")
     return render(request, "rewardmodel/run_list.html", {"runs": runs})
 
 
-@staff_required
+@permission_required("rewardmodel.add_rewardmodelrun")
 def run_new(request: HttpRequest) -> HttpResponse:
     form = RewardRunForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -42,13 +42,13 @@ def run_new(request: HttpRequest) -> HttpResponse:
     return render(request, "rewardmodel/run_new.html", {"form": form})
 
 
-@staff_required
+@permission_required("rewardmodel.view_rewardmodelrun")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(RewardModelRun, pk=pk)
     return render(request, "rewardmodel/run_detail.html", _live_context(run))
 
 
-@staff_required
+@permission_required("rewardmodel.view_rewardmodelrun")
 def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled part of the run page; the last poll (run finished) answers 286."""
     run = get_object_or_404(RewardModelRun, pk=pk)
@@ -57,19 +57,19 @@ def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@staff_required
+@permission_required("rewardmodel.change_rewardmodelrun")
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return cancel_and_redirect(request, get_object_or_404(RewardModelRun, pk=pk), cancel_reward_run)
 
 
-@staff_required
+@permission_required("rewardmodel.change_rewardmodelrun")
 @require_POST
 def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
     return resume_and_redirect(request, get_object_or_404(RewardModelRun, pk=pk))
 
 
-@staff_required
+@permission_required("rewardmodel.view_rewardmodelrun")
 def run_download(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(RewardModelRun, pk=pk)
     location = run.artifact_location  # streamed from where it lives, never copied here first
@@ -78,7 +78,7 @@ def run_download(request: HttpRequest, pk: int) -> HttpResponse:
     return zip_download(location, storage.basename(location))
 
 
-@staff_required
+@permission_required("rewardmodel.view_rewardmodelrun")
 @require_POST
 def run_score(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(RewardModelRun, pk=pk)

@@ -13,7 +13,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from runs.permissions import IsStaff
+from runs.permissions import HasPermissions
 
 TRAINING_RUN_FIELDS = [
     "id",
@@ -66,10 +66,27 @@ def service_error(exc: Exception) -> ValidationError:
     return ValidationError({"non_field_errors": [str(exc)]})
 
 
-class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """List, read, cancel and read the log of a TrainingRun; the reward-model and policy run endpoints extend it."""
+def training_run_permissions(app_label: str, model_name: str) -> dict[str, tuple[str, ...]]:
+    """What each of TrainingRunViewSet's actions needs, for the run model `app_label.model_name`."""
+    view, add, change = (f"{app_label}.{verb}_{model_name}" for verb in ("view", "add", "change"))
+    return {
+        "list": (view,),
+        "retrieve": (view,),
+        "logs": (view,),
+        "create": (add,),  # start a run
+        "cancel": (change,),
+        "resume": (change,),
+    }
 
-    permission_classes = [IsStaff]
+
+class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List, read, cancel and read the log of a TrainingRun; the reward-model and policy run endpoints extend it.
+
+    Subclasses set `required_permissions` from `training_run_permissions` (view to read, add to start, change to
+    cancel or resume), plus their own actions."""
+
+    permission_classes = [HasPermissions]
+    required_permissions: dict[str, tuple[str, ...]] = {}
 
     def cancel_run(self, run) -> bool:
         return run.request_cancel()

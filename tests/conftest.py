@@ -1,10 +1,14 @@
 """Shared fixtures: the named test users of every story.
 
-alice and bob annotate; charlie is staff.
+alice and bob annotate; charlie is staff in the admin group (every permission). For the staff roles: `curator` and
+`researcher` are staff in those groups (runs/roles.py), and `bare_staff` is staff with no permission at all.
 """
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from runs.roles import ADMIN, CURATOR, RESEARCHER, sync_role_groups
 
 pytest_plugins = ["tests.worker"]
 
@@ -31,9 +35,34 @@ def bob(db):
     return _user("bob")
 
 
+def _staff(username: str, role: str | None = None):
+    user = _user(username, is_staff=True)
+    if role is not None:
+        sync_role_groups()  # a test that flushed the database took the migration's groups with it
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
 @pytest.fixture
 def charlie(db):
-    return _user("charlie", is_staff=True, is_superuser=True)
+    """Staff in the admin group, not a superuser: the group must be enough for everything."""
+    return _staff("charlie", ADMIN)
+
+
+@pytest.fixture
+def curator(db):
+    return _staff("curator", CURATOR)
+
+
+@pytest.fixture
+def researcher(db):
+    return _staff("researcher", RESEARCHER)
+
+
+@pytest.fixture
+def bare_staff(db):
+    """Staff status and nothing else: refused every staff page and endpoint."""
+    return _staff("bare")
 
 
 @pytest.fixture

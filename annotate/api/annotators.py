@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.api.permissions import IsStaff
+from annotate.api.permissions import HasPermissions
 from annotate.api.quality import AnnotatorQualitySerializer
 from annotate.models import Batch, Rating
 from annotate.quality import annotator_quality, annotator_report
@@ -52,7 +52,8 @@ class AnnotatorViewSet(viewsets.GenericViewSet):
     Judgments of the import user (reference answers from data sets) are left out, as on the pages.
     """
 
-    permission_classes = [IsStaff]
+    permission_classes = [HasPermissions]
+    required_permissions = {"list": ("annotate.view_quality",), "quality": ("annotate.view_quality",)}
     serializer_class = AnnotatorQualitySerializer
     queryset = get_user_model().objects.order_by("pk")
     filter_backends: list = []  # the figures are computed per request, not a queryset to filter

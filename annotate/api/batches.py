@@ -15,7 +15,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.api.permissions import IsStaff, ReadOrStaff, is_staff
+from annotate.api.permissions import HasPermissions, has_permissions
 from annotate.api.quality import BatchQualitySerializer
 from annotate.import_jobs import runs_in_background, start_import_job
 from annotate.importers import FORMATS as IMPORT_FORMATS
@@ -149,17 +149,27 @@ def starts_a_json_array(body) -> bool:
 class BatchViewSet(viewsets.ModelViewSet):
     """Staff create, change and delete batches; annotators read the active ones."""
 
-    permission_classes = [ReadOrStaff]
+    permission_classes = [HasPermissions]
+    required_permissions = {
+        "list": (),  # annotators: the active batches; staff who may view batches: all, with counts
+        "retrieve": (),
+        "create": ("annotate.add_batch",),
+        "update": ("annotate.change_batch",),
+        "partial_update": ("annotate.change_batch",),
+        "destroy": ("annotate.delete_batch",),
+        "add_items": ("annotate.add_item",),
+        "quality": ("annotate.view_quality",),
+    }
     filterset_class = BatchFilter
 
     def get_queryset(self) -> QuerySet[Batch]:
         batches = Batch.objects.order_by("created_at", "pk")
-        if not is_staff(self.request):
+        if not has_permissions(self.request.user, "annotate.view_batch"):
             return batches.filter(active=True)
         return batches.annotate(items_count=Count("items"))
 
     def get_serializer_class(self):
-        if getattr(self, "swagger_fake_view", False) or is_staff(self.request):
+        if getattr(self, "swagger_fake_view", False) or has_permissions(self.request.user, "annotate.view_batch"):
             return BatchSerializer
         return AnnotatorBatchSerializer
 
@@ -188,7 +198,7 @@ class BatchViewSet(viewsets.ModelViewSet):
             413: OpenApiResponse(description="The body is over IMPORT_MAX_BYTES; nothing created."),
         },
     )
-    @action(detail=True, methods=["post"], url_path="items", permission_classes=[IsStaff], parser_classes=[JSONParser])
+    @action(detail=True, methods=["post"], url_path="items", parser_classes=[JSONParser])
     def add_items(self, request: Request, pk: str | None = None) -> Response:
         batch = self.get_object()
         fmt = request.query_params.get("fmt", "auto")
@@ -220,7 +230,7 @@ class BatchViewSet(viewsets.ModelViewSet):
         summary="Quality of the batch's judgments (staff): overlap, agreement, alpha, figures per annotator",
         responses=BatchQualitySerializer,
     )
-    @action(detail=True, methods=["get"], permission_classes=[IsStaff])
+    @action(detail=True, methods=["get"])
     def quality(self, request: Request, pk: str | None = None) -> Response:
         return Response(BatchQualitySerializer(batch_quality(self.get_object())).data)
 
@@ -237,8 +247,9 @@ def import_error_detail(exc: ImportFileError) -> dict:
 
 
 class ImportJobViewSet(viewsets.ReadOnlyModelViewSet):
-    """Background imports (staff): status, records done, and the error that stopped one."""
+    """Background imports (curators): status, records done, and the error that stopped one."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [HasPermissions]
+    required_permissions = {"list": ("annotate.add_item",), "retrieve": ("annotate.add_item",)}
     serializer_class = ImportJobSerializer
     queryset = ImportJob.objects.order_by("-created_at", "-pk")

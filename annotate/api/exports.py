@@ -6,15 +6,16 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from annotate.api.permissions import IsStaff
+from annotate.api.permissions import HasPermissions
 from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, ExportOptionError, PreferenceExport
 from arbiter.options import serializer_field
 from rlhf.options import option_fields
 from runs.api import AnyContentNegotiation
+from runs.permissions import refusal
 
 
 class ExportQuerySerializer(serializers.Serializer):
@@ -62,7 +63,8 @@ class ExportQuerySerializer(serializers.Serializer):
 class PreferenceExportView(APIView):
     """Staff: a preference data set, streamed as it is read (constant memory)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [HasPermissions]
+    required_permissions = {"get": ("annotate.export_judgments",)}
     content_negotiation_class = AnyContentNegotiation
 
     @extend_schema(
@@ -77,6 +79,11 @@ class PreferenceExportView(APIView):
     def get(self, request: Request) -> StreamingHttpResponse:
         query = ExportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        if query.filters.usernames:
+            # Real usernames are personal data: a permission of their own, beyond exporting pseudonyms.
+            reason = refusal(request.user, ["annotate.export_usernames"])
+            if reason is not None:
+                raise PermissionDenied(reason)
         try:
             export = query.export()
             chunks = export.chunks()  # checks batch and user names before the first byte

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from annotate import services
 from annotate.api.batches import AnnotatorBatchSerializer
-from annotate.api.permissions import is_staff
+from annotate.api.permissions import has_permissions
 from annotate.models import Hit, Rating
 from annotate.selectors import hit_progress, screen_samples
 
@@ -127,7 +127,7 @@ class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def get_queryset(self) -> QuerySet[Hit]:
         hits = Hit.objects.select_related("batch", "annotator").order_by("-created_at", "-pk")
-        if is_staff(self.request):
+        if has_permissions(self.request.user, "annotate.view_hit"):
             return hits
         return hits.filter(annotator_id=self.request.user.pk)
 

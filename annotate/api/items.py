@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Count
 from rest_framework import mixins, serializers, viewsets
 
-from annotate.api.permissions import IsStaff
+from annotate.api.permissions import HasPermissions
 from annotate.models import Item
 
 
@@ -49,7 +49,14 @@ class ItemViewSet(
 ):
     """Staff only. New items come in bulk through POST /api/batches/{id}/items/."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [HasPermissions]
+    required_permissions = {
+        "list": ("annotate.view_item",),
+        "retrieve": ("annotate.view_item",),
+        "update": ("annotate.change_item",),  # the gold answer
+        "partial_update": ("annotate.change_item",),
+        "destroy": ("annotate.delete_item",),
+    }
     serializer_class = ItemSerializer
     filterset_class = ItemFilter
     queryset = Item.objects.annotate(judgments_count=Count("judgments")).order_by("pk")

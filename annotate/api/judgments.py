@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import Q, QuerySet
 from rest_framework import serializers, viewsets
 
-from annotate.api.permissions import is_staff
+from annotate.api.permissions import has_permissions
 from annotate.models import Judgment, Rating
 from rlhf.preferences import winner_of
 
@@ -76,7 +76,7 @@ class JudgmentFilter(django_filters.FilterSet):
         fields = ["batch", "annotator", "annotator_username", "item", "hit", "rating", "created"]
 
     def filter_rating(self, judgments: QuerySet[Judgment], name: str, value) -> QuerySet[Judgment]:
-        if is_staff(self.request):
+        if has_permissions(self.request.user, "annotate.view_judgment"):
             return judgments.filter(rating=value)
         # Annotators filter on what they clicked, so a filter cannot tell them which samples were swapped.
         return judgments.filter(Q(swapped=False, rating=value) | Q(swapped=True, rating=-value))
@@ -88,12 +88,12 @@ class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = JudgmentFilter
 
     def get_serializer_class(self):
-        if getattr(self, "swagger_fake_view", False) or is_staff(self.request):
+        if getattr(self, "swagger_fake_view", False) or has_permissions(self.request.user, "annotate.view_judgment"):
             return JudgmentSerializer
         return AnnotatorJudgmentSerializer
 
     def get_queryset(self) -> QuerySet[Judgment]:
         judgments = Judgment.objects.select_related("item", "annotator").order_by("pk")
-        if is_staff(self.request):
+        if has_permissions(self.request.user, "annotate.view_judgment"):
             return judgments
         return judgments.filter(annotator_id=self.request.user.pk)

@@ -38,12 +38,15 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture
-def clients(alice, bob, charlie) -> dict[str, APIClient]:
+def clients(alice, bob, charlie, bare_staff, curator, researcher) -> dict[str, APIClient]:
     return {
         "anonymous": api_client(),
         "alice": api_client(alice),
         "bob": api_client(bob),
         "charlie": api_client(charlie),
+        "bare": api_client(bare_staff),
+        "curator": api_client(curator),
+        "researcher": api_client(researcher),
     }
 
 

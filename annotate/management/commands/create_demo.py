@@ -7,12 +7,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.translation import ngettext
 
 from annotate.importers import Comparison, ImportFileError, item_for, parse_comparisons, read_text
 from annotate.models import Batch, Item
+from runs.roles import ADMIN, sync_role_groups
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 ITEMS_FILE = DEMO_DIR / "demo_items.jsonl"
@@ -100,4 +102,8 @@ class Command(BaseCommand):
         if created:
             user.set_password(password)
             user.save(update_fields=["password"])
+            if staff:
+                # A superuser has every permission anyway; the group shows the role in the admin's user list.
+                sync_role_groups()  # a flushed database has lost the groups its migration made
+                user.groups.add(Group.objects.get(name=ADMIN))
         return user, created
