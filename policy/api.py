@@ -22,9 +22,11 @@ from rest_framework.response import Response
 
 from annotate.models import Batch
 from arbiter.options import model_location, options_serializer
+from policy.errors import PolicyRunError
+from policy.evaluation import human_win_rate, send_to_annotators
 from policy.models import PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig, SFTConfig
-from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
+from policy.services import cancel_policy_run, start_policy_run
 from rewardmodel.models import RewardModelRun
 from rlhf.options import OptionError
 from runs import storage

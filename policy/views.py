@@ -8,9 +8,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from policy.errors import PolicyRunError
+from policy.evaluation import human_win_rate, send_to_annotators
 from policy.forms import ReinforceRunForm, SFTRunForm
 from policy.models import PolicyRun, PolicySample
-from policy.services import PolicyRunError, cancel_policy_run, human_win_rate, send_to_annotators, start_policy_run
+from policy.services import cancel_policy_run, start_policy_run
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import permission_required

@@ -8,8 +8,9 @@ from django.core.management.base import CommandError, CommandParser
 
 from annotate.models import Batch
 from arbiter.options import model_location
+from policy.errors import PolicyRunError
 from policy.models import PolicyRun
-from policy.services import PolicyRunError, run_policy_training, start_policy_run
+from policy.services import run_policy_training, start_policy_run
 from rlhf.options import OptionError
 from runs.management.foreground import ForegroundTrainingCommand
 

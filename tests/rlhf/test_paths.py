@@ -10,8 +10,9 @@ import pytest
 from annotate.export import ExportFilters, trl_rows
 from annotate.importers import ImportFileError, import_comparisons
 from annotate.models import Batch, Item, Judgment, Rating
+from policy.errors import PolicyRunError
+from policy.evaluation import send_to_annotators
 from policy.models import PolicyRun
-from policy.services import PolicyRunError, send_to_annotators
 from rewardmodel.services import pairs_from_judgments, preference_pairs
 from rewardmodel.train import PreferencePair
 from rewardmodel.train.data import split_by_group
