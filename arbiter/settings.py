@@ -289,8 +289,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "arbiter.schema.ArbiterAutoSchema",  # documents the errors every endpoint gives
+    "DEFAULT_FILTER_BACKENDS": ["arbiter.filters.StrictFilterBackend"],  # 400 for a value it cannot read
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
@@ -310,6 +310,7 @@ SPECTACULAR_SETTINGS = {
         "ImportJobStatusEnum": "annotate.models.ImportJob.Status",
         "RunStatusEnum": "runs.models.RunStatus",
     },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "arbiter.schema.any_of_for_roles"],
 }
 
 # Models load offline; nothing may download at run time.

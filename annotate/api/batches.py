@@ -7,7 +7,13 @@ import tempfile
 import django_filters
 from django.conf import settings
 from django.db.models import Count, QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -25,7 +31,7 @@ from annotate.quality import batch_quality
 
 
 class BatchSerializer(serializers.ModelSerializer):
-    items_count = serializers.IntegerField(read_only=True)
+    items_count = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -44,6 +50,10 @@ class BatchSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+
+    def get_items_count(self, batch: Batch) -> int:
+        # Counted by the list's query; a batch just created or changed has no annotation to read.
+        return batch.items_count if hasattr(batch, "items_count") else batch.items.count()
 
     def validate_samples_per_hit(self, value: int) -> int:
         if value < 1:
@@ -146,6 +156,20 @@ def starts_a_json_array(body) -> bool:
     return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
 
 
+def batch_for_role(many: bool = False) -> PolymorphicProxySerializer:
+    """Schema only: staff get BatchSerializer's fields, annotators AnnotatorBatchSerializer's."""
+    return PolymorphicProxySerializer(
+        component_name="BatchForRole",
+        serializers=[BatchSerializer, AnnotatorBatchSerializer],
+        resource_type_field_name=None,
+        many=many,
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(responses=batch_for_role(many=True)),
+    retrieve=extend_schema(responses=batch_for_role()),
+)
 class BatchViewSet(viewsets.ModelViewSet):
     """Staff create, change and delete batches; annotators read the active ones."""
 

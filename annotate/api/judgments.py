@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Q, QuerySet
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
 from annotate.api.permissions import has_permissions
-from annotate.models import Judgment, Rating
+from annotate.models import Batch, Judgment, Rating
 from rlhf.preferences import winner_of
 
 
@@ -65,7 +66,8 @@ class JudgmentFilter(django_filters.FilterSet):
     rating = django_filters.NumberFilter(
         method="filter_rating", help_text="Staff: in the item's orientation; annotators: as shown on their screen."
     )
-    batch = django_filters.NumberFilter(field_name="item__batch")
+    # A batch id, as the schema says (a NumberFilter would take 0.5 and match nothing).
+    batch = django_filters.ModelChoiceFilter(field_name="item__batch", queryset=Batch.objects.all())
     annotator_username = django_filters.CharFilter(field_name="annotator__username")
     created = django_filters.DateFromToRangeFilter(
         field_name="created_at", label="Judged between created_after and created_before (dates, inclusive)."
@@ -82,6 +84,20 @@ class JudgmentFilter(django_filters.FilterSet):
         return judgments.filter(Q(swapped=False, rating=value) | Q(swapped=True, rating=-value))
 
 
+def judgment_for_role(many: bool = False) -> PolymorphicProxySerializer:
+    """Schema only: staff get JudgmentSerializer's fields, annotators AnnotatorJudgmentSerializer's."""
+    return PolymorphicProxySerializer(
+        component_name="JudgmentForRole",
+        serializers=[JudgmentSerializer, AnnotatorJudgmentSerializer],
+        resource_type_field_name=None,
+        many=many,
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(responses=judgment_for_role(many=True)),
+    retrieve=extend_schema(responses=judgment_for_role()),
+)
 class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
     """Judgments in the item's orientation. Annotators see only their own; staff see all."""
 
