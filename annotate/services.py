@@ -205,7 +205,9 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
     A HIT idle past the timeout may have lost samples to other annotators: rating such a sample is refused
     (SampleGivenBack); rating one that is still free keeps the rating and makes the HIT live again.
     """
-    hit = Hit.objects.select_for_update().select_related("batch").get(pk=hit.pk)
+    # Lock the HIT row only (of="self"): locking its batch too made every rating in a batch queue on one row and
+    # deadlock against assignment (bench/bench_concurrency.py).
+    hit = Hit.objects.select_for_update(of=("self",)).select_related("batch").get(pk=hit.pk)
     if hit.is_submitted:
         raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
     if screen_rating not in Rating.values:
@@ -251,7 +253,7 @@ def add_time(hit: Hit, position: int, elapsed_ms: int) -> None:
 
 @transaction.atomic
 def submit_hit(hit: Hit) -> Hit:
-    hit = Hit.objects.select_for_update().select_related("batch").get(pk=hit.pk)
+    hit = Hit.objects.select_for_update(of=("self",)).select_related("batch").get(pk=hit.pk)
     if hit.is_submitted:
         return hit
     progress = hit_progress(hit)

@@ -231,3 +231,19 @@ def test_time_per_item_is_capped_and_never_overflows(alice, settings):
     # A total already past 32 bits (as the overflow left rows) does not stop a rating either.
     Judgment.objects.filter(pk=judgment.pk).update(time_ms=2**33)
     assert rate_item(hit, 1, Rating.RESPONSE_2_SLIGHTLY, elapsed_ms=5).time_ms == 1800 * 1000
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's (SQLite locks the file)")
+def test_rating_and_submitting_lock_the_hit_row_only(alice):
+    """Locking the HIT's batch row too made every rating of a batch wait for every other and deadlock against
+    assignment (bench/bench_concurrency.py: 451 deadlocked calls at overlap 3 before, 0 after)."""
+    from django.test.utils import CaptureQueriesContext
+
+    make_batch(n_items=2, samples_per_hit=2)
+    hit = assign_hit(alice)
+    with CaptureQueriesContext(connection) as queries:
+        rate_all(hit)
+        submit_hit(hit)
+    locks = [q["sql"] for q in queries if "FOR UPDATE" in q["sql"] and '"annotate_hit"' in q["sql"].split("FROM")[1]]
+    assert locks, "rating and submitting lock the HIT"
+    assert all('FOR UPDATE OF "annotate_hit"' in sql for sql in locks), locks
