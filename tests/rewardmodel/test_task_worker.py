@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -125,14 +124,13 @@ def test_a_killed_worker_main_process_is_noticed_at_once_and_the_run_resumes(
     wait_for(past_a_checkpoint, timeout=60, message=f"training to pass a checkpoint\n{celery_worker.log()}")
     os.killpg(celery_worker.process.pid, signal.SIGKILL)  # the whole worker: main process and pool child
     celery_worker.process.wait(10)
-    killed_at = time.monotonic()
 
-    # What every dashboard poll of the running run does (same host: the process is seen to be gone).
+    # What every dashboard poll of the running run does (same host: the process is seen to be gone). "is gone" says
+    # the process check caught it, not the RUN_STALE_MINUTES silence limit; the time it takes is measured by
+    # bench/bench_worker_kills.py, not asserted here (shared CI machines are noisy).
     wait_for(lambda: run.check_worker() or None, timeout=10, message="a poll to notice the dead worker")
-    noticed_after = time.monotonic() - killed_at
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.can_resume and "is gone" in run.error
-    assert noticed_after < 2, noticed_after
     resume_step = run.resume_step
     assert resume_step and resume_step % 5 == 0
 
