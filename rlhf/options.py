@@ -177,3 +177,24 @@ def check_model_location(
     if not folder.is_dir():
         raise OptionError(name, f"{name}: no model folder at {value}.")
     return value
+
+
+def processes_option() -> Any:
+    """How many training processes a run uses (the reward and REINFORCE configs share it)."""
+    return option(
+        1,
+        low=1,
+        high=64,
+        advanced=True,
+        help="Training processes on the worker's machine (torchrun, one per GPU); 1: the worker's own.",
+    )
+
+
+def strategy_option() -> Any:
+    """How a run's processes share the model (the reward and REINFORCE configs share it)."""
+    return option(
+        "ddp",
+        choices=(("ddp", "DDP: a whole model per process"), ("fsdp", "FSDP: the model sharded (not available yet)")),
+        advanced=True,
+        help="How processes share the model.",
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from rlhf.distributed import check_strategy
-from rlhf.options import OptionError, check_options, option
+from rlhf.options import OptionError, check_options, option, processes_option, strategy_option
 
 
 @dataclass
@@ -60,19 +60,8 @@ class ReinforceConfig:
     log_every: int = option(1, low=1, high=1_000_000, advanced=True)
     # Several processes (torchrun on the worker's machine): each samples, scores and trains on its share of the
     # step's prompts; the gradients are averaged, as if one process had taken them all.
-    processes: int = option(
-        1,
-        low=1,
-        high=64,
-        advanced=True,
-        help="Training processes on the worker's machine (torchrun, one per GPU); 1: the worker's own.",
-    )
-    strategy: str = option(
-        "ddp",
-        choices=(("ddp", "DDP: a whole model per process"), ("fsdp", "FSDP: the model sharded (not available yet)")),
-        advanced=True,
-        help="How processes share the model.",
-    )
+    processes: int = processes_option()
+    strategy: str = strategy_option()
 
     def __post_init__(self) -> None:
         check_options(self)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rlhf.distributed import check_strategy
-from rlhf.options import check_options, option
+from rlhf.options import check_options, option, processes_option, strategy_option
 
 HUB_FALLBACK = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -77,19 +77,8 @@ class RewardTrainConfig:
 
     # Several processes (torchrun on the worker's machine): each takes its share of every global batch of
     # batch_size pairs, so the same settings give the same steps and the same model as one process.
-    processes: int = option(
-        1,
-        low=1,
-        high=64,
-        advanced=True,
-        help="Training processes on the worker's machine (torchrun, one per GPU); 1: the worker's own.",
-    )
-    strategy: str = option(
-        "ddp",
-        choices=(("ddp", "DDP: a whole model per process"), ("fsdp", "FSDP: the model sharded (not available yet)")),
-        advanced=True,
-        help="How processes share the model.",
-    )
+    processes: int = processes_option()
+    strategy: str = strategy_option()
 
     def __post_init__(self) -> None:
         self.validate()
