@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from rlhf.preferences import strength_of, winner_of
 from rlhf.prompts import join_input
+from rlhf.rankings import LETTERS, MAX_RANKING_SIZE, MIN_RANKING_SIZE, Tiers, to_item_tiers, to_screen_tiers
 
 
 class Rating(models.IntegerChoices):
@@ -46,7 +48,19 @@ class BatchQuerySet(models.QuerySet):
 
 
 class Batch(models.Model):
+    class Kind(models.TextChoices):
+        PAIRWISE = "pairwise", "Pairwise (two responses, the four-level scale)"
+        RANKING = "ranking", "Ranking (3 to 9 responses, best first)"
+
     name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PAIRWISE)
+    ranking_size = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(MIN_RANKING_SIZE), MaxValueValidator(MAX_RANKING_SIZE)],
+        help_text="Ranking batches: how many responses every item has (empty: set per item, 3 to 9).",
+    )
+    allow_ties = models.BooleanField(default=False, help_text="Ranking batches: annotators may rank responses equal.")
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
     samples_per_hit = models.PositiveSmallIntegerField(default=6)
     overlap = models.PositiveSmallIntegerField(default=1, help_text="How many annotators should judge each item.")
@@ -69,9 +83,13 @@ class Batch(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_ranking(self) -> bool:
+        return self.kind == self.Kind.RANKING
+
 
 class Item(models.Model):
-    """One comparison: a prompt and two responses to it."""
+    """One comparison: a prompt and K responses to it (K = 2 for pairwise batches, 3 to 9 for ranking batches)."""
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=200)
@@ -82,6 +100,8 @@ class Item(models.Model):
     prompt_input = models.TextField(blank=True)
     response_1 = models.TextField()
     response_2 = models.TextField()
+    # Responses 3..K of a ranking item; empty for a pairwise item, so every pairwise item stays as it was.
+    more_responses = models.JSONField(default=list, blank=True)
     source = models.JSONField(default=dict, blank=True)
     # Known answer (a rating, item orientation), e.g. from an imported preference data set.
     gold = models.SmallIntegerField(choices=Rating.choices, null=True, blank=True)
@@ -107,8 +127,21 @@ class Item(models.Model):
         """The prompt as a model sees it: the input joined to the last user turn."""
         return join_input(self.prompt, self.prompt_input)
 
+    @property
+    def responses(self) -> list[str]:
+        """All K responses in the item's own order: response number n is `responses[n - 1]`."""
+        return [self.response_1, self.response_2, *self.more_responses]
+
+    @property
+    def response_count(self) -> int:
+        return 2 + len(self.more_responses)
+
     def response(self, number: int) -> str:
-        return self.response_1 if number == 1 else self.response_2
+        if number == 1:
+            return self.response_1
+        if number == 2:
+            return self.response_2
+        return self.more_responses[number - 3]
 
     @property
     def gold_chosen(self) -> int | None:
@@ -162,6 +195,11 @@ class HitSlot(models.Model):
     position = models.PositiveSmallIntegerField()
     # True: the screen's "AI Response 1" is the item's response_2.
     swapped = models.BooleanField(default=False)
+    # Ranking items: the item's response numbers in the order shown (A, B, C, ...), shuffled per annotator and item.
+    display_order = models.JSONField(default=list, blank=True)
+    # Ranking items: an order still being typed (screen tiers of positions, best first); it becomes the judgment
+    # when it covers every response, and is kept across reloads until then.
+    draft_ranking = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["position"]
@@ -184,15 +222,29 @@ class HitSlot(models.Model):
     def to_screen_rating(self, item_rating: int) -> int:
         return -item_rating if self.swapped else item_rating
 
+    def shown_responses(self) -> list[tuple[str, str]]:
+        """Ranking items: (letter, text) of each response in the order shown."""
+        return [(LETTERS[index], self.item.response(number)) for index, number in enumerate(self.display_order)]
+
+    def to_item_tiers(self, screen_tiers: Tiers) -> Tiers:
+        return to_item_tiers(screen_tiers, self.display_order)
+
+    def to_screen_tiers(self, item_tiers: Tiers) -> Tiers:
+        return to_screen_tiers(item_tiers, self.display_order)
+
 
 class Judgment(models.Model):
-    """One annotator's rating of one item, in the item's own orientation."""
+    """One annotator's rating (pairwise item) or ranking (ranking item) of one item, in the item's own orientation."""
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments")
     hit = models.ForeignKey(Hit, null=True, blank=True, on_delete=models.SET_NULL, related_name="judgments")
-    rating = models.SmallIntegerField(choices=Rating.choices)
+    rating = models.SmallIntegerField(choices=Rating.choices, null=True, blank=True)
+    # Ranking items: tiers of the item's response numbers, best first (rlhf.rankings); ties only if the batch allows.
+    ranking = models.JSONField(null=True, blank=True)
     swapped = models.BooleanField(default=False, help_text="Responses were shown in swapped order.")
+    # Ranking items: the item's response numbers in the order they were shown (A, B, C, ...), for position-bias checks.
+    display_order = models.JSONField(default=list, blank=True)
     # Wide, and capped at MAX_ITEM_SECONDS by annotate.services: a 32-bit column once overflowed from repeated reports.
     time_ms = models.PositiveBigIntegerField(default=0, help_text="Time spent on the item.")
     created_at = models.DateTimeField(default=timezone.now)
@@ -200,10 +252,23 @@ class Judgment(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="judgment_unique_per_annotator")]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="judgment_unique_per_annotator"),
+            models.CheckConstraint(
+                condition=models.Q(rating__isnull=False, ranking__isnull=True)
+                | models.Q(rating__isnull=True, ranking__isnull=False),
+                name="judgment_rating_xor_ranking",
+            ),
+        ]
 
     def __str__(self) -> str:
+        if self.ranking is not None:
+            return f"{self.annotator} on {self.item}: ranking {self.ranking}"
         return f"{self.annotator} on {self.item}: {self.rating:+d}"
+
+    @property
+    def is_ranking(self) -> bool:
+        return self.ranking is not None
 
     @property
     def chosen(self) -> int:

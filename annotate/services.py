@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import hit_progress
+from rlhf.rankings import RankingError, Tiers, check_tiers
 
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
 LOCK_ATTEMPTS = 5
@@ -124,11 +125,23 @@ def _assign_from_batch(user, batch: Batch) -> Hit | None:
     if gold_ids:
         random.shuffle(item_ids)
     hit = Hit.objects.create(annotator=user, batch=batch)
+    sizes = _response_counts(item_ids) if batch.is_ranking else {}
     HitSlot.objects.bulk_create(
-        HitSlot(hit=hit, item_id=item_id, position=position, swapped=random.random() < 0.5)
+        HitSlot(
+            hit=hit,
+            item_id=item_id,
+            position=position,
+            swapped=random.random() < 0.5,
+            display_order=random.sample(range(1, sizes[item_id] + 1), sizes[item_id]) if sizes else [],
+        )
         for position, item_id in enumerate(item_ids, start=1)
     )
     return hit
+
+
+def _response_counts(item_ids: list[int]) -> dict[int, int]:
+    """How many responses each ranking item has (K), to shuffle the order they are shown in."""
+    return {pk: 2 + len(more) for pk, more in Item.objects.filter(pk__in=item_ids).values_list("pk", "more_responses")}
 
 
 def _unseen_gold_items(user, batch: Batch, count: int) -> list[int]:
@@ -205,21 +218,11 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
     A HIT idle past the timeout may have lost samples to other annotators: rating such a sample is refused
     (SampleGivenBack); rating one that is still free keeps the rating and makes the HIT live again.
     """
-    # Lock the HIT row only (of="self"): locking its batch too made every rating in a batch queue on one row and
-    # deadlock against assignment (bench/bench_concurrency.py).
-    hit = Hit.objects.select_for_update(of=("self",)).select_related("batch").get(pk=hit.pk)
-    if hit.is_submitted:
-        raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
     if screen_rating not in Rating.values:
         raise AnnotationError(f"Unknown rating {screen_rating!r}.", field="rating")
-    try:
-        slot = hit.slots.select_related("item").get(position=position)
-    except HitSlot.DoesNotExist:
-        raise AnnotationError(f"This HIT has no sample {position}.", field="position") from None
-    # Lock the item like assignment does, so it cannot be handed out between the check and the save.
-    Item.objects.select_for_update().filter(pk=slot.item_id).values_list("pk", flat=True).get()
-    if given_back_slots(hit).filter(pk=slot.pk).exists():
-        raise SampleGivenBack(position)
+    hit, slot = _slot_to_answer(hit, position)
+    if slot.display_order:
+        raise AnnotationError(f"Sample {position} is a ranking: rank its responses instead.", field="rating")
     elapsed_ms = _countable_ms(elapsed_ms)
     judgment, created = Judgment.objects.select_for_update().get_or_create(
         item=slot.item,
@@ -237,6 +240,93 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
         judgment.save(update_fields=["rating", "time_ms", "updated_at"])
     hit.touch()
     return judgment
+
+
+def _slot_to_answer(hit: Hit, position: int) -> tuple[Hit, HitSlot]:
+    """The locked HIT and its slot at `position`, when the annotator may still answer it; AnnotationError otherwise."""
+    # Lock the HIT row only (of="self"): locking its batch too made every rating in a batch queue on one row and
+    # deadlock against assignment (bench/bench_concurrency.py).
+    hit = Hit.objects.select_for_update(of=("self",)).select_related("batch").get(pk=hit.pk)
+    if hit.is_submitted:
+        raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
+    try:
+        slot = hit.slots.select_related("item").get(position=position)
+    except HitSlot.DoesNotExist:
+        raise AnnotationError(f"This HIT has no sample {position}.", field="position") from None
+    # Lock the item like assignment does, so it cannot be handed out between the check and the save.
+    Item.objects.select_for_update().filter(pk=slot.item_id).values_list("pk", flat=True).get()
+    if given_back_slots(hit).filter(pk=slot.pk).exists():
+        raise SampleGivenBack(position)
+    return hit, slot
+
+
+def check_screen_ranking(screen_tiers: object, size: int, allow_ties: bool) -> tuple[Tiers, bool]:
+    """A ranking typed so far (tiers of screen positions 1..size, best first) and whether it is complete.
+
+    A partial ranking lists some responses; one missing response is implied (it can only be last), so typing K-1
+    letters completes the order. AnnotationError names what is wrong.
+    """
+    if not isinstance(screen_tiers, list) or any(not isinstance(tier, list) for tier in screen_tiers):
+        raise AnnotationError("A ranking is a list of places, each a list of response positions.", field="ranking")
+    listed = [position for tier in screen_tiers for position in tier]
+    missing = [position for position in range(1, size + 1) if position not in listed]
+    tiers = [list(tier) for tier in screen_tiers]
+    if len(missing) == 1 and tiers:
+        tiers.append(missing)  # the last one left is the worst
+    complete = len(missing) <= 1 and bool(tiers)
+    try:
+        if complete:
+            return check_tiers(tiers, size, allow_ties), True
+        # A partial order: check it as a ranking of what it lists plus the rest as one (allowed) tie at the end.
+        check_tiers([*tiers, missing] if tiers else [missing], size, allow_ties=True)
+        if not allow_ties and any(len(tier) > 1 for tier in tiers):
+            raise RankingError("ties are not allowed in this batch")
+    except RankingError as error:
+        raise AnnotationError(f"Ranking: {error}.", field="ranking") from None
+    return tiers, False
+
+
+@transaction.atomic
+def rank_item(hit: Hit, position: int, screen_tiers: object, elapsed_ms: int = 0) -> Judgment | None:
+    """Save the order typed (or dragged) so far for ranking sample `position`; the judgment once it is complete.
+
+    `screen_tiers` lists screen positions (1 = response "A") best first, ties as tiers of several. A partial order is
+    kept on the slot (so a reload shows it); a complete one is stored as the judgment, in the item's own response
+    numbers, together with the order the responses were shown in. An existing judgment stays until a new complete
+    order replaces it, so unpicking an order never loses a saved judgment. Returns the judgment, or None while the
+    order is still partial and no judgment exists.
+    """
+    hit, slot = _slot_to_answer(hit, position)
+    if not slot.display_order:
+        raise AnnotationError(f"Sample {position} is a pairwise comparison: rate it instead.", field="ranking")
+    tiers, complete = check_screen_ranking(screen_tiers, len(slot.display_order), hit.batch.allow_ties)
+    elapsed_ms = _countable_ms(elapsed_ms)
+    existing = Judgment.objects.select_for_update().filter(item=slot.item, annotator=hit.annotator).first()
+    if not complete:
+        HitSlot.objects.filter(pk=slot.pk).update(draft_ranking=tiers)
+        if existing is not None:
+            existing.time_ms = min(existing.time_ms + elapsed_ms, max_item_ms())
+            existing.save(update_fields=["time_ms", "updated_at"])
+        hit.touch()
+        return existing
+    item_tiers = slot.to_item_tiers(tiers)
+    if existing is None:
+        existing = Judgment.objects.create(
+            item=slot.item,
+            annotator=hit.annotator,
+            hit=hit,
+            ranking=item_tiers,
+            display_order=slot.display_order,
+            time_ms=elapsed_ms,
+        )
+    else:
+        existing.ranking = item_tiers
+        existing.display_order = slot.display_order
+        existing.time_ms = min(existing.time_ms + elapsed_ms, max_item_ms())
+        existing.save(update_fields=["ranking", "display_order", "time_ms", "updated_at"])
+    HitSlot.objects.filter(pk=slot.pk).update(draft_ranking=None)
+    hit.touch()
+    return existing
 
 
 def add_time(hit: Hit, position: int, elapsed_ms: int) -> None:
