@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import ngettext
 
+from annotate.batch_settings import kind_setting_errors
 from annotate.import_jobs import runs_in_background, start_import_job
 from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons, size_limit_message
 from annotate.models import Batch, Hit, HitSlot, ImportJob, Item, Judgment
@@ -21,7 +22,13 @@ class ImportComparisonsForm(forms.Form):
     as_judgments = forms.BooleanField(
         required=False,
         label="As judgments",
-        help_text="Also store the file's known preference (hh, trl) as judgments by the import user.",
+        help_text="Also store the file's known preference (hh, trl) or order (ranking) as judgments by the import "
+        "user.",
+    )
+    allow_ties = forms.BooleanField(
+        required=False,
+        label="Allow ties",
+        help_text="Ranking files: the new batch allows ties (nested lists in ranking, equal scores).",
     )
     # A choice rather than a checkbox: "not ticked" could not tell "inactive" from "the usual default".
     active = forms.TypedChoiceField(
@@ -34,10 +41,42 @@ class ImportComparisonsForm(forms.Form):
     )
 
 
+class BatchForm(forms.ModelForm):
+    class Meta:
+        model = Batch
+        fields = [
+            "name",
+            "kind",
+            "ranking_size",
+            "allow_ties",
+            "guidelines",
+            "samples_per_hit",
+            "overlap",
+            "gold_rate",
+            "active",
+            "priority",
+            "created_by",
+            "created_at",
+        ]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        errors = kind_setting_errors(
+            self.instance if self.instance.pk else None,
+            cleaned.get("kind", Batch.Kind.PAIRWISE),
+            cleaned.get("ranking_size"),
+            cleaned.get("allow_ties", False),
+        )
+        for name, message in errors.items():
+            self.add_error(name, message)
+        return cleaned
+
+
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
-    list_display = ["name", "active", "priority", "samples_per_hit", "overlap", "created_at"]
-    list_filter = ["active"]
+    form = BatchForm
+    list_display = ["name", "kind", "ranking_size", "active", "priority", "samples_per_hit", "overlap", "created_at"]
+    list_filter = ["active", "kind"]
 
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_comparisons_view)
@@ -77,6 +116,7 @@ class BatchAdmin(admin.ModelAdmin):
                     as_judgments=form.cleaned_data["as_judgments"],
                     active=form.cleaned_data["active"],
                     created_by=request.user,
+                    allow_ties=form.cleaned_data["allow_ties"],
                 )
                 return HttpResponseRedirect(reverse("admin:annotate_batch_import_job", args=[job.pk]))
             try:
@@ -87,6 +127,7 @@ class BatchAdmin(admin.ModelAdmin):
                     as_judgments=form.cleaned_data["as_judgments"],
                     created_by=request.user,
                     active=form.cleaned_data["active"],
+                    allow_ties=form.cleaned_data["allow_ties"],
                 )
             except ImportFileError as exc:
                 form.add_error(None, f"{upload.name}: {exc}. Nothing was imported.")

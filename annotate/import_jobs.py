@@ -36,6 +36,7 @@ def start_import_job(
     as_judgments: bool = False,
     active: bool | None = None,
     created_by=None,
+    allow_ties: bool = False,
 ) -> ImportJob:
     """Keep the upload under IMPORT_DIR, record the job, and queue its task once the job is committed."""
     folder = Path(settings.IMPORT_DIR)
@@ -48,6 +49,7 @@ def start_import_job(
         batch_name=batch_name,
         format=fmt,
         as_judgments=as_judgments,
+        allow_ties=allow_ties,
         active=active,
         file_name=file_name[:255],
         file_path=str(path),
@@ -89,6 +91,7 @@ def run_import_job(job_id: int) -> str:
             created_by=job.created_by,
             active=job.active,
             progress=progress,
+            allow_ties=job.allow_ties,
         )
     except ImportFileError as exc:
         _finish(job_id, error=f"{job.file_name}: {exc}. Nothing was imported.")

@@ -16,6 +16,13 @@ Formats (auto-detected from the keys of the first record):
   ``{role, content}`` ending with a user turn, chosen and rejected one assistant message each).
 - ``plain``: ``prompt`` (string or message list), ``response_1``, ``response_2``; optional ``input``
   (as alpacafarm's).
+- ``ranking``: ``prompt`` (string or message list, as ``plain``), ``responses`` (a list of 3 to 9 strings) and
+  optionally the known order, as either ``ranking`` (response numbers best first, **1-based** like "Response 1"
+  on screen: ``[2, 1, 3]``; a nested list is a tie, ``[[2, 3], 1]``, accepted only when the batch allows ties) or
+  ``scores`` (one number per response, UltraFeedback style: higher is better, equal scores tie). A file of
+  rankings makes (or fills) a ranking batch: a batch holds one kind, so a file that mixes ranking and pairwise
+  records, or a ranking file for a pairwise batch, is refused. A new batch ranks K responses per item when every
+  record has the same K (``Batch.ranking_size``), otherwise K is per item.
 
 An optional ``id`` or ``external_id`` key gives the item's external id; otherwise it is the
 line number (JSONL) or the record number (JSON array), 1-based.
@@ -24,6 +31,11 @@ When the file knows which response is preferred (hh, trl), the two responses are
 random order (seeded when `seed` is given) and the known answer is kept as ``Item.gold``;
 with ``as_judgments`` it is also stored as a judgment by the import user
 (``settings.IMPORT_USERNAME``), so existing preference data can train a reward model.
+
+A ranking's known order is kept in ``Item.source["ranking"]`` (tiers of the item's response numbers, best first,
+`rlhf.rankings`; ``scores`` are kept too), not in ``Item.gold``, which holds a pairwise rating. The responses keep
+the file's order: the ranking HIT shuffles the display per annotator anyway. With ``as_judgments`` the order is
+also stored as a ranking judgment by the import user, and then every record must have one.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import gzip
 import io
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -40,6 +53,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,8 +63,10 @@ from django.db import IntegrityError, transaction
 
 from annotate.models import Batch, Item, Judgment, Rating
 from rlhf.prompts import MessageError, check_messages
+from rlhf.rankings import MAX_RANKING_SIZE, MIN_RANKING_SIZE, RankingError, Tiers, check_tiers, tiers_from_scores
 
-FORMATS = ("alpacafarm", "hh", "trl", "plain")
+FORMATS = ("alpacafarm", "hh", "trl", "plain", "ranking")
+RANKING_FORMATS = ("ranking",)  # formats whose records are rankings of K responses (a ranking batch)
 FORMAT_CHOICES = [("auto", "Detect from the first record")] + [(f, f) for f in FORMATS]
 KNOWN_PREFERENCE_FORMATS = ("hh", "trl")
 CHUNK_SIZE = 500
@@ -94,6 +110,26 @@ class Comparison:
     source: dict | None = None
     where: str = ""  # "line 7" or "record 7", for error messages
     id_field: str = ""  # the key that gave the external id; empty when it is the line/record number
+    # Rankings: responses 3..K, and the known order (tiers of response numbers, best first) when the file has one.
+    more_responses: list[str] = dataclass_field(default_factory=list)
+    tiers: Tiers | None = None
+
+    @property
+    def is_ranking(self) -> bool:
+        return bool(self.more_responses)
+
+    @property
+    def size(self) -> int:
+        """K, the number of responses."""
+        return 2 + len(self.more_responses)
+
+
+@dataclass(frozen=True)
+class RankingRules:
+    """What the target batch allows a ranking record: ties, and K when the batch fixes it."""
+
+    allow_ties: bool = False
+    size: int | None = None
 
 
 @dataclass
@@ -257,10 +293,30 @@ def detect_format(record: Record) -> str:
         return "hh"
     if {"prompt", "response_1", "response_2"} <= keys:
         return "plain"
+    if {"prompt", "responses"} <= keys:
+        return "ranking"
     raise record.fail(
         f"cannot tell the format from the keys {sorted(keys)}; expected alpacafarm (instruction, output_1, "
-        "output_2), hh (chosen, rejected), trl (prompt, chosen, rejected) or plain (prompt, response_1, "
-        "response_2), or name the format"
+        "output_2), hh (chosen, rejected), trl (prompt, chosen, rejected), plain (prompt, response_1, "
+        "response_2) or ranking (prompt, responses), or name the format"
+    )
+
+
+def kind_of_format(fmt: str) -> str:
+    """The batch kind (Batch.Kind value) a file of format `fmt` fills."""
+    return Batch.Kind.RANKING if fmt in RANKING_FORMATS else Batch.Kind.PAIRWISE
+
+
+def _check_same_kind(record: Record, fmt: str, first_where: str) -> None:
+    """A batch holds one kind: refuse a ranking record in a pairwise file and the other way round."""
+    is_ranking = "responses" in record.data
+    if is_ranking == (fmt in RANKING_FORMATS):
+        return
+    this, file_kind = ("ranking", "pairwise") if is_ranking else ("pairwise", "ranking")
+    raise record.fail(
+        f"a {this} record in a file of {file_kind} records (as {first_where} says); a batch holds one kind, "
+        "so import rankings and pairs into separate batches",
+        "responses" if is_ranking else "",
     )
 
 
@@ -429,37 +485,126 @@ def parse_hh_pair(record: Record) -> Comparison:
     )
 
 
+def _ranking_responses(record: Record, rules: RankingRules) -> list[str]:
+    value = record.data.get("responses")
+    if not isinstance(value, list):
+        raise record.fail(
+            f"expected a list of {MIN_RANKING_SIZE} to {MAX_RANKING_SIZE} strings, got {_type_name(value)}", "responses"
+        )
+    if not MIN_RANKING_SIZE <= len(value) <= MAX_RANKING_SIZE:
+        raise record.fail(
+            f"{len(value)} responses; a ranking has {MIN_RANKING_SIZE} to {MAX_RANKING_SIZE} "
+            "(two responses are a pairwise item: use the plain format)",
+            "responses",
+        )
+    if rules.size is not None and len(value) != rules.size:
+        raise record.fail(
+            f"{len(value)} responses, but the batch ranks {rules.size} per item (its ranking size)", "responses"
+        )
+    responses = []
+    for number, text in enumerate(value, start=1):
+        if not isinstance(text, str):
+            raise record.fail(f"response {number}: expected a string, got {_type_name(text)}", "responses")
+        _check_length(record, "responses", text, f"response {number}: ")
+        if not text.strip():
+            raise record.fail(f"response {number}: empty", "responses")
+        responses.append(text.strip())
+    return responses
+
+
+TIES_HINT = "the batch does not allow ties (a new batch does with --allow-ties)"
+
+
+def _known_order(record: Record, size: int, rules: RankingRules) -> tuple[Tiers | None, dict]:
+    """The record's known order as tiers (from `ranking` or `scores`), and what to keep of it in the source."""
+    has_ranking = record.data.get("ranking") is not None
+    has_scores = record.data.get("scores") is not None
+    if has_ranking and has_scores:
+        raise record.fail("give either ranking or scores, not both", "scores")
+    if has_ranking:
+        value = record.data["ranking"]
+        if not isinstance(value, list):
+            raise record.fail(f"expected a list of response numbers best first, got {_type_name(value)}", "ranking")
+        tiers = [place if isinstance(place, list) else [place] for place in value]
+        try:
+            return check_tiers(tiers, size, rules.allow_ties), {}
+        except RankingError as exc:
+            message = str(exc).replace("ties are not allowed in this batch", f"a nested list is a tie, and {TIES_HINT}")
+            raise record.fail(f"{message} (response numbers are 1-based)", "ranking") from None
+    if has_scores:
+        value = record.data["scores"]
+        if not isinstance(value, list) or len(value) != size:
+            raise record.fail(f"expected a list of {size} numbers, one per response", "scores")
+        for number, score in enumerate(value, start=1):
+            if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+                raise record.fail(f"response {number}: expected a number, got {_type_name(score)}", "scores")
+        tiers = tiers_from_scores(value)
+        tie = next((tier for tier in tiers if len(tier) > 1), None)
+        if tie and not rules.allow_ties:
+            numbers = " and ".join(map(str, tie))
+            raise record.fail(f"responses {numbers} have equal scores, a tie, and {TIES_HINT}", "scores")
+        return tiers, {"scores": value}
+    return None, {}
+
+
+def parse_ranking(record: Record, rules: RankingRules | None = None) -> Comparison:
+    rules = rules or RankingRules()
+    prompt = _prompt(record)
+    responses = _ranking_responses(record, rules)
+    tiers, kept = _known_order(record, len(responses), rules)
+    source = {**_base_source(record, "ranking"), **kept}
+    if tiers is not None:
+        source["ranking"] = tiers
+    return Comparison(
+        external_id=_external_id(record),
+        prompt=prompt,
+        prompt_input=_text(record, "input", required=False, allow_empty=True),
+        response_1=responses[0],
+        response_2=responses[1],
+        more_responses=responses[2:],
+        tiers=tiers,
+        source=source,
+    )
+
+
 PARSERS: dict[str, Callable[[Record], Comparison]] = {
     "alpacafarm": parse_alpacafarm,
     "hh": parse_hh_pair,
     "trl": parse_trl,
     "plain": parse_plain,
+    "ranking": parse_ranking,
 }
 
 
-def parse_record(record: Record, fmt: str) -> Comparison:
+def parse_record(record: Record, fmt: str, rules: RankingRules | None = None) -> Comparison:
     """One record of format `fmt`, checked as a file's record is (also for comparisons built in code)."""
-    comparison = PARSERS[fmt](record)
+    comparison = parse_ranking(record, rules) if fmt in RANKING_FORMATS else PARSERS[fmt](record)
     comparison.where = record.where
     comparison.id_field = next((f for f in ("external_id", "id") if f in record.data), "")
     return comparison
 
 
-def iter_comparisons(source: str | IO[bytes], fmt: str = "auto") -> Iterator[tuple[str, Comparison]]:
+def iter_comparisons(
+    source: str | IO[bytes], fmt: str = "auto", rules: RankingRules | None = None
+) -> Iterator[tuple[str, Comparison]]:
     """(format, comparison) for every record, checked as it is read; ImportFileError at the first bad one.
 
-    At most IMPORT_MAX_ROWS records; a duplicate external id within the file is refused.
+    At most IMPORT_MAX_ROWS records; a duplicate external id within the file is refused, and so is a record of
+    the other kind (ranking vs pairwise) than the file's first. `rules` are the target batch's for rankings.
     """
     if fmt != "auto" and fmt not in PARSERS:
         raise ImportFileError(f"unknown format {fmt!r}; choose auto, {', '.join(FORMATS)}")
     max_rows = settings.IMPORT_MAX_ROWS
     seen: dict[str, str] = {}
+    first_where = ""
     for count, record in enumerate(iter_records(source), start=1):
         if count > max_rows:
             raise record.fail(f"more than {max_rows:,} records, the import limit (setting IMPORT_MAX_ROWS)")
         if fmt == "auto":
             fmt = detect_format(record)
-        comparison = parse_record(record, fmt)
+        first_where = first_where or record.where
+        _check_same_kind(record, fmt, first_where)
+        comparison = parse_record(record, fmt, rules)
         if comparison.external_id in seen:
             raise record.fail(
                 f"duplicate external id {comparison.external_id!r} (also at {seen[comparison.external_id]})",
@@ -495,6 +640,18 @@ def import_user():
 def item_for(batch: Batch, comparison: Comparison, rng: random.Random) -> Item:
     """The (unsaved) item of a comparison; a known answer puts the responses in random order and becomes gold."""
     response_1, response_2, gold = comparison.response_1, comparison.response_2, None
+    if comparison.is_ranking:
+        # The file's order is kept (the known order stays in source["ranking"]): the HIT shuffles what it shows.
+        return Item(
+            batch=batch,
+            external_id=comparison.external_id,
+            prompt=comparison.prompt,
+            prompt_input=comparison.prompt_input,
+            response_1=response_1,
+            response_2=response_2,
+            more_responses=comparison.more_responses,
+            source=comparison.source or {},
+        )
     if comparison.chosen is not None:
         # Shuffle so the preferred answer is not always response 1.
         chosen_first = rng.random() < 0.5
@@ -526,11 +683,14 @@ def import_comparisons(
     seed: int | None = None,
     active: bool | None = None,
     progress: Progress | None = None,
+    allow_ties: bool = False,
 ) -> ImportResult:
     """Import every comparison of the file into batch `batch_name` (created if missing), or nothing.
 
     `active` sets whether annotators get the batch; None keeps an existing batch as it is and makes a new one
     inactive when the import stores its answers as judgments (there is nothing left to ask), active otherwise.
+    A ranking file makes a ranking batch; `allow_ties` lets a new one take (and its annotators give) ties. An
+    existing batch keeps its kind, ranking size and ties setting, and the file must fit them.
 
     The file is streamed twice: once to check every record (outside any transaction, reporting progress), then
     once more to write it in one transaction, CHUNK_SIZE items at a time. Memory stays at one chunk whatever the
@@ -541,26 +701,51 @@ def import_comparisons(
         raise ImportFileError("a batch name is needed")
     if len(batch_name) > Batch._meta.get_field("name").max_length:
         raise ImportFileError("the batch name is too long")
+    existing = Batch.objects.filter(name=batch_name).first()
+    if existing is not None and allow_ties and not existing.allow_ties:
+        raise ImportFileError(f"batch {batch_name!r} exists and does not allow ties; --allow-ties is for a new batch")
+    if existing is not None:
+        rules = RankingRules(existing.allow_ties, existing.ranking_size if existing.is_ranking else None)
+    else:
+        rules = RankingRules(allow_ties)
     count, found = 0, fmt
+    sizes: set[int] = set()
+    unknown_order = ""  # the first ranking record without a known order
     with open_source(source) as stream:
-        for count, (found, _comparison) in enumerate(iter_comparisons(stream, fmt), start=1):  # noqa: B007
+        for count, (found, comparison) in enumerate(iter_comparisons(stream, fmt, rules), start=1):  # noqa: B007
+            if comparison.is_ranking:
+                sizes.add(comparison.size)
+                if comparison.tiers is None and not unknown_order:
+                    unknown_order = comparison.where
             if progress and count % CHUNK_SIZE == 0:
                 progress("checking", count)
     if count == 0:
         raise ImportFileError("the file holds no records")
     fmt = found
-    if as_judgments and fmt not in KNOWN_PREFERENCE_FORMATS:
+    kind = kind_of_format(fmt)
+    if existing is not None and existing.kind != kind:
         raise ImportFileError(
-            f"--as-judgments needs a file with a known preference ({', '.join(KNOWN_PREFERENCE_FORMATS)}); "
-            f"{fmt} has none"
+            f"batch {batch_name!r} is a {existing.kind} batch and this file holds {kind} records; "
+            "a batch holds one kind, so import into another batch"
+        )
+    if as_judgments and fmt in RANKING_FORMATS and unknown_order:
+        raise ImportFileError("--as-judgments needs every record's order; this one has none", unknown_order, "ranking")
+    if as_judgments and fmt not in KNOWN_PREFERENCE_FORMATS + RANKING_FORMATS:
+        raise ImportFileError(
+            f"--as-judgments needs a file with a known preference ({', '.join(KNOWN_PREFERENCE_FORMATS)}, or "
+            f"ranking with ranking or scores); {fmt} has none"
         )
     if progress:
         progress("writing", count)
     rng = random.Random(seed)
+    new_batch = {"kind": kind}
+    if kind == Batch.Kind.RANKING:
+        # K is fixed for the batch when every item has the same K; otherwise it is per item.
+        new_batch.update(ranking_size=sizes.pop() if len(sizes) == 1 else None, allow_ties=allow_ties)
     try:
         with transaction.atomic(), open_source(source) as stream:
-            comparisons = (comparison for _fmt, comparison in iter_comparisons(stream, fmt))
-            return _write(comparisons, batch_name, fmt, as_judgments, created_by, rng, active)
+            comparisons = (comparison for _fmt, comparison in iter_comparisons(stream, fmt, rules))
+            return _write(comparisons, batch_name, fmt, as_judgments, created_by, rng, active, new_batch)
     except IntegrityError as exc:
         # Only reachable when another import writes the same batch at the same moment.
         raise ImportFileError(f"the batch changed while importing ({exc}); nothing was imported") from None
@@ -574,10 +759,11 @@ def _write(
     created_by,
     rng: random.Random,
     active: bool | None,
+    new_batch: dict | None = None,
 ) -> ImportResult:
     new_batch_active = (not as_judgments) if active is None else active
     batch, batch_created = Batch.objects.get_or_create(
-        name=batch_name, defaults={"created_by": created_by, "active": new_batch_active}
+        name=batch_name, defaults={"created_by": created_by, "active": new_batch_active, **(new_batch or {})}
     )
     if not batch_created and active is not None and batch.active != active:
         batch.active = active
@@ -633,6 +819,11 @@ def add_items(
         for item in items:
             item.pk = ids[item.external_id]
     user = import_user()
-    judgments = [Judgment(item=item, annotator=user, rating=item.gold) for item in items]
+    judgments = [
+        Judgment(item=item, annotator=user, ranking=comparison.tiers)
+        if comparison.is_ranking
+        else Judgment(item=item, annotator=user, rating=item.gold)
+        for item, comparison in zip(items, comparisons, strict=True)
+    ]
     Judgment.objects.bulk_create(judgments, batch_size=CHUNK_SIZE)
     return items, len(judgments)

@@ -327,6 +327,7 @@ class ImportJob(models.Model):
     batch_name = models.CharField(max_length=200)
     format = models.CharField(max_length=20, default="auto")
     as_judgments = models.BooleanField(default=False)
+    allow_ties = models.BooleanField(default=False, help_text="Rankings: a new batch allows ties.")
     active = models.BooleanField(null=True, blank=True, help_text="Empty: the import's usual default.")
     file_name = models.CharField(max_length=255, help_text="The uploaded file's name.")
     file_path = models.CharField(max_length=500, help_text="The upload, under IMPORT_DIR, until the job ends.")

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 
 from annotate.api.permissions import HasPermissions, has_permissions
 from annotate.api.quality import BatchQualitySerializer
+from annotate.batch_settings import kind_setting_errors
 from annotate.import_jobs import runs_in_background, start_import_job
 from annotate.importers import FORMATS as IMPORT_FORMATS
 from annotate.importers import ImportFileError, import_comparisons, size_limit_message
@@ -39,6 +40,9 @@ class BatchSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "kind",
+            "ranking_size",
+            "allow_ties",
             "guidelines",
             "samples_per_hit",
             "overlap",
@@ -70,13 +74,30 @@ class BatchSerializer(serializers.ModelSerializer):
             raise ValidationError("A share between 0 and 1.")
         return value
 
+    def validate(self, attrs: dict) -> dict:
+        """Kind, ranking size and ties must fit together and the batch's items (annotate.batch_settings)."""
+        current = self.instance
+
+        def value(name: str, default):
+            return attrs[name] if name in attrs else getattr(current, name, default)
+
+        errors = kind_setting_errors(
+            current,
+            value("kind", Batch.Kind.PAIRWISE),
+            value("ranking_size", None),
+            value("allow_ties", False),
+        )
+        if errors:
+            raise ValidationError({name: [message] for name, message in errors.items()})
+        return attrs
+
 
 class AnnotatorBatchSerializer(serializers.ModelSerializer):
     """What an annotator needs to know about a batch (no gold rate, no counts)."""
 
     class Meta:
         model = Batch
-        fields = ["id", "name", "guidelines", "samples_per_hit"]
+        fields = ["id", "name", "kind", "ranking_size", "allow_ties", "guidelines", "samples_per_hit"]
         read_only_fields = fields
 
 

@@ -6,8 +6,9 @@ from annotate.importers import FORMAT_CHOICES, ImportFileError, import_compariso
 
 class Command(BaseCommand):
     help = (
-        "Import comparisons (AlpacaFarm, HH-RLHF, TRL or plain; JSON or JSONL, gzip accepted) into a batch, "
-        "all or nothing."
+        "Import comparisons (AlpacaFarm, HH-RLHF, TRL or plain pairs, or rankings of 3 to 9 responses; JSON or "
+        "JSONL, gzip accepted) into a batch, all or nothing. A ranking record has prompt, responses and optionally "
+        "ranking (1-based response numbers best first; a nested list is a tie) or scores (higher is better)."
     )
     # The checks load every URL conf and so the training code (torch): seconds an import does not need.
     requires_system_checks: list[str] = []
@@ -19,7 +20,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--as-judgments",
             action="store_true",
-            help="Also store the file's known preference (hh, trl) as judgments by the import user.",
+            help="Also store the file's known preference (hh, trl) or order (ranking, scores) as judgments by the "
+            "import user.",
+        )
+        parser.add_argument(
+            "--allow-ties",
+            action="store_true",
+            help="Rankings: the new batch allows ties (nested lists in ranking, equal scores; and on the HIT).",
         )
         activity = parser.add_mutually_exclusive_group()
         activity.add_argument(
@@ -47,11 +54,16 @@ class Command(BaseCommand):
                 as_judgments=options["as_judgments"],
                 seed=options["seed"],
                 active=options["active"],
+                allow_ties=options["allow_ties"],
             )
         except ImportFileError as exc:
             raise CommandError(f"{options['file']}: {exc}. Nothing was imported.") from exc
         items = ngettext("%(n)d item", "%(n)d items", result.count) % {"n": result.count}
-        self.stdout.write(f"Imported {items} into batch {result.batch.name}.")
+        kind = ""
+        if result.batch.is_ranking:
+            size = result.batch.ranking_size
+            kind = f" (a ranking batch, {size} responses per item)" if size else " (a ranking batch, K per item)"
+        self.stdout.write(f"Imported {items} into batch {result.batch.name}{kind}.")
         if result.judgment_count:
             judgments = ngettext("%(n)d judgment", "%(n)d judgments", result.judgment_count) % {
                 "n": result.judgment_count
