@@ -19,6 +19,19 @@ Formats
   ``chosen`` / ``rejected`` as one-message assistant lists.
 - ``raw``: one JSON line per judgment (see RAW_COLUMNS); ``csv``: the same rows as CSV.
 - ``parquet``: the ``trl`` or ``raw`` table, written in record batches.
+- ``rankings``: one JSON line per ranking (ranking batches only; pairwise items are left out): ``prompt`` (as in
+  ``trl``), ``responses`` (the item's K responses, in the item's order), ``ranking`` (tiers of 1-based response
+  numbers, best first; a tier of several is a tie, `rlhf.rankings`), ``annotator`` (pseudonym or username; null
+  for an aggregated row), ``n_judgments``, ``batch``, ``item_id``, ``item_pk``.
+
+Ranking items in the pairwise formats (``trl``, ``trl-conversational``, parquet ``trl``): each ranking becomes its
+pairs (`rlhf.rankings.pairs_of`) under ``pairs``: ``all`` (the C(K,2) pairs, each weighted 1/C(K,2), the lecture's
+objective), ``adjacent`` (the K-1 neighbour pairs) or ``sample:M`` (M pairs drawn at random, seeded by the judgment
+so the same export gives the same file). Tied responses give no pair. Such a pair has ``margin`` 1.0 (a ranking says
+which is better, not by how much: the scale's smallest step) and ``strength`` "ranked". When the export holds any
+ranking, every row of these formats gets a ``weight`` column: the pair's weight (a ranking's weights sum to 1), 1.0
+for a pair from a pairwise judgment. Exports without rankings are exactly as before. The ``raw`` / ``csv`` tables
+describe pairwise judgments (a rating each) and leave ranking judgments out: those are in ``rankings``.
 
 Aggregation (``aggregate``) follows `rlhf.preferences`, the rule reward-model training uses too:
 ``each`` gives one pair per judgment; ``majority`` one pair per item in the direction most
@@ -26,6 +39,11 @@ judgments took (items with a tie are dropped); ``agreed`` one pair per item whos
 all point the same way (others dropped; combine with ``min_judgments=2`` to require an actual
 second opinion). The raw table always has one row per judgment: there, ``majority`` and
 ``agreed`` only decide which items are kept.
+
+Several annotators' rankings of one item (``ranking_aggregate``, `rlhf.rankings.RANKING_AGGREGATIONS`): ``each``
+keeps one ranking per judgment; ``borda`` combines them into one by Borda count (each ranking gives a response
+K - rank points, ties sharing the mean; responses are ordered by total points, equal totals tie). It applies to the
+``rankings`` format and to the pairs made from rankings.
 """
 
 from __future__ import annotations
@@ -35,6 +53,7 @@ import hashlib
 import hmac
 import io
 import json
+import random
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,11 +70,12 @@ from django.utils import timezone
 from annotate.models import Batch, Judgment, Rating
 from arbiter.streams import ChunkSink
 from rlhf.options import OptionError, check_options, option
-from rlhf.preferences import AGGREGATIONS, Preference, item_direction, item_preferences
+from rlhf.preferences import AGGREGATIONS, item_direction, item_preferences
 from rlhf.prompts import join_input, lecture_transcript
+from rlhf.rankings import RANKING_AGGREGATIONS, RankingError, Tiers, borda, pairs_of, parse_pair_mode
 
 CHUNK_SIZE = 2000
-FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet")
+FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet", "rankings")
 PARQUET_TABLES = ("trl", "raw")
 # Bytes gathered before a chunk is handed on (one HTTP write or file write).
 FLUSH_BYTES = 256 * 1024
@@ -93,6 +113,8 @@ _TRL_FIELDS = (
     "item__response_1",
     "item__response_2",
     "item__batch__name",
+    "ranking",
+    "item__more_responses",
 )
 _RAW_FIELDS = (
     *_TRL_FIELDS,
@@ -146,6 +168,13 @@ AGGREGATION_LABELS = {
     "majority": "majority: one pair per item, in the direction most judgments took",
     "agreed": "agreed: one pair per item whose judgments all agree",
 }
+RANKING_AGGREGATION_LABELS = {
+    "each": "each: one ranking per judgment",
+    "borda": "borda: one ranking per item, by Borda count",
+}
+# Pairs from a ranking: a pair carries the scale's smallest margin, and says it came from a ranking.
+RANKED_MARGIN = 1.0
+RANKED_STRENGTH = "ranked"
 
 
 @dataclass
@@ -165,13 +194,28 @@ class ExportFilters:
     min_judgments: int = option(1, low=1, high=1000, help="Only items with at least this many judgments.")
     aggregate: str = option("each", choices=[(a, AGGREGATION_LABELS.get(a, a)) for a in AGGREGATIONS])
     exclude_flagged: bool = option(False, label="Exclude flagged annotators", help="As the quality page flags them.")
-    usernames: bool = option(False, label="Usernames instead of pseudonyms", help="Raw and csv only.")
+    usernames: bool = option(False, label="Usernames instead of pseudonyms", help="Raw, csv and rankings only.")
+    ranking_aggregate: str = option(
+        "each",
+        label="Rankings aggregated",
+        choices=[(a, RANKING_AGGREGATION_LABELS[a]) for a in RANKING_AGGREGATIONS],
+        help="Ranking batches: one ranking per annotator, or one per item by Borda count.",
+    )
+    pairs: str = option(
+        "all",
+        label="Pairs per ranking",
+        help="Ranking batches in the pairwise formats: all (C(K,2) pairs, weight 1/C(K,2) each), adjacent (the K-1 "
+        "neighbour pairs) or sample:M (M random pairs); a ranking's weights sum to 1.",
+    )
 
     def __post_init__(self) -> None:
         try:
             check_options(self)
+            parse_pair_mode(self.pairs)
         except OptionError as exc:
             raise ExportOptionError(exc.name, str(exc)) from None
+        except RankingError as exc:
+            raise ExportOptionError("pairs", str(exc)) from None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> ExportFilters:
@@ -250,14 +294,56 @@ def _item_groups(judgments: QuerySet[Judgment], fields: tuple[str, ...]) -> Iter
         yield group
 
 
-def _item_pairs(group: list[dict], aggregate: str) -> list[Preference]:
-    """The preference pairs of one item: one per judgment, or one (or none) for the item."""
-    return item_preferences([row["rating"] for row in group], aggregate)
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    """One row of a pairwise format: chosen and rejected response numbers (item orientation)."""
+
+    chosen: int
+    rejected: int
+    margin: float
+    strength: str
+    n_judgments: int
+    weight: float = 1.0
 
 
-def _trl_groups(filters: ExportFilters, judgments: QuerySet | None) -> Iterator[tuple[dict, list[Preference]]]:
+def _item_rankings(group: list[dict], aggregate: str) -> list[tuple[Tiers, dict | None]]:
+    """The rankings of one ranking item: (tiers, its judgment's row) per judgment, or one Borda ranking (row None)."""
+    if aggregate == "borda":
+        size = 2 + len(group[0]["item__more_responses"])
+        return [(borda([row["ranking"] for row in group], size), None)]
+    return [(row["ranking"], row) for row in group]
+
+
+def _item_pairs(group: list[dict], filters: ExportFilters) -> list[_Pair]:
+    """The pairs of one item: from its ratings (rlhf.preferences), or from its rankings (rlhf.rankings.pairs_of)."""
+    first = group[0]
+    if first["ranking"] is None:
+        return [
+            _Pair(p.winner, p.loser, p.margin, p.strength, p.n_judgments)
+            for p in item_preferences([row["rating"] for row in group], filters.aggregate)
+        ]
+    pairs = []
+    for tiers, row in _item_rankings(group, filters.ranking_aggregate):
+        # Seeded by item and judgment: sample:M gives the same pairs every time the same data is exported.
+        rng = random.Random(f"{first['item_id']}:{row['id'] if row else 'borda'}")
+        n_judgments = 1 if row else len(group)
+        for better, worse, weight in pairs_of(tiers, filters.pairs, rng):
+            pairs.append(_Pair(better, worse, RANKED_MARGIN, RANKED_STRENGTH, n_judgments, weight))
+    return pairs
+
+
+def _response_texts(first: dict) -> list[str]:
+    return [first["item__response_1"], first["item__response_2"], *(first["item__more_responses"] or [])]
+
+
+def _trl_groups(filters: ExportFilters, judgments: QuerySet | None) -> Iterator[tuple[dict, list[_Pair]]]:
     for group in _item_groups(filters.judgments() if judgments is None else judgments, _TRL_FIELDS):
-        yield group[0], _item_pairs(group, filters.aggregate)
+        yield group[0], _item_pairs(group, filters)
+
+
+def has_rankings(judgments: QuerySet[Judgment]) -> bool:
+    """Whether an export holds ranking judgments (then its pairwise rows carry a weight)."""
+    return judgments.filter(ranking__isnull=False).exists()
 
 
 def _prompt_of(first: dict, conversational: bool) -> Any:
@@ -266,16 +352,32 @@ def _prompt_of(first: dict, conversational: bool) -> Any:
     return render_prompt(first["prompt"], first["item__prompt_input"])
 
 
-def trl_rows(filters: ExportFilters, conversational: bool = False, judgments: QuerySet | None = None) -> Iterator[dict]:
-    """Preference pairs, one per judgment or one per item (see the module docstring)."""
+def _weighted(judgments: QuerySet | None, filters: ExportFilters, weighted: bool | None) -> bool:
+    if weighted is not None:
+        return weighted
+    return has_rankings(filters.judgments() if judgments is None else judgments)
+
+
+def trl_rows(
+    filters: ExportFilters,
+    conversational: bool = False,
+    judgments: QuerySet | None = None,
+    weighted: bool | None = None,
+) -> Iterator[dict]:
+    """Preference pairs, one per judgment or one per item, and a ranking's pairs (see the module docstring).
+
+    `weighted` adds the ``weight`` column; None: when the judgments hold any ranking.
+    """
+    weighted = _weighted(judgments, filters, weighted)
     for first, pairs in _trl_groups(filters, judgments):
         prompt = _prompt_of(first, conversational)
+        texts = _response_texts(first)
         for pair in pairs:
-            chosen, rejected = first[f"item__response_{pair.winner}"], first[f"item__response_{3 - pair.winner}"]
+            chosen, rejected = texts[pair.chosen - 1], texts[pair.rejected - 1]
             if conversational:
                 chosen = [{"role": "assistant", "content": chosen}]
                 rejected = [{"role": "assistant", "content": rejected}]
-            yield {
+            row = {
                 "prompt": prompt,
                 "chosen": chosen,
                 "rejected": rejected,
@@ -286,36 +388,76 @@ def trl_rows(filters: ExportFilters, conversational: bool = False, judgments: Qu
                 "item_pk": first["item_id"],
                 "n_judgments": pair.n_judgments,
             }
+            if weighted:
+                row["weight"] = pair.weight
+            yield row
 
 
-def trl_lines(filters: ExportFilters, conversational: bool = False, judgments: QuerySet | None = None) -> Iterator[str]:
+def trl_lines(
+    filters: ExportFilters,
+    conversational: bool = False,
+    judgments: QuerySet | None = None,
+    weighted: bool | None = None,
+) -> Iterator[str]:
     """trl_rows() as JSON lines, byte for byte what json.dumps gives for each row.
 
     The fast path of the big exports: each item's texts are encoded once, not once per judgment.
     """
+    weighted = _weighted(judgments, filters, weighted)
     dumps = json.JSONEncoder(ensure_ascii=False).encode
     for first, pairs in _trl_groups(filters, judgments):
         if not pairs:
             continue
         prompt = dumps(_prompt_of(first, conversational))
-        responses = {1: dumps(first["item__response_1"]), 2: dumps(first["item__response_2"])}
+        responses = [dumps(text) for text in _response_texts(first)]
         if conversational:
-            responses = {n: f'[{{"role": "assistant", "content": {text}}}]' for n, text in responses.items()}
+            responses = [f'[{{"role": "assistant", "content": {text}}}]' for text in responses]
         tail = (
             f'"batch": {dumps(first["item__batch__name"])}, "item_id": {dumps(first["item__external_id"])}, '
             f'"item_pk": {first["item_id"]}, "n_judgments": '
         )
         for pair in pairs:
+            weight = f', "weight": {pair.weight!r}' if weighted else ""
             yield (
-                f'{{"prompt": {prompt}, "chosen": {responses[pair.winner]}, "rejected": {responses[3 - pair.winner]}, '
-                f'"margin": {pair.margin!r}, "strength": "{pair.strength}", {tail}{pair.n_judgments}}}\n'
+                f'{{"prompt": {prompt}, "chosen": {responses[pair.chosen - 1]}, '
+                f'"rejected": {responses[pair.rejected - 1]}, '
+                f'"margin": {pair.margin!r}, "strength": "{pair.strength}", {tail}{pair.n_judgments}{weight}}}\n'
             )
+
+
+def ranking_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Iterator[dict]:
+    """One row per ranking (per judgment, or per item with borda) of the ranking items; pairwise items are skipped."""
+    names: dict[int, str] = {}
+    judgments = filters.judgments() if judgments is None else judgments
+    for group in _item_groups(judgments.filter(ranking__isnull=False), _RAW_FIELDS):
+        first = group[0]
+        prompt = render_prompt(first["prompt"], first["item__prompt_input"])
+        responses = _response_texts(first)
+        for tiers, row in _item_rankings(group, filters.ranking_aggregate):
+            annotator = None
+            if row is not None:
+                user_id = row["annotator_id"]
+                if user_id not in names:
+                    names[user_id] = row["annotator__username"] if filters.usernames else annotator_pseudonym(user_id)
+                annotator = names[user_id]
+            yield {
+                "prompt": prompt,
+                "responses": responses,
+                "ranking": tiers,
+                "annotator": annotator,
+                "n_judgments": 1 if row else len(group),
+                "batch": first["item__batch__name"],
+                "item_id": first["item__external_id"],
+                "item_pk": first["item_id"],
+            }
 
 
 def raw_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Iterator[dict]:
     """One row per judgment, in the item's orientation."""
     names: dict[int, str] = {}
-    for group in _item_groups(filters.judgments() if judgments is None else judgments, _RAW_FIELDS):
+    judgments = filters.judgments() if judgments is None else judgments
+    # A ranking has no rating: ranking judgments are in the rankings format.
+    for group in _item_groups(judgments.filter(rating__isnull=False), _RAW_FIELDS):
         if filters.aggregate != "each" and item_direction([r["rating"] for r in group], filters.aggregate) is None:
             continue
         first = group[0]
@@ -376,23 +518,22 @@ def _csv(rows: Iterable[dict]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def _parquet_schema(table: str):
+def _parquet_schema(table: str, weighted: bool = False):
     import pyarrow as pa
 
     if table == "trl":
-        return pa.schema(
-            [
-                ("prompt", pa.string()),
-                ("chosen", pa.string()),
-                ("rejected", pa.string()),
-                ("margin", pa.float64()),
-                ("strength", pa.string()),
-                ("batch", pa.string()),
-                ("item_id", pa.string()),
-                ("item_pk", pa.int64()),
-                ("n_judgments", pa.int32()),
-            ]
-        )
+        columns = [
+            ("prompt", pa.string()),
+            ("chosen", pa.string()),
+            ("rejected", pa.string()),
+            ("margin", pa.float64()),
+            ("strength", pa.string()),
+            ("batch", pa.string()),
+            ("item_id", pa.string()),
+            ("item_pk", pa.int64()),
+            ("n_judgments", pa.int32()),
+        ]
+        return pa.schema([*columns, ("weight", pa.float64())] if weighted else columns)
     return pa.schema(
         [
             ("batch", pa.string()),
@@ -415,12 +556,12 @@ def _parquet_schema(table: str):
     )
 
 
-def _parquet(rows: Iterable[dict], table: str) -> Iterator[bytes]:
+def _parquet(rows: Iterable[dict], table: str, weighted: bool = False) -> Iterator[bytes]:
     """Parquet written one record batch of CHUNK_SIZE rows at a time, each drained at once."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = _parquet_schema(table)
+    schema = _parquet_schema(table, weighted)
     sink = ChunkSink()
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         batch: list[dict] = []
@@ -464,11 +605,13 @@ class PreferenceExport:
         kind = self.table if self.fmt == "parquet" else self.fmt
         return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{stem}-{kind}") + f".{suffix}"
 
-    def _rows(self, table: str, judgments: QuerySet[Judgment]) -> Iterator[dict]:
+    def _rows(self, table: str, judgments: QuerySet[Judgment], weighted: bool = False) -> Iterator[dict]:
         if table == "raw":
             rows = raw_rows(self.filters, judgments)
+        elif table == "rankings":
+            rows = ranking_rows(self.filters, judgments)
         else:
-            rows = trl_rows(self.filters, self.fmt == "trl-conversational", judgments)
+            rows = trl_rows(self.filters, self.fmt == "trl-conversational", judgments, weighted)
         for row in rows:
             self.rows_written += 1
             yield row
@@ -477,15 +620,17 @@ class PreferenceExport:
         """The file's bytes, a chunk at a time. Option errors are raised before the first chunk."""
         judgments = self.filters.judgments()  # checks names and options now, not mid-download
         if self.fmt == "parquet":
-            return _parquet(self._rows(self.table, judgments), self.table)
+            weighted = self.table == "trl" and has_rankings(judgments)
+            return _parquet(self._rows(self.table, judgments, weighted), self.table, weighted)
         if self.fmt == "csv":
             return _buffered(_csv(self._rows("raw", judgments)))
-        if self.fmt == "raw":
-            return _buffered(_jsonl(self._rows("raw", judgments)))
+        if self.fmt in ("raw", "rankings"):
+            return _buffered(_jsonl(self._rows(self.fmt, judgments)))
         return _buffered(self._trl_lines(judgments))
 
     def _trl_lines(self, judgments: QuerySet[Judgment]) -> Iterator[bytes]:
-        for line in trl_lines(self.filters, self.fmt == "trl-conversational", judgments):
+        weighted = has_rankings(judgments)
+        for line in trl_lines(self.filters, self.fmt == "trl-conversational", judgments, weighted):
             self.rows_written += 1
             yield line.encode()
 

@@ -11,8 +11,12 @@ from arbiter.options import add_option_arguments
 
 class Command(BaseCommand):
     help = (
-        "Export judgments as a preference data set (trl, trl-conversational, raw JSONL, csv or parquet), "
-        "streamed with constant memory. Writes to stdout unless -o is given."
+        "Export judgments as a preference data set (trl, trl-conversational, raw JSONL, csv or parquet) or as "
+        "rankings JSONL, streamed with constant memory. Writes to stdout unless -o is given. Ranking batches: "
+        "--ranking-aggregate each keeps one ranking per annotator, borda combines an item's rankings by Borda "
+        "count (K - rank points per ranking, ties share the mean; equal totals tie); the pairwise formats give "
+        "each ranking's pairs (--pairs all: C(K,2) pairs weighted 1/C(K,2); adjacent; sample:M) with a weight "
+        "column."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
