@@ -22,6 +22,7 @@ from django.db.models.functions import Length
 from scipy.stats import binomtest
 
 from annotate.models import Batch, Item, Judgment, Rating
+from annotate.ranking_quality import RankingQuality, ranking_quality
 
 SCALE = sorted(Rating.values)  # the ordinal scale -2 < -1 < +1 < +2
 
@@ -76,6 +77,9 @@ class BatchQuality:
     # Answers that came with the import file (judgments by settings.IMPORT_USERNAME): they train reward models but
     # are nobody's judgment, so none of the figures above counts them.
     imported_judgments: int = 0
+    # Ranking batches: agreement as Kendall's tau and alpha on ranks, and position bias (annotate.ranking_quality).
+    # Then the pairwise figures above (agreement, alpha, annotators) are empty and the counts are of rankings.
+    rankings: RankingQuality | None = None
 
     @property
     def overlap_reached(self) -> float | None:
@@ -136,6 +140,8 @@ def annotator_judgments(batches=None) -> QuerySet[Judgment]:
 
 
 def _rows(judgments: QuerySet[Judgment]) -> list[_Row]:
+    """The pairwise judgments' rows; rankings (rating None) have figures of their own (annotate.ranking_quality)."""
+    judgments = judgments.filter(rating__isnull=False)
     values = judgments.annotate(length_1=Length("item__response_1"), length_2=Length("item__response_2")).values_list(
         "item_id", "annotator_id", "rating", "swapped", "time_ms", "length_1", "length_2", "item__gold"
     )
@@ -256,6 +262,8 @@ def flagged_annotators(batches=None, thresholds: Thresholds = THRESHOLDS) -> dic
 
 
 def batch_quality(batch: Batch, thresholds: Thresholds = THRESHOLDS) -> BatchQuality:
+    if batch.is_ranking:
+        return _ranking_batch_quality(batch)
     rows = _rows(annotator_judgments(batch))
     by_item = _by_item(rows)
     ratings = [[r.rating for r in item_rows] for item_rows in by_item.values()]
@@ -273,6 +281,28 @@ def batch_quality(batch: Batch, thresholds: Thresholds = THRESHOLDS) -> BatchQua
         imported_judgments=Judgment.objects.filter(
             item__batch=batch, annotator__username=settings.IMPORT_USERNAME
         ).count(),
+    )
+
+
+def _ranking_batch_quality(batch: Batch) -> BatchQuality:
+    rankings = ranking_quality(batch)
+    per_item = (
+        annotator_judgments(batch).filter(ranking__isnull=False).values("item_id").annotate(n=Count("pk")).order_by()
+    )
+    return BatchQuality(
+        batch=batch,
+        items=Item.objects.filter(batch=batch).count(),
+        judged_items=rankings.ranked_items,
+        fully_judged=sum(1 for row in per_item if row["n"] >= batch.overlap),
+        judgments=rankings.rankings,
+        agreeing_pairs=0,
+        pairs=0,
+        alpha=None,
+        annotators=[],
+        imported_judgments=Judgment.objects.filter(
+            item__batch=batch, annotator__username=settings.IMPORT_USERNAME
+        ).count(),
+        rankings=rankings,
     )
 
 

@@ -132,7 +132,10 @@ def human_win_rate(run: PolicyRun) -> WinRate:
     """
     if not run.annotation_batch_id:
         return WinRate(0, 0, None, None, None)
-    judgments = Judgment.objects.filter(item__batch_id=run.annotation_batch_id).select_related("item")
+    # Pairwise judgments only: a ranking (rating None) has no single chosen side.
+    judgments = Judgment.objects.filter(item__batch_id=run.annotation_batch_id, rating__isnull=False).select_related(
+        "item"
+    )
     wins = n = 0
     for judgment in judgments:
         policy_side = judgment.item.source.get("policy_response")

@@ -66,7 +66,8 @@ def preference_pairs(
 def pairs_from_judgments(judgments: Iterable[Judgment], aggregate: str = "each") -> list[PreferencePair]:
     """One pair per judgment ("each", in the judgments' order) or per kept item (in order of first judgment)."""
     _check_aggregation(aggregate)
-    judgments = list(judgments)
+    # Rankings (rating None) become pairs in their own way (rlhf.rankings.pairs_of); these rules are the scale's.
+    judgments = [judgment for judgment in judgments if judgment.rating is not None]
     if aggregate == "each":
         groups = [[judgment] for judgment in judgments]
     else:

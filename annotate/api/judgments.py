@@ -10,14 +10,40 @@ from rest_framework import serializers, viewsets
 from annotate.api.permissions import has_permissions
 from annotate.models import Batch, Judgment, Rating
 from rlhf.preferences import winner_of
+from rlhf.rankings import to_screen_tiers
+
+
+class ChosenField(serializers.IntegerField):
+    """A pairwise judgment's winning response; null for a ranking (it has no rating)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(source="*", read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, judgment: Judgment) -> int | None:
+        return None if judgment.is_ranking else judgment.chosen
+
+
+class StrengthField(serializers.CharField):
+    """A pairwise judgment's strength (clear or slight); null for a ranking."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(source="*", read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, judgment: Judgment) -> str | None:
+        return None if judgment.is_ranking else judgment.strength
 
 
 class JudgmentSerializer(serializers.ModelSerializer):
     batch = serializers.IntegerField(source="item.batch_id", read_only=True)
     annotator_username = serializers.CharField(source="annotator.username", read_only=True)
     rating_label = serializers.CharField(source="get_rating_display", read_only=True)
-    chosen = serializers.IntegerField(read_only=True, help_text="The winning response, 1 or 2 (item orientation).")
-    strength = serializers.CharField(read_only=True, help_text="clear or slight")
+    chosen = ChosenField(help_text="The winning response, 1 or 2 (item orientation); null for a ranking.")
+    strength = StrengthField(help_text="clear or slight; null for a ranking.")
+    ranking = serializers.JSONField(
+        read_only=True,
+        allow_null=True,
+        help_text="Ranking items: tiers of response numbers, best first (item orientation); null: pairwise.",
+    )
 
     class Meta:
         model = Judgment
@@ -32,6 +58,8 @@ class JudgmentSerializer(serializers.ModelSerializer):
             "rating_label",
             "chosen",
             "strength",
+            "ranking",
+            "display_order",
             "swapped",
             "time_ms",
             "created_at",
@@ -47,16 +75,31 @@ class AnnotatorJudgmentSerializer(JudgmentSerializer):
     rating (or `swapped`) would tell the annotator which of their samples were swapped.
     """
 
-    rating = serializers.IntegerField(read_only=True, help_text="As clicked: -2..2 toward 'AI Response 2'.")
-    rating_label = serializers.CharField(read_only=True, help_text="The rating's label as it was on screen.")
-    chosen = serializers.IntegerField(read_only=True, help_text="The winning response, 1 or 2, as shown on screen.")
+    rating = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="As clicked: -2..2 toward 'AI Response 2'; null for a ranking."
+    )
+    rating_label = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The rating's label as it was on screen; null for a ranking."
+    )
+    chosen = ChosenField(help_text="The winning response, 1 or 2, as shown on screen; null for a ranking.")
+    ranking = serializers.JSONField(
+        read_only=True,
+        allow_null=True,
+        help_text="Ranking items: as ranked on screen, tiers of positions 1..K (A, B, C...) best first.",
+    )
 
     class Meta(JudgmentSerializer.Meta):
-        fields = [f for f in JudgmentSerializer.Meta.fields if f != "swapped"]
+        fields = [f for f in JudgmentSerializer.Meta.fields if f not in ("swapped", "display_order")]
         read_only_fields = fields
 
     def to_representation(self, judgment: Judgment) -> dict:
         data = super().to_representation(judgment)
+        if judgment.is_ranking:
+            # As ranked on screen (positions 1..K, i.e. A, B, C...), like the rating as clicked.
+            order = judgment.display_order
+            data["ranking"] = to_screen_tiers(judgment.ranking, order) if order else judgment.ranking
+            data["rating_label"] = None
+            return data
         screen_rating = -judgment.rating if judgment.swapped else judgment.rating
         data.update(rating=screen_rating, rating_label=Rating(screen_rating).label, chosen=winner_of(screen_rating))
         return data

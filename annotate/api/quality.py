@@ -33,6 +33,41 @@ class AnnotatorQualitySerializer(serializers.Serializer):
     flagged = serializers.BooleanField()
 
 
+class PositionBiasSerializer(serializers.Serializer):
+    """annotate.ranking_quality.PositionBias: the response shown first (A) ranked first, against chance."""
+
+    rankings = serializers.IntegerField(help_text="Rankings with a recorded display order.")
+    first_shown_first = serializers.IntegerField(help_text="Of those, how many ranked the response shown first best.")
+    share = serializers.FloatField(allow_null=True)
+    expected_share = serializers.FloatField(allow_null=True, help_text="Chance: 1/K without ties.")
+    p_value = serializers.FloatField(allow_null=True, help_text="Two-sided binomial test against expected_share.")
+
+
+class AnnotatorRankingQualitySerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    rankings = serializers.IntegerField()
+    median_seconds = serializers.FloatField(allow_null=True)
+    mean_tau = serializers.FloatField(allow_null=True, help_text="Mean Kendall's tau with the others' rankings.")
+    tau_pairs = serializers.IntegerField()
+    position_bias = PositionBiasSerializer()
+
+
+class RankingQualitySerializer(serializers.Serializer):
+    """annotate.ranking_quality.RankingQuality: agreement and position bias of a ranking batch."""
+
+    rankings = serializers.IntegerField(help_text="Ranking judgments by annotators.")
+    ranked_items = serializers.IntegerField()
+    multiply_ranked = serializers.IntegerField(help_text="Items ranked by two annotators or more.")
+    mean_tau = serializers.FloatField(
+        allow_null=True, help_text="Mean Kendall's tau-b over every pair of rankings of the same item."
+    )
+    tau_pairs = serializers.IntegerField()
+    alpha = serializers.FloatField(allow_null=True, help_text="Krippendorff's alpha, interval metric on ranks.")
+    position_bias = PositionBiasSerializer()
+    annotators = AnnotatorRankingQualitySerializer(many=True)
+
+
 class BatchQualitySerializer(serializers.Serializer):
     """annotate.quality.BatchQuality: how far one batch's judgments agree."""
 
@@ -51,6 +86,9 @@ class BatchQualitySerializer(serializers.Serializer):
     alpha = serializers.FloatField(allow_null=True, help_text="Krippendorff's alpha, ordinal, on the four-level scale.")
     annotators = AnnotatorQualitySerializer(many=True)
     flagged = serializers.SerializerMethodField(help_text="User ids of the flagged annotators.")
+    rankings = RankingQualitySerializer(
+        allow_null=True, help_text="Ranking batches: their figures (the pairwise ones above are then empty)."
+    )
 
     def get_flagged(self, quality: BatchQuality) -> list[int]:
         return [annotator.user_id for annotator in quality.flagged]
