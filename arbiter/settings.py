@@ -308,6 +308,7 @@ SPECTACULAR_SETTINGS = {
         "PolicyRunKindEnum": "policy.models.PolicyRun.Kind",
         "PolicySampleKindEnum": "policy.models.PolicySample.Kind",
         "ImportJobStatusEnum": "annotate.models.ImportJob.Status",
+        "BatchKindEnum": "annotate.models.Batch.Kind",
         "RunStatusEnum": "runs.models.RunStatus",
     },
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "arbiter.schema.any_of_for_roles"],

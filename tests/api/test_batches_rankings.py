@@ -53,3 +53,18 @@ def test_ranking_records_are_added_to_a_ranking_batch(clients, db):
     assert good.status_code == 201, good.content
     assert good.json()["format"] == "ranking"
     assert batch.items.get().source["ranking"] == [[2], [3], [1]]
+
+
+def test_judgments_api_shows_rankings_to_staff_and_annotators(clients, alice, db):
+    from annotate.models import Judgment
+
+    batch = make_ranking_batch("judged", n_items=1, size=3)
+    item = batch.items.get()
+    Judgment.objects.create(item=item, annotator=alice, ranking=[[3], [1], [2]], display_order=[2, 3, 1])
+    [staff] = clients["charlie"].get("/api/judgments/").json()["results"]
+    assert (staff["rating"], staff["chosen"], staff["strength"]) == (None, None, None)
+    assert (staff["ranking"], staff["display_order"]) == ([[3], [1], [2]], [2, 3, 1])
+    [own] = clients["alice"].get("/api/judgments/").json()["results"]
+    assert own["ranking"] == [[2], [3], [1]], "as ranked on screen: B (item 3), C (item 1), A (item 2)"
+    assert (own["rating"], own["rating_label"], own["chosen"]) == (None, None, None)
+    assert "display_order" not in own and "swapped" not in own
