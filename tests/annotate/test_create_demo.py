@@ -41,7 +41,7 @@ def test_running_twice_changes_nothing(db, development):
     items_before = list(Item.objects.values_list("pk", "external_id", "response_1"))
     output = run()
     assert list(Item.objects.values_list("pk", "external_id", "response_1")) == items_before
-    assert get_user_model().objects.count() == 3 and Batch.objects.count() == 1
+    assert get_user_model().objects.count() == 3 and Batch.objects.count() == 2  # pairwise and ranking demos
     assert "(0 new)" in output
 
 
@@ -79,3 +79,26 @@ def test_no_superuser_with_a_known_password_when_debug_is_off(db, settings):
     assert Batch.objects.get(name="demo").items.count() > 0, "the demo batch is still made"
     run("--demo-admin")
     assert User.objects.get(username="admin").is_superuser, "an explicit flag creates it"
+
+
+def test_the_demo_has_a_ranking_batch_of_k_4(db, alice):
+    output = run()
+    batch = Batch.objects.get(name="demo-rankings")
+    assert batch.is_ranking and batch.ranking_size == 4 and batch.active and batch.overlap == 2
+    items = list(batch.items.all())
+    assert len(items) == 6 and all(item.response_count == 4 for item in items)
+    assert any(item.earlier_turns for item in items), "a multi-turn prompt"
+    assert "rank" in batch.guidelines.lower()
+    assert "Demo batch 'demo-rankings': 6 items (6 new)." in output
+    assert "Demo batch 'demo-rankings': 6 items (0 new)." in run()
+
+
+def test_demo_rankings_can_be_ranked_through_the_hit(db, alice):
+    from annotate.services import assign_hit, rank_item
+
+    run()
+    Batch.objects.filter(name="demo").update(active=False)
+    hit = assign_hit(alice)
+    assert hit.batch.name == "demo-rankings" and len(hit.ordered_slots()) == 3
+    judgment = rank_item(hit, 1, [[4], [3], [2], [1]], 5000)
+    assert judgment is not None and len(judgment.ranking) == 4

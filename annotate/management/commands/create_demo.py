@@ -1,4 +1,4 @@
-"""Demo users and a small demo batch, written for this project; safe to run again."""
+"""Demo users and two small demo batches (pairwise and ranking), written for this project; safe to run again."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ ITEMS_FILE = DEMO_DIR / "demo_items.jsonl"
 GUIDELINES_FILE = DEMO_DIR / "guidelines.md"
 BATCH_NAME = "demo"
 DEMO_ITEM_FIELDS = ("prompt", "prompt_input", "response_1", "response_2", "gold")
+# The ranking demo: a few prompts with K = 4 short answers each, so the demo shows both kinds of work.
+RANKINGS_FILE = DEMO_DIR / "demo_rankings.jsonl"
+RANKING_GUIDELINES_FILE = DEMO_DIR / "ranking_guidelines.md"
+RANKING_BATCH_NAME = "demo-rankings"
+RANKING_SIZE = 4
+DEMO_RANKING_FIELDS = ("prompt", "prompt_input", "response_1", "response_2", "more_responses")
 # (username, password, staff)
 DEMO_USERS = [
     ("alice", "alice-demo", False),
@@ -30,10 +36,11 @@ DEMO_USERS = [
 ADMIN_USERNAME = "admin"
 
 
-def read_demo_items(path: Path = ITEMS_FILE) -> list[Comparison]:
-    """The demo file, read and checked by the importer ("plain" format: id, prompt, response_1, response_2, input)."""
+def read_demo_items(path: Path = ITEMS_FILE, fmt: str = "plain") -> list[Comparison]:
+    """A demo file, read and checked by the importer ("plain": id, prompt, response_1, response_2, input;
+    "ranking": id, prompt, responses)."""
     try:
-        _, comparisons = parse_comparisons(read_text(path), "plain")
+        _, comparisons = parse_comparisons(read_text(path), fmt)
     except ImportFileError as exc:
         raise CommandError(f"{path}: {exc}") from exc
     return comparisons
@@ -42,7 +49,8 @@ def read_demo_items(path: Path = ITEMS_FILE) -> list[Comparison]:
 class Command(BaseCommand):
     help = (
         "Create the demo users (alice, bob, and with DEBUG on or --demo-admin the superuser admin) and the demo "
-        "batch. Users that exist are left as they are; running it again changes nothing."
+        "batches: 'demo' (pairwise) and 'demo-rankings' (rank 4 responses). Users that exist are left as they are; "
+        "running it again changes nothing."
     )
 
     def add_arguments(self, parser) -> None:
@@ -78,21 +86,36 @@ class Command(BaseCommand):
                 "created_by": users.get(ADMIN_USERNAME),
             },
         )
+        self._load(batch, read_demo_items(), DEMO_ITEM_FIELDS, ITEMS_FILE)
+        rankings, _ = Batch.objects.get_or_create(
+            name=RANKING_BATCH_NAME,
+            defaults={
+                "kind": Batch.Kind.RANKING,
+                "ranking_size": RANKING_SIZE,
+                "guidelines": RANKING_GUIDELINES_FILE.read_text(encoding="utf-8"),
+                "samples_per_hit": 3,
+                "overlap": 2,  # both demo annotators rank every item: the quality page shows their Kendall's tau
+                "created_by": users.get(ADMIN_USERNAME),
+            },
+        )
+        self._load(rankings, read_demo_items(RANKINGS_FILE, "ranking"), DEMO_RANKING_FIELDS, RANKINGS_FILE)
+        self.stdout.write("Demo logins:")
+        for line in logins:
+            self.stdout.write(line)
+
+    def _load(self, batch: Batch, comparisons: list[Comparison], names: tuple[str, ...], path: Path) -> None:
         created = 0
-        rng = random.Random(0)  # plain records have no known answer: nothing is shuffled
-        for comparison in read_demo_items():
+        rng = random.Random(0)  # the demo records have no known answer: nothing is shuffled
+        for comparison in comparisons:
             # The importer's item, updated in place when the demo is loaded again.
             item = item_for(batch, comparison, rng)
-            fields = {name: getattr(item, name) for name in DEMO_ITEM_FIELDS}
-            fields["source"] = {**item.source, "file": ITEMS_FILE.name}
+            fields = {name: getattr(item, name) for name in names}
+            fields["source"] = {**item.source, "file": path.name}
             _, was_created = Item.objects.update_or_create(batch=batch, external_id=item.external_id, defaults=fields)
             created += was_created
         count = batch.items.count()
         items = ngettext("%(n)d item", "%(n)d items", count) % {"n": count}
         self.stdout.write(f"Demo batch {batch.name!r}: {items} ({created} new).")
-        self.stdout.write("Demo logins:")
-        for line in logins:
-            self.stdout.write(line)
 
     def _user(self, username: str, password: str, staff: bool):
         """The user, created with the demo password if missing; an existing user is never changed."""
