@@ -1,5 +1,6 @@
 """Importing rankings: K responses with a known order (ranking or scores), batch kind, ties and the error rules."""
 
+import io
 import json
 from pathlib import Path
 
@@ -154,3 +155,50 @@ def test_the_command_imports_rankings_with_ties(tmp_path, capsys):
     assert "Imported 1 item into batch cmd (a ranking batch, 4 responses per item)." in out
     assert "Stored 1 judgment by import." in out
     assert Judgment.objects.get().ranking == [[1, 2], [3], [4]]
+
+
+def test_the_admin_upload_imports_rankings_with_ties(charlie_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    text = json.dumps(ranking_record(1, scores=[2, 2, 1, 0])) + "\n"
+    data = {"file": SimpleUploadedFile("r.jsonl", text.encode()), "batch_name": "up", "format": "auto"}
+    refused = charlie_client.post(reverse("admin:annotate_batch_import"), data)
+    assert "equal scores, a tie" in refused.content.decode() and not Batch.objects.exists()
+    data = {**data, "file": SimpleUploadedFile("r.jsonl", text.encode()), "allow_ties": "on"}
+    response = charlie_client.post(reverse("admin:annotate_batch_import"), data, follow=True)
+    assert "Imported 1 item into batch up." in response.content.decode()
+    batch = Batch.objects.get(name="up")
+    assert batch.is_ranking and batch.allow_ties and batch.items.get().source["ranking"] == [[1, 2], [3], [4]]
+
+
+def test_a_background_import_job_keeps_allow_ties(tmp_path, settings):
+    from annotate.import_jobs import run_import_job, start_import_job
+
+    settings.IMPORT_DIR = str(tmp_path / "imports")
+    text = json.dumps(ranking_record(1, ranking=[[1, 2], 3, 4])) + "\n"
+    job = start_import_job(io.BytesIO(text.encode()), "r.jsonl", "bg", allow_ties=True, as_judgments=True)
+    assert run_import_job(job.pk) == "done"
+    assert Judgment.objects.get().ranking == [[1, 2], [3], [4]]
+
+
+def test_the_admin_batch_form_checks_kind_settings(charlie_client):
+    from django.urls import reverse
+
+    fields = {
+        "name": "formed",
+        "kind": "pairwise",
+        "ranking_size": "4",
+        "samples_per_hit": 6,
+        "overlap": 1,
+        "gold_rate": 0,
+        "active": "on",
+        "priority": 0,
+        "created_at_0": "2026-12-01",
+        "created_at_1": "10:00",
+    }
+    page = charlie_client.post(reverse("admin:annotate_batch_add"), fields).content.decode()
+    assert "Only a ranking batch has a ranking size" in page and not Batch.objects.exists()
+    response = charlie_client.post(reverse("admin:annotate_batch_add"), {**fields, "kind": "ranking"})
+    assert response.status_code == 302
+    assert Batch.objects.get(name="formed").ranking_size == 4
