@@ -164,3 +164,18 @@ def test_the_api_streams_rankings(ranked, charlie, client):
     assert line["ranking"] == [[1, 3], [2, 4]]
     bad = client.get("/api/exports/preferences/", {"fmt": "trl", "pairs": "some"})
     assert bad.status_code == 400 and "pairs" in bad.json()
+
+
+def test_the_export_page_offers_the_ranking_options_and_downloads_rankings(ranked, charlie_client):
+    from django.urls import reverse
+
+    page = charlie_client.get(reverse("quality:export")).content.decode()
+    assert 'name="ranking_aggregate"' in page and 'name="pairs"' in page and 'value="rankings"' in page
+    response = charlie_client.get(
+        reverse("quality:export"), {"format": "rankings", "ranking_aggregate": "borda", "pairs": "all"}
+    )
+    assert response.status_code == 200
+    [line] = [json.loads(text) for text in b"".join(response.streaming_content).decode().splitlines()]
+    assert line["ranking"] == [[1, 3], [2, 4]]
+    refused = charlie_client.get(reverse("quality:export"), {"format": "trl", "pairs": "sample:0"})
+    assert refused.status_code == 400 and "M of at least 1" in refused.content.decode()
