@@ -131,6 +131,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "batch_name",
             "batch",
             "format",
+            "allow_ties",
             "file_name",
             "size_bytes",
             "status",

@@ -23,6 +23,7 @@ class ItemSerializer(serializers.ModelSerializer):
             "prompt_input",
             "response_1",
             "response_2",
+            "more_responses",
             "source",
             "gold",
             "judgments_count",
@@ -30,6 +31,12 @@ class ItemSerializer(serializers.ModelSerializer):
         ]
         # Content comes in through the importer's checks only; staff may set the known answer.
         read_only_fields = [f for f in fields if f != "gold"]
+
+    def validate_gold(self, value: int | None) -> int | None:
+        # A ranking item's known order is in source["ranking"]; gold is a rating between two responses.
+        if value is not None and self.instance is not None and self.instance.batch.is_ranking:
+            raise serializers.ValidationError("A ranking item has no pairwise known answer; its order is in source.")
+        return value
 
 
 class ItemFilter(django_filters.FilterSet):

@@ -68,3 +68,12 @@ def test_judgments_api_shows_rankings_to_staff_and_annotators(clients, alice, db
     assert own["ranking"] == [[2], [3], [1]], "as ranked on screen: B (item 3), C (item 1), A (item 2)"
     assert (own["rating"], own["rating_label"], own["chosen"]) == (None, None, None)
     assert "display_order" not in own and "swapped" not in own
+
+
+def test_items_api_shows_all_responses_and_refuses_a_pairwise_gold(clients, db):
+    batch = make_ranking_batch("items", n_items=1, size=4)
+    item = batch.items.get()
+    body = clients["charlie"].get(f"/api/items/{item.pk}/").json()
+    assert (body["response_1"], body["more_responses"]) == ("answer 1 to 0", ["answer 3 to 0", "answer 4 to 0"])
+    refused = clients["charlie"].patch(f"/api/items/{item.pk}/", {"gold": 2}, format="json")
+    assert refused.status_code == 400 and "ranking item" in refused.json()["gold"][0]
