@@ -313,8 +313,10 @@ def _check_same_kind(record: Record, fmt: str, first_where: str) -> None:
     if is_ranking == (fmt in RANKING_FORMATS):
         return
     this, file_kind = ("ranking", "pairwise") if is_ranking else ("pairwise", "ranking")
+    # Format named (or this is the first record): the format decides; else the first record decided it.
+    why = f"format {fmt}" if first_where == record.where else f"as {first_where} says"
     raise record.fail(
-        f"a {this} record in a file of {file_kind} records (as {first_where} says); a batch holds one kind, "
+        f"a {this} record in a file of {file_kind} records ({why}); a batch holds one kind, "
         "so import rankings and pairs into separate batches",
         "responses" if is_ranking else "",
     )

@@ -202,3 +202,24 @@ def test_the_admin_batch_form_checks_kind_settings(charlie_client):
     response = charlie_client.post(reverse("admin:annotate_batch_add"), {**fields, "kind": "ranking"})
     assert response.status_code == 302
     assert Batch.objects.get(name="formed").ranking_size == 4
+
+
+def test_a_named_pairwise_format_refuses_ranking_records(tmp_path):
+    path = write_jsonl(tmp_path / "r.jsonl", [ranking_record(1)])
+    with pytest.raises(
+        ImportFileError,
+        match=r"line 1, field 'responses': a ranking record in a file of pairwise "
+        r"records \(format plain\)",
+    ):
+        import_comparisons(path, "named", fmt="plain")
+
+
+def test_each_response_is_held_to_the_text_limit(tmp_path, settings):
+    settings.ITEM_MAX_CHARS = 10
+    path = write_jsonl(tmp_path / "r.jsonl", [{"prompt": "q", "responses": ["short", "also short", "x" * 11]}])
+    with pytest.raises(
+        ImportFileError,
+        match="line 1, field 'responses': response 3: 11 characters, more than the limit of 10 per text",
+    ):
+        import_comparisons(path, "long")
+    assert not Batch.objects.exists()
