@@ -179,3 +179,20 @@ def test_the_export_page_offers_the_ranking_options_and_downloads_rankings(ranke
     assert line["ranking"] == [[1, 3], [2, 4]]
     refused = charlie_client.get(reverse("quality:export"), {"format": "trl", "pairs": "sample:0"})
     assert refused.status_code == 400 and "M of at least 1" in refused.content.decode()
+
+
+def test_an_exported_rankings_file_imports_again_with_the_same_pairs(ranked, tmp_path):
+    from annotate.importers import import_comparisons
+
+    path = tmp_path / "borda.jsonl"
+    with path.open("wb") as out:
+        export_preferences(out, "rankings", ranking_aggregate="borda")
+    result = import_comparisons(path, "again", as_judgments=True, allow_ties=True)
+    assert result.batch.is_ranking and result.batch.ranking_size == 4 and result.judgment_count == 1
+
+    def pairs(batch: str, **filters) -> list[tuple[str, str, float]]:
+        return sorted(
+            (r["chosen"], r["rejected"], r["weight"]) for r in export_lines("trl", batches=[batch], **filters)
+        )
+
+    assert pairs("again") == pairs("ranked", ranking_aggregate="borda")
