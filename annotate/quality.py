@@ -307,12 +307,19 @@ def _ranking_batch_quality(batch: Batch) -> BatchQuality:
 
 
 def annotator_report(annotator) -> dict:
-    """The annotator page's figures: overall, per batch judged, and the ratings given."""
+    """The annotator page's figures: overall, per batch judged, and the ratings given; per ranking batch ranked,
+    the ranking figures (annotate.ranking_quality)."""
     overall: AnnotatorQuality | None = next((a for a in annotator_quality() if a.user_id == annotator.pk), None)
-    own = annotator_judgments().filter(annotator=annotator)
+    everything = annotator_judgments().filter(annotator=annotator)
+    own = everything.filter(rating__isnull=False)
     per_batch = [
         {"batch": batch, "figures": next(a for a in annotator_quality(batch) if a.user_id == annotator.pk)}
         for batch in Batch.objects.filter(pk__in=own.values("item__batch_id")).order_by("pk")
+    ]
+    ranked = Batch.objects.filter(pk__in=everything.filter(ranking__isnull=False).values("item__batch_id"))
+    rankings = [
+        {"batch": batch, "figures": next(a for a in ranking_quality(batch).annotators if a.user_id == annotator.pk)}
+        for batch in ranked.filter(kind=Batch.Kind.RANKING).order_by("pk")
     ]
     counts = dict(own.values_list("rating").annotate(n=Count("pk")).order_by())
     ratings = [{"rating": value, "label": label, "count": counts.get(value, 0)} for value, label in Rating.choices]
@@ -322,4 +329,5 @@ def annotator_report(annotator) -> dict:
         "overall": overall,
         "per_batch": per_batch,
         "ratings": ratings,
+        "rankings": rankings,
     }

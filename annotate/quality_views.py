@@ -125,6 +125,7 @@ def annotator_detail(request: HttpRequest, user_id: int) -> HttpResponse:
             "overall": overall,
             "overall_rows": [overall] if overall else [],
             "per_batch": per_batch,
+            "rankings": report["rankings"],
             "ratings_chart": ratings_chart,
             "rating_labels": Rating.choices,
             "thresholds": THRESHOLDS,

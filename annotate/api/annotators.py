@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.api.permissions import HasPermissions
-from annotate.api.quality import AnnotatorQualitySerializer
+from annotate.api.quality import AnnotatorQualitySerializer, AnnotatorRankingQualitySerializer
 from annotate.models import Batch, Rating
 from annotate.quality import annotator_quality, annotator_report
 
@@ -36,6 +36,12 @@ class BatchFiguresSerializer(serializers.Serializer):
     figures = AnnotatorQualitySerializer()
 
 
+class BatchRankingFiguresSerializer(serializers.Serializer):
+    batch = serializers.IntegerField(source="batch.pk")
+    batch_name = serializers.CharField(source="batch.name")
+    figures = AnnotatorRankingQualitySerializer()
+
+
 class AnnotatorReportSerializer(serializers.Serializer):
     """What the annotator's quality page shows."""
 
@@ -44,6 +50,9 @@ class AnnotatorReportSerializer(serializers.Serializer):
     overall = AnnotatorQualitySerializer(allow_null=True, help_text="Over all batches; null without judgments.")
     per_batch = BatchFiguresSerializer(many=True)
     ratings = RatingCountSerializer(many=True, help_text="How often each rating was given (item orientation).")
+    rankings = BatchRankingFiguresSerializer(
+        many=True, help_text="Per ranking batch ranked: rankings, mean Kendall's tau with the others, position bias."
+    )
 
 
 class AnnotatorViewSet(viewsets.GenericViewSet):

@@ -119,3 +119,13 @@ def test_the_api_reports_ranking_quality(charlie_client, ranked):
     assert body["rankings"]["position_bias"]["first_shown_first"] == 3
     assert [a["username"] for a in body["rankings"]["annotators"]] == ["alice", "bob"]
     assert body["alpha"] is None
+
+
+def test_the_annotator_page_and_api_show_ranking_figures(charlie_client, ranked, alice):
+    html = charlie_client.get(reverse("quality:annotator", args=[alice.pk])).content.decode()
+    assert "<h2>Rankings</h2>" in html and "has no judgments yet" not in html
+    assert "-0.167 (2)" in html
+    body = charlie_client.get(f"/api/annotators/{alice.pk}/quality/").json()
+    [row] = body["rankings"]
+    assert row["batch_name"] == "ranked" and row["figures"]["rankings"] == 2
+    assert body["overall"] is None and body["per_batch"] == []
