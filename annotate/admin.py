@@ -42,22 +42,7 @@ class ImportComparisonsForm(forms.Form):
 
 
 class BatchForm(forms.ModelForm):
-    class Meta:
-        model = Batch
-        fields = [
-            "name",
-            "kind",
-            "ranking_size",
-            "allow_ties",
-            "guidelines",
-            "samples_per_hit",
-            "overlap",
-            "gold_rate",
-            "active",
-            "priority",
-            "created_by",
-            "created_at",
-        ]
+    """The admin's batch form (the admin adds the model and every field): kind settings checked together."""
 
     def clean(self) -> dict:
         cleaned = super().clean()
