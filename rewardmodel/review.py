@@ -4,14 +4,16 @@ capped, so the page itself never runs a model)."""
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Exists, F, FloatField, OuterRef, QuerySet, Subquery, When
+from django.db.models import Case, Exists, F, FloatField, JSONField, OuterRef, QuerySet, Subquery, When
 
 from annotate.models import Item, Judgment
 from annotate.review import annotator_disagreements
 from rewardmodel.models import ItemScore, RewardModelRun
 from rewardmodel.ordering import score_items
+from rlhf.rankings import ranked_pairs
 from runs.models import RunStatus
 
 # How many judged items one press of "Score" sends to the model (the page stays fast; press again for more).
@@ -61,6 +63,53 @@ def model_disagreements(run: RewardModelRun, batch_ids: list[int], min_margin: f
         .select_related("item__batch", "annotator", "excluded_by", "confirmed_by")
         .order_by("-margin", "pk")
     )
+
+
+def most_disputed_pair(tiers: list[list[int]], rewards: list[float]) -> tuple[float, tuple[int, int]] | None:
+    """The pair a ranking states that the model most disagrees with: (r(worse) - r(better), (better, worse))."""
+    pairs = ranked_pairs(tiers)
+    if not pairs:
+        return None
+    return max((rewards[worse - 1] - rewards[better - 1], (better, worse)) for better, worse in pairs)
+
+
+def ranking_disagreements(
+    run: RewardModelRun, batch_ids: list[int], min_margin: float = 0.0, limit: int = PAGE_ROWS
+) -> list[Judgment]:
+    """Ranking judgments the model disagrees with, most confident first: each one's margin is that of the pair of
+    its ranking the model disputes most (`disputed` = (better, worse) as the annotator ranked them)."""
+    rewards = ItemScore.objects.filter(run=run, item_id=OuterRef("item_id")).values("rewards")[:1]
+    scored = (
+        Judgment.objects.filter(item__batch_id__in=batch_ids, ranking__isnull=False)
+        .annotate(scored=Subquery(rewards, output_field=JSONField()))
+        .filter(scored__isnull=False)
+        .values_list("pk", "ranking", "scored")
+    )
+    found = []
+    for pk, tiers, item_rewards in scored.iterator():
+        disputed = most_disputed_pair(tiers, item_rewards)
+        if disputed is not None and disputed[0] > min_margin:
+            found.append((disputed[0], -pk, disputed[1]))
+    top = heapq.nlargest(limit, found)
+    judgments = Judgment.objects.select_related("item__batch", "annotator", "excluded_by", "confirmed_by").in_bulk(
+        [-negative_pk for _, negative_pk, _ in top]
+    )
+    rows = []
+    for margin, negative_pk, pair in top:
+        judgment = judgments[-negative_pk]
+        judgment.margin, judgment.disputed = margin, pair
+        rows.append(judgment)
+    return rows
+
+
+def disagreement_rows(
+    run: RewardModelRun, batch_ids: list[int], min_margin: float = 0.0, limit: int = PAGE_ROWS
+) -> list[Judgment]:
+    """Pairwise and ranking judgments together, most confident disagreement first."""
+    rows = list(model_disagreements(run, batch_ids, min_margin)[:limit]) + ranking_disagreements(
+        run, batch_ids, min_margin, limit
+    )
+    return sorted(rows, key=lambda judgment: (-judgment.margin, judgment.pk))[:limit]
 
 
 @dataclass

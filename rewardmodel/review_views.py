@@ -22,7 +22,7 @@ from rewardmodel.review import (
     SCORE_CAP,
     annotator_disagreement_rows,
     batch_ids_of,
-    model_disagreements,
+    disagreement_rows,
     review_runs,
     unscored_count,
 )
@@ -58,7 +58,7 @@ def review_index(request: HttpRequest) -> HttpResponse:
         "run": run,
         "min_margin": min_margin,
         "score_cap": SCORE_CAP,
-        "model_rows": list(model_disagreements(run, batch_ids, min_margin)[:PAGE_ROWS]) if run else [],
+        "model_rows": disagreement_rows(run, batch_ids, min_margin) if run else [],
         "unscored": unscored_count(run, batch_ids) if run else 0,
         "annotator_rows": annotator_disagreement_rows(run, batch_ids) if run else [],
         "page_rows": PAGE_ROWS,

@@ -158,3 +158,55 @@ def test_the_order_form_refuses_a_bad_share(curator):
     )
     assert response.status_code == 400
     assert "less than or equal to 1" in response.content.decode()
+
+
+# Through the tasks and a real training run -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def artifacts(settings, tmp_path):
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    return settings.ARTIFACTS_DIR
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory) -> str:
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-order-backbone"))
+
+
+def test_the_scoring_tasks_load_the_runs_model(alice, tiny_backbone):
+    from rewardmodel.tasks import score_batch_items, score_judged_items
+
+    batch = make_batch(n_items=5)
+    Judgment.objects.create(item=batch.items.first(), annotator=alice, rating=Rating.RESPONSE_2_BETTER)
+    run = RewardModelRun.objects.create(
+        status=RunStatus.SUCCEEDED, finished_at=timezone.now(), artifact_path=tiny_backbone
+    )
+    run.batches.set([batch])
+    assert score_batch_items.run(batch.pk, run.pk) == 4
+    assert score_judged_items.run(run.pk, [batch.pk], 10) == 1
+    assert ItemScore.objects.filter(run=run).count() == 5
+
+
+def test_a_run_that_succeeds_sends_the_batches_that_follow_it_to_rescoring(
+    charlie, alice, tiny_backbone, artifacts, django_capture_on_commit_callbacks
+):
+    from rewardmodel.services import run_reward_training, start_reward_run
+    from tests.rewardmodel.helpers import judged_batch
+
+    batch = judged_batch("loop", alice)
+    Item.objects.create(
+        batch=batch,
+        external_id="open",
+        prompt=[{"role": "user", "content": "why ?"}],
+        response_1="good",
+        response_2="bad",
+    )
+    Batch.objects.filter(pk=batch.pk).update(assignment_order=Batch.AssignmentOrder.UNCERTAINTY)
+    BatchOrdering.objects.create(batch=batch)
+    options = {"epochs": 1, "batch_size": 4, "eval_fraction": 0.25, "log_every": 1, "learning_rate": 1e-3}
+    run = start_reward_run(charlie, [batch], backbone=tiny_backbone, dispatch=False, **options)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        run = run_reward_training(run)
+    assert run.status == RunStatus.SUCCEEDED
+    assert ordering_of(batch).status == "queued" and len(sent) == 1

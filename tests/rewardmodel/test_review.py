@@ -146,3 +146,24 @@ def test_judged_items_are_scored_on_demand_up_to_a_cap(world):
     assert ItemScore.objects.filter(run=run).count() == 3
     # "first a" (7) vs "second a" (8): the model prefers response 2, alice chose 1
     assert [j.margin for j in model_disagreements(run, [batch.pk])] == [1.0, 1.0, 1.0]
+
+
+def test_ranking_judgments_are_listed_by_the_pair_the_model_disputes_most(alice, bob, curator):
+    from rewardmodel.review import disagreement_rows, most_disputed_pair
+    from tests.annotate.factories import make_ranking_batch
+
+    batch = make_ranking_batch("ranked", n_items=2, size=3)
+    first, second = batch.items.order_by("pk")
+    run = RewardModelRun.objects.create(status=RunStatus.SUCCEEDED, finished_at=timezone.now(), artifact_path="m")
+    run.batches.set([batch])
+    ItemScore.objects.create(run=run, item=first, rewards=[0.0, 1.0, 3.0], gap_2_minus_1=1.0, uncertainty=1.0)
+    ItemScore.objects.create(run=run, item=second, rewards=[2.0, 1.0, 0.0], gap_2_minus_1=-1.0, uncertainty=1.0)
+    Judgment.objects.create(item=first, annotator=alice, ranking=[[1], [2], [3]])  # the model: 3 > 2 > 1
+    Judgment.objects.create(item=second, annotator=alice, ranking=[[1], [2], [3]])  # the model agrees
+    assert most_disputed_pair([[1], [2], [3]], [0.0, 1.0, 3.0]) == (3.0, (1, 3))
+    rows = disagreement_rows(run, [batch.pk])
+    assert [(row.item_id, row.margin, row.disputed) for row in rows] == [(first.pk, 3.0, (1, 3))]
+    client = Client()
+    client.force_login(curator)
+    page = client.get(f"/dashboard/review/?run={run.pk}").content.decode()
+    assert "Ranked 1 above 3" in page and "3.000" in page
