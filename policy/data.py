@@ -88,8 +88,8 @@ def batch_prompts(batch: Batch) -> list[Messages]:
 
 
 def batch_demonstrations(batch: Batch) -> list[Messages]:
-    """One dialogue per judgment of the batch: the prompt followed by the chosen response."""
-    judgments = Judgment.objects.filter(item__batch=batch).select_related("item").order_by("pk")
+    """One dialogue per judgment of the batch (not those marked wrong): the prompt followed by the chosen response."""
+    judgments = Judgment.objects.kept().filter(item__batch=batch).select_related("item").order_by("pk")
     return [[*j.item.chat_messages(), {"role": "assistant", "content": j.chosen_text}] for j in judgments]
 
 

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from annotate.export import export_preferences
 from annotate.models import Batch, Item, Judgment, Rating
 from annotate.review import confirm, mark_wrong, unmark_wrong
+from policy.data import batch_demonstrations
 from rewardmodel.models import ItemScore, RewardModelRun
 from rewardmodel.review import model_disagreements, score_judged
 from rewardmodel.services import preference_pairs
@@ -76,8 +77,10 @@ def test_a_marked_wrong_judgment_leaves_exports_and_training_and_comes_back(worl
     assert exported_items() == ["b", "c", "c"]
     pairs = preference_pairs([batch])
     assert len(pairs) == 3 and all(pair.prompt[-1]["content"] != "Question a?" for pair in pairs)
+    assert len(batch_demonstrations(batch)) == 3, "nor is it an SFT demonstration"
     unmark_wrong(wrong)
     assert exported_items() == ["a", "b", "c", "c"] and len(preference_pairs([batch])) == 4
+    assert len(batch_demonstrations(batch)) == 4
 
 
 def test_confirming_records_who_and_takes_back_a_wrong_mark(world, alice, charlie):
