@@ -172,6 +172,8 @@ def candidate_orders(
     if n_random == 0:
         return [(by_uncertainty, wanted)]
     bounds = Item.objects.filter(batch=batch).aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return [(by_uncertainty, wanted)]  # an empty batch
     start = rng.randint(bounds["low"], bounds["high"])
     return [
         (candidates.filter(pk__gte=start).order_by("pk"), n_random),

@@ -53,6 +53,12 @@ def test_switching_the_order_changes_what_the_next_annotator_gets(alice, bob):
     assert handed_out(assign_hit(bob)) == ["7", "6"]
 
 
+def test_an_empty_model_ordered_batch_is_skipped(alice):
+    model_ordered(Batch.objects.create(name="empty", priority=5), share=0.5)
+    later = make_batch(n_items=3, samples_per_hit=3)
+    assert assign_hit(alice).batch == later
+
+
 def test_overlap_is_kept_in_model_order(alice, bob, charlie):
     batch = model_ordered(make_batch(n_items=6, samples_per_hit=3, overlap=2))
     set_uncertainty(batch, {str(i): 10.0 - i for i in range(6)})
