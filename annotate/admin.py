@@ -175,3 +175,5 @@ class JudgmentAdmin(admin.ModelAdmin):
     list_display = ["item", "annotator", "rating", "swapped", "time_ms", "updated_at"]
     list_filter = ["item__batch", "rating"]
     raw_id_fields = ["item", "hit"]
+    # Set on the Review page (annotate.review), shown here for the record.
+    readonly_fields = ["excluded_at", "excluded_by", "exclusion_note", "confirmed_at", "confirmed_by"]

@@ -239,7 +239,7 @@ class ExportFilters:
     def judgments(self) -> QuerySet[Judgment]:
         """The judgments to export, ordered by item (aggregation relies on it)."""
         self.__post_init__()  # the fields may have changed since
-        judgments = Judgment.objects.all()
+        judgments = Judgment.objects.kept()  # a judgment staff marked wrong is left out until it is unmarked
         if self.batches:
             names = list(self.batches)
             found = set(Batch.objects.filter(name__in=names).values_list("name", flat=True))

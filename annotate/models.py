@@ -52,6 +52,10 @@ class Batch(models.Model):
         PAIRWISE = "pairwise", "Pairwise (two responses, the four-level scale)"
         RANKING = "ranking", "Ranking (3 to 9 responses, best first)"
 
+    class AssignmentOrder(models.TextChoices):
+        IMPORT = "import", "Import order"
+        UNCERTAINTY = "uncertainty", "Reward model: least certain first"
+
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PAIRWISE)
     ranking_size = models.PositiveSmallIntegerField(
@@ -70,6 +74,14 @@ class Batch(models.Model):
     active = models.BooleanField(default=True, help_text="Annotators get items only from active batches.")
     priority = models.IntegerField(
         default=0, help_text="Active batches are handed out highest priority first, then oldest first."
+    )
+    # Model-ordered assignment: which items a HIT takes first. The reward model that scores them (and when it
+    # rescores) is chosen in rewardmodel (BatchOrdering): annotate only reads the stored Item.uncertainty.
+    assignment_order = models.CharField(max_length=12, choices=AssignmentOrder.choices, default=AssignmentOrder.IMPORT)
+    exploration_share = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Model-ordered batches: share of items handed out at random instead of least certain first.",
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
@@ -106,10 +118,22 @@ class Item(models.Model):
     # Known answer (a rating, item orientation), e.g. from an imported preference data set.
     gold = models.SmallIntegerField(choices=Rating.choices, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # How unsure the reward model of the batch's ordering is about this item: |r(y1) - r(y2)|, or for a ranking the
+    # smallest gap between neighbouring rewards (smaller = less sure). Null: not scored yet.
+    uncertainty = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["batch", "external_id"], name="item_external_id_unique")]
+        indexes = [
+            # Model-ordered assignment walks a batch's items unscored first, then least certain first.
+            models.Index(
+                models.F("batch"),
+                models.F("uncertainty").asc(nulls_first=True),
+                models.F("id"),
+                name="item_uncertainty_in_batch",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.batch.name}/{self.external_id}"
@@ -233,6 +257,12 @@ class HitSlot(models.Model):
         return to_screen_tiers(item_tiers, self.display_order)
 
 
+class JudgmentQuerySet(models.QuerySet):
+    def kept(self) -> JudgmentQuerySet:
+        """Judgments not marked wrong by staff: what exports and reward-model training use."""
+        return self.filter(excluded_at__isnull=True)
+
+
 class Judgment(models.Model):
     """One annotator's rating (pairwise item) or ranking (ranking item) of one item, in the item's own orientation."""
 
@@ -249,6 +279,19 @@ class Judgment(models.Model):
     time_ms = models.PositiveBigIntegerField(default=0, help_text="Time spent on the item.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Review (annotate.review): staff may mark a judgment wrong (left out of exports and training until unmarked)
+    # or confirm it. Set with update(), so updated_at stays the annotator's last change.
+    excluded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    exclusion_note = models.TextField(blank=True, editable=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    objects = JudgmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from types import ModuleType
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import BigIntegerField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -100,25 +114,26 @@ def _assign_from_batch(user, batch: Batch) -> Hit | None:
     n_regular = wanted - len(gold_ids)
     item_ids: list[int] = []
     checked: list[int] = []
-    for _attempt in range(LOCK_ATTEMPTS):
-        need = n_regular - len(item_ids)
-        if need <= 0:
-            break
-        locked = list(
-            regular.exclude(pk__in=checked)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:need]
-        )
-        if not locked:
-            break
-        checked += locked
-        # Re-count in a fresh statement: it sees HITs committed while we waited for the lock.
-        item_ids += (
-            annotate_taken(Item.objects.filter(pk__in=locked))
-            .filter(taken__lt=batch.overlap)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+    for ordered, up_to in candidate_orders(batch, regular, n_regular, random):
+        for _attempt in range(LOCK_ATTEMPTS):
+            need = up_to - len(item_ids)
+            if need <= 0:
+                break
+            locked = list(
+                ordered.exclude(pk__in=checked)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("pk", flat=True)[:need]
+            )
+            if not locked:
+                break
+            checked += locked
+            # Re-count in a fresh statement: it sees HITs committed while we waited for the lock.
+            still_free = set(
+                annotate_taken(Item.objects.filter(pk__in=locked))
+                .filter(taken__lt=batch.overlap)
+                .values_list("pk", flat=True)
+            )
+            item_ids += [pk for pk in locked if pk in still_free]  # in the order chosen
     if not item_ids:
         return None  # gold alone is no work
     item_ids += gold_ids
@@ -137,6 +152,39 @@ def _assign_from_batch(user, batch: Batch) -> Hit | None:
         for position, item_id in enumerate(item_ids, start=1)
     )
     return hit
+
+
+def candidate_orders(
+    batch: Batch, candidates: QuerySet[Item], wanted: int, rng: random.Random | ModuleType
+) -> list[tuple[QuerySet[Item], int]]:
+    """In which orders a new HIT takes its `wanted` regular items: (ordered candidates, fill up to this many) in turn.
+
+    Import order: by primary key. Model-ordered ("uncertainty"): each of the `wanted` places is, with probability
+    `batch.exploration_share`, an exploration place (the rule of rlhf.active.uncertainty_order); exploration places
+    are filled from a random point of the batch onward (wrapping round), the rest with unscored items first, then the
+    smallest stored `Item.uncertainty`. Places exploration cannot fill fall to the uncertainty order. Only the order
+    changes: which candidates qualify, the locking and the overlap re-count stay the caller's.
+    """
+    if batch.assignment_order != Batch.AssignmentOrder.UNCERTAINTY:
+        return [(candidates.order_by("pk"), wanted)]
+    by_uncertainty = candidates.order_by(F("uncertainty").asc(nulls_first=True), "pk")
+    n_random = exploration_places(wanted, batch.exploration_share, rng)
+    if n_random == 0:
+        return [(by_uncertainty, wanted)]
+    bounds = Item.objects.filter(batch=batch).aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return [(by_uncertainty, wanted)]  # an empty batch
+    start = rng.randint(bounds["low"], bounds["high"])
+    return [
+        (candidates.filter(pk__gte=start).order_by("pk"), n_random),
+        (candidates.filter(pk__lt=start).order_by("pk"), n_random),
+        (by_uncertainty, wanted),
+    ]
+
+
+def exploration_places(wanted: int, share: float, rng: random.Random | ModuleType) -> int:
+    """How many of `wanted` places go to random items: each one independently with probability `share`."""
+    return sum(rng.random() < share for _ in range(wanted))
 
 
 def _response_counts(item_ids: list[int]) -> dict[int, int]:

@@ -15,5 +15,7 @@ urlpatterns = [
     path("dashboard/policy/", include("policy.urls")),
     path("dashboard/quality/", include("annotate.quality_urls")),
     path("dashboard/queue/", include("annotate.queue_urls")),
+    path("dashboard/ordering/", include("rewardmodel.ordering_urls")),
+    path("dashboard/review/", include("rewardmodel.review_urls")),
     path("", include("annotate.urls")),
 ]

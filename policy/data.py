@@ -88,11 +88,13 @@ def batch_prompts(batch: Batch) -> list[Messages]:
 
 
 def batch_demonstrations(batch: Batch) -> list[Messages]:
-    """One dialogue per pairwise judgment of the batch: the prompt followed by the chosen response.
+    """One dialogue per pairwise judgment of the batch (not those marked wrong): the prompt and the chosen response.
 
     Ranking judgments (rating None) are left out: a ranking may tie its best responses.
     """
-    judgments = Judgment.objects.filter(item__batch=batch, rating__isnull=False).select_related("item").order_by("pk")
+    judgments = (
+        Judgment.objects.kept().filter(item__batch=batch, rating__isnull=False).select_related("item").order_by("pk")
+    )
     return [[*j.item.chat_messages(), {"role": "assistant", "content": j.chosen_text}] for j in judgments]
 
 

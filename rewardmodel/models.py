@@ -59,3 +59,66 @@ class RewardModelLog(TrainingLog):
 
     class Meta(TrainingLog.Meta):
         pass
+
+
+class ItemScore(models.Model):
+    """A run's rewards for every response of one item: what model-ordered assignment and the review queue read.
+
+    Written by rewardmodel.ordering in chunks; a run that has scored an item never scores it again (resumable).
+    """
+
+    run = models.ForeignKey(RewardModelRun, on_delete=models.CASCADE, related_name="item_scores")
+    item = models.ForeignKey("annotate.Item", on_delete=models.CASCADE, related_name="+")
+    rewards = models.JSONField(help_text="The reward of response n at index n - 1.")
+    # r(response 2) - r(response 1): sorting judgments by the model's disagreement happens in SQL on this column.
+    gap_2_minus_1 = models.FloatField()
+    uncertainty = models.FloatField(help_text="|r1 - r2|, or the smallest gap between neighbouring rewards.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "item"], name="item_score_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.run} on item {self.item_id}"
+
+
+class BatchOrdering(models.Model):
+    """Which reward model orders a batch's assignment, whether it rescores by itself, and how far scoring got.
+
+    The switch itself (Batch.assignment_order, exploration_share) and the priorities (Item.uncertainty) live in
+    annotate, which must not know about reward models.
+    """
+
+    class Refresh(models.TextChoices):
+        AUTO = "auto", "Automatically, when a newer run on these batches succeeds"
+        BUTTON = "button", "Only with the Rescore button"
+
+    class Status(models.TextChoices):
+        IDLE = "idle", "Not scored"
+        QUEUED = "queued", "Queued"
+        SCORING = "scoring", "Scoring"
+        DONE = "done", "Scored"
+        FAILED = "failed", "Failed"
+
+    batch = models.OneToOneField("annotate.Batch", on_delete=models.CASCADE, related_name="model_ordering")
+    run = models.ForeignKey(
+        RewardModelRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty: the latest succeeded run trained on this batch.",
+    )
+    refresh = models.CharField(max_length=10, choices=Refresh.choices, default=Refresh.AUTO)
+    scored_run = models.ForeignKey(
+        RewardModelRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.IDLE)
+    items_scored = models.PositiveIntegerField(default=0)
+    items_total = models.PositiveIntegerField(default=0)
+    items_per_second = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Ordering of {self.batch}"

@@ -24,7 +24,7 @@ from rlhf.options import OptionError
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
 from rlhf.prompts import join_input, prompt_group_id
 from rlhf.training import TrainingStopped
-from runs.models import OnLog, RunQueueError, check_run_queue
+from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
 
 class RewardRunError(Exception):
@@ -36,7 +36,8 @@ class RewardRunError(Exception):
 
 def judgments_for(batches: Iterable[Batch], exclude_annotators: Iterable = ()) -> QuerySet[Judgment]:
     return (
-        Judgment.objects.filter(item__batch__in=list(batches))
+        Judgment.objects.kept()
+        .filter(item__batch__in=list(batches))
         .exclude(annotator__in=list(exclude_annotators))
         .select_related("item")
         .order_by("pk")
@@ -67,7 +68,9 @@ def pairs_from_judgments(judgments: Iterable[Judgment], aggregate: str = "each")
     """One pair per judgment ("each", in the judgments' order) or per kept item (in order of first judgment)."""
     _check_aggregation(aggregate)
     # Rankings (rating None) become pairs in their own way (rlhf.rankings.pairs_of); these rules are the scale's.
-    judgments = [judgment for judgment in judgments if judgment.rating is not None]
+    # Judgments staff marked wrong in the review queue never train (judgments_for leaves them out already; this
+    # covers callers that pass their own).
+    judgments = [judgment for judgment in judgments if judgment.rating is not None and judgment.excluded_at is None]
     if aggregate == "each":
         groups = [[judgment] for judgment in judgments]
     else:
@@ -203,6 +206,11 @@ def run_reward_training(run: RewardModelRun, on_log: OnLog | None = None) -> Rew
     the `reward-<id>.partial` folder renamed once complete, and how cancels and failures end.
     """
     run.execute(artifact_dir_for(run), lambda output_dir: _train(run, output_dir, on_log), stopped=TrainingStopped)
+    run.refresh_from_db()
+    if run.status == RunStatus.SUCCEEDED:
+        from rewardmodel.ordering import refresh_after_run  # it imports this module
+
+        refresh_after_run(run)  # model-ordered batches that follow the latest run get rescored
     return run
 
 

@@ -1,7 +1,7 @@
 """The staff roles: Django groups that bundle the permissions the admin, the dashboards and the API check.
 
 annotator   nothing: annotators work on their own HITs and judgments, which needs no permission
-curator     batches, items, import, the queue and gold answers
+curator     batches, items, import, the queue and gold answers, reviewing judgments (mark wrong / confirm)
 researcher  reward-model and policy runs (see, start, cancel, resume, send to annotators), exports, quality
 admin       every permission (superusers have them all anyway)
 
@@ -22,6 +22,7 @@ CUSTOM_PERMISSIONS = [
     ("annotate", "judgment", "export_judgments", "Can export judgments as preference data"),
     ("annotate", "judgment", "export_usernames", "Can export annotators' real usernames"),
     ("annotate", "judgment", "view_quality", "Can view annotation quality figures"),
+    ("annotate", "judgment", "review_judgments", "Can review judgments (mark wrong or confirm)"),
     ("policy", "policyrun", "send_policyrun", "Can send a policy run's answers to annotators"),
 ]
 
@@ -35,6 +36,7 @@ ROLE_PERMISSIONS: dict[str, list[str] | None] = {
     CURATOR: [
         *_model_permissions("annotate", "batch", "view", "add", "change", "delete"),
         *_model_permissions("annotate", "item", "view", "add", "change", "delete"),
+        "annotate.review_judgments",
     ],
     RESEARCHER: [
         "annotate.view_batch",  # to choose the batches a run trains on

@@ -14,12 +14,13 @@ import pytest
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
+from annotate.models import Item, Judgment, Rating
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
 from tests.api.conftest import make_batch
 
 ROLES = ("alice", "bare", "curator", "researcher", "charlie")
-DASHBOARDS = ("queue", "quality", "rewardmodel", "policy")
+DASHBOARDS = ("queue", "quality", "rewardmodel", "policy", "ordering", "review")
 
 
 @dataclass
@@ -64,6 +65,12 @@ PAGES = [
     Page("policy:run_download_checkpoint", "get", "/dashboard/policy/{policy_run}/download/final/", RESEARCHER),
     Page("policy:run_send", "post", "/dashboard/policy/{policy_run}/send/", RESEARCHER),
     Page("policy:run_human", "get", "/dashboard/policy/{policy_run}/human/", RESEARCHER),
+    Page("ordering:batch", "get", "/dashboard/ordering/{batch}/", CURATOR + RESEARCHER),  # both may view batches
+    Page("ordering:save", "post", "/dashboard/ordering/{batch}/save/", CURATOR, {"order": "import"}),
+    Page("ordering:rescore", "post", "/dashboard/ordering/{batch}/rescore/", CURATOR),
+    Page("review:index", "get", "/dashboard/review/", CURATOR),
+    Page("review:score", "post", "/dashboard/review/score/", CURATOR),
+    Page("review:judgment", "post", "/dashboard/review/judgment/{judgment}/confirm/", CURATOR),
 ]
 
 
@@ -80,6 +87,9 @@ def world(alice) -> dict[str, int]:
         "annotator": alice.pk,
         "reward_run": RewardModelRun.objects.create().pk,
         "policy_run": PolicyRun.objects.create(kind=PolicyRun.Kind.SFT).pk,
+        "judgment": Judgment.objects.create(
+            item=Item.objects.first(), annotator=alice, rating=Rating.RESPONSE_1_BETTER
+        ).pk,
     }
 
 
