@@ -9,7 +9,7 @@ same random seed set for both strategies (100 pairs); then, in rounds of 100, th
 their labels are revealed, the head is retrained from scratch, and eval accuracy is recorded, up to the whole pool.
 
 The reward model is a linear head on frozen MiniLM features (bench/simulate.py says why and how). Run:
-    HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/curve_active.py --seeds 5 --exploration 0.2,0
+    HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/curve_active.py --seeds 10 --exploration 0.2,0
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ change the loss: `pairwise_loss` divides by the sum of the weights. It matters o
 are mixed in, which this simulation does not do.)
 Evaluation on the 370 held-out prompts: accuracy on their human HH labels, and agreement with the truth on all 6
 pairs of their 4-response sets. Run:
-    HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/curve_rankings.py --seeds 5 --temperatures 0,1
+    HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/curve_rankings.py --seeds 10 --temperatures 0,1
 """
 
 from __future__ import annotations

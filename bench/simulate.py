@@ -2,7 +2,7 @@
 
 Shared by bench/curve_active.py (issue 15) and bench/curve_rankings.py (issue 12). NOT part of CI.
 
-Why a frozen backbone: a learning curve retrains the reward model dozens of times (rounds × strategies × seeds),
+Why a frozen backbone: a learning curve retrains the reward model hundreds of times (rounds × strategies × seeds),
 and one full MiniLM fine-tune on the 1,479 training pairs takes about 3 minutes on this 2-core CPU (docs/benchmarks.md,
 "Quality"). So every (prompt, response) is run once through the frozen MiniLM-L6 (the reward model's own backbone,
 same transcript text, same left truncation at 512 tokens), the features are cached under var/bench/, and each
