@@ -194,6 +194,8 @@ def test_the_admin_batch_form_checks_kind_settings(charlie_client):
         "gold_rate": 0,
         "active": "on",
         "priority": 0,
+        "assignment_order": "import",
+        "exploration_share": 0.2,
         "created_at_0": "2026-12-01",
         "created_at_1": "10:00",
     }
