@@ -70,7 +70,9 @@
   document.body.addEventListener("htmx:configRequest", function (event) {
     const elt = event.detail.elt;
     if (event.detail.verb === "post" && elt.matches("#sample form")) {
-      event.detail.parameters["elapsed_ms"] = takeElapsed(shownPosition);
+      // A partial order of an unmarked ranking sample has no judgment to hold time yet: the time keeps counting
+      // and goes with the order that completes it.
+      event.detail.parameters["elapsed_ms"] = elt.dataset.keepTime === "1" ? 0 : takeElapsed(shownPosition);
     } else if (event.detail.verb === "get" && elt.closest("#sample")) {
       leaveSample();
     }
@@ -165,6 +167,9 @@
     const form = sample.querySelector("form.rank-form");
     if (!form) return;
     form.querySelector("input[name=ranking]").value = JSON.stringify(tiers);
+    const listed = tiers.reduce(function (count, tier) { return count + tier.length; }, 0);
+    const size = parseInt(sample.querySelector("#ranking").dataset.size, 10);
+    form.dataset.keepTime = !currentSampleMarked() && listed < size - 1 ? "1" : "0";
     form.requestSubmit();
   }
 
