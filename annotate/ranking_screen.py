@@ -41,7 +41,7 @@ def ranking_context(sample: ScreenSample, allow_ties: bool) -> dict:
     """The template context of a ranking sample (annotate/_ranking.html)."""
     shown: Tiers = sample.draft_ranking if sample.draft_ranking is not None else (sample.ranking or [])
     places = places_of(shown)
-    htmls: list[SafeString] = render_markdown_cached(sample.responses)
+    htmls: list[SafeString] = render_markdown_cached([response.text for response in sample.responses])
     responses = []
     for position, html in enumerate(htmls, start=1):
         place, tied = places.get(position, (0, False))

@@ -17,10 +17,9 @@ from rest_framework.response import Response
 from annotate import services
 from annotate.api.batches import AnnotatorBatchSerializer
 from annotate.api.permissions import has_permissions
-from annotate.api.rankings import RankSerializer, ShownResponseSerializer, TiersOutputField, shown_responses
+from annotate.api.rankings import RankSerializer, ShownResponseSerializer, TiersOutputField
 from annotate.models import Batch, Hit, Rating
-from annotate.selectors import ScreenSample, hit_progress, screen_samples
-from rlhf.rankings import letters_of
+from annotate.selectors import hit_progress, screen_samples
 
 
 def annotation_error(exc: services.AnnotationError) -> ValidationError:
@@ -56,25 +55,20 @@ class SampleSerializer(serializers.Serializer):
     )
     time_ms = serializers.IntegerField(help_text="Time spent on the sample so far.")
     marked = serializers.BooleanField(help_text="Answered: rated (pairwise), or a complete order saved (ranking).")
-    responses = serializers.SerializerMethodField(
-        help_text="Ranking samples: the K responses in the order shown, labelled A, B, C, ...; empty for pairwise."
+    responses = ShownResponseSerializer(
+        many=True,
+        help_text="Ranking samples: the K responses in the order shown, labelled A, B, C, ...; empty for pairwise.",
     )
     ranking = TiersOutputField(
         help_text="Ranking samples: the saved complete order (places of screen positions, best first); null if none."
     )
-    ranking_letters = serializers.SerializerMethodField(
-        help_text="The saved order as letters, best first: 'B A D C', a tie as '(A=C)'; empty if none."
+    ranking_letters = serializers.CharField(
+        allow_blank=True,
+        help_text="The saved order as letters, best first: 'B A D C', a tie as '(A=C)'; empty if none.",
     )
     draft_ranking = TiersOutputField(
         help_text="Ranking samples: an order still being typed (not yet complete), screen positions; null if none."
     )
-
-    @extend_schema_field(ShownResponseSerializer(many=True))
-    def get_responses(self, sample: ScreenSample) -> list[dict]:
-        return shown_responses(sample.responses)
-
-    def get_ranking_letters(self, sample: ScreenSample) -> str:
-        return letters_of(sample.ranking) if sample.ranking is not None else ""
 
 
 class HitSerializer(serializers.ModelSerializer):

@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from annotate.models import Hit
-from rlhf.rankings import LETTERS, MAX_RANKING_SIZE
+from rlhf.rankings import MAX_RANKING_SIZE
 
 TIERS_SCHEMA = {
     "type": "array",
@@ -48,10 +48,6 @@ class TiersOutputField(serializers.JSONField):
 class ShownResponseSerializer(serializers.Serializer):
     letter = serializers.CharField(help_text="The label on screen: A, B, C, ... (screen position 1 is A).")
     text = serializers.CharField(allow_blank=True)
-
-
-def shown_responses(texts: list[str]) -> list[dict]:
-    return [{"letter": LETTERS[index], "text": text} for index, text in enumerate(texts)]
 
 
 class RankSerializer(serializers.Serializer):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from annotate.models import Batch, Hit, HitSlot, Judgment
+from annotate.selectors import screen_sample_at
 from annotate.services import assign_hit
 from tests.annotate.factories import make_ranking_batch
 
@@ -154,3 +156,28 @@ def test_the_schema_documents_the_rank_action_and_ranking_samples(clients):
     sample = components["Sample"]["properties"]
     assert {"kind", "marked", "responses", "ranking", "ranking_letters", "draft_ranking"} <= set(sample)
     assert sample["ranking"]["nullable"] is True and sample["responses"]["items"]["$ref"].endswith("/ShownResponse")
+
+
+def test_ranking_judgments_are_listed_for_staff_in_item_order_and_for_their_annotator_as_ranked(
+    clients, ranking_hit, alice
+):
+    rank(clients["alice"], ranking_hit.pk, 1, [[2], [1], [4]])  # B A D C on screen
+    mine = clients["alice"].get("/api/judgments/")
+    assert mine.status_code == 200, mine.content
+    (judgment,) = mine.json()["results"]
+    assert judgment["ranking"] == [[2], [1], [4], [3]], "screen places, as the annotator ranked them"
+    assert (judgment["rating"], judgment["chosen"], judgment["strength"]) == (None, None, None)
+    assert "display_order" not in judgment and "swapped" not in judgment
+    staff = clients["charlie"].get("/api/judgments/").json()["results"][0]
+    assert staff["ranking"] == [[1], [3], [2], [4]] and staff["display_order"] == DISPLAY_ORDER
+    assert (staff["rating"], staff["chosen"], staff["strength"]) == (None, None, None)
+
+
+def test_the_api_serializes_the_selectors_ranking_sample(clients, ranking_hit):
+    """The HIT page and the API draw a ranking sample from the same read model (annotate.selectors)."""
+    rank(clients["alice"], ranking_hit.pk, 1, [[2], [1], [4]])
+    rank(clients["alice"], ranking_hit.pk, 2, [[3]])
+    shown = clients["alice"].get(f"/api/hits/{ranking_hit.pk}/").json()["samples"]
+    for position in (1, 2, 3):
+        assert shown[position - 1] == dataclasses.asdict(screen_sample_at(ranking_hit, position))
+    assert shown[1]["draft_ranking"] == [[3]] and shown[1]["ranking"] is None

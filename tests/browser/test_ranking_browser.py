@@ -11,6 +11,7 @@ from annotate.models import Hit, Judgment
 from annotate.services import assign_hit
 from rlhf.rankings import LETTERS, to_item_tiers
 from tests.annotate.factories import make_ranking_batch
+from tests.browser.test_csp_browser import RECORD_VIOLATIONS
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +39,8 @@ def test_annotator_ranks_a_whole_hit_by_keyboard_and_drags_once(live_server, pag
 
     script_errors = []
     page.on("pageerror", lambda error: script_errors.append(error))
+    page.on("console", lambda m: script_errors.append(m.text) if "Content Security Policy" in m.text else None)
+    page.context.add_init_script(RECORD_VIOLATIONS)  # SortableJS's drag must pass the CSP too
     page.goto(f"{live_server.url}/")
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", "password")
@@ -136,12 +139,13 @@ def test_annotator_ranks_a_whole_hit_by_keyboard_and_drags_once(live_server, pag
     expect_order("B D A C")
     final_orders = [*FINAL_SCREEN_ORDERS[:3], "BDAC"]
 
+    violations = page.evaluate("window.__cspViolations")
     expect(submit).to_be_enabled()
     page.keyboard.press("m")  # nothing un-marked: M goes to Submit
     expect(submit).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_have_text("Thank You!")
-    assert not script_errors
+    assert not script_errors and violations == []
 
     alice_hit.refresh_from_db()
     assert alice_hit.is_submitted
