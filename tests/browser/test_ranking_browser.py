@@ -46,6 +46,7 @@ def test_annotator_ranks_a_whole_hit_by_keyboard_and_drags_once(live_server, pag
     page.fill("input[name=password]", "password")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(re.escape(f"/hit/{alice_hit.pk}/") + "$"))
+    page.wait_for_load_state()  # hit.js (deferred) listens for keys from here on
 
     progress = page.locator(".progress-text")
     sample_number = page.locator(".sample-number")
@@ -105,6 +106,7 @@ def test_annotator_ranks_a_whole_hit_by_keyboard_and_drags_once(live_server, pag
     screenshots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(screenshots / "ranking_hit_page.png"), full_page=False)
     page.reload()
+    page.wait_for_load_state()
     expect(sample_number).to_have_text("Sample 3 of 4.")
     expect_order("A B")
     expect(progress).to_have_text("Your annotation progress for this HIT: 2/4 completed.")
@@ -159,3 +161,51 @@ def test_annotator_ranks_a_whole_hit_by_keyboard_and_drags_once(live_server, pag
         assert judgment.ranking[0][0] == slot.display_order[LETTERS.index(letters[0])], "best is what was shown first"
         assert judgment.time_ms > (1000 if slot.position == 1 else 0), f"sample {slot.position}: time on the item"
         assert slot.draft_ranking is None
+
+
+def test_ties_by_keyboard_and_ranking_by_clicks(live_server, page, transactional_db, alice):
+    """= then a letter ties it with the previous place where the batch allows ties; a click ranks a letter next."""
+    from playwright.sync_api import expect
+
+    make_ranking_batch("browser-ties", n_items=2, size=3, samples_per_hit=2, allow_ties=True)
+    hit = assign_hit(alice)
+    hit.slots.update(display_order=[2, 3, 1])
+    reverse("home")
+    script_errors = []
+    page.on("pageerror", lambda error: script_errors.append(error))
+    page.goto(f"{live_server.url}/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "password")
+    page.keyboard.press("Enter")
+    order = page.locator("#order-text")
+    page.wait_for_url(re.compile(re.escape(f"/hit/{hit.pk}/") + "$"))
+    page.wait_for_load_state()
+    expect(page.locator(".sample-number")).to_have_text("Sample 1 of 2.")
+
+    page.keyboard.press("=")  # nothing to tie with yet
+    expect(page.locator("#ranking-error")).to_contain_text("Type a letter first")
+    page.keyboard.press("c")
+    page.keyboard.press("=")
+    expect(page.locator("#tie-pending")).to_be_visible()
+    page.keyboard.press("a")
+    expect(order).to_have_text("(C=A) B")
+    expect(page.locator("#response-A .place-badge")).to_have_text("1st (tie)")
+    expect(page.locator("#response-B .place-badge")).to_have_text("3rd")
+    page.keyboard.press("Backspace")  # undoes the tie: A leaves C's place
+    expect(order).to_have_text("C")
+    expect(page.locator("#order-status")).to_contain_text("your complete order (C=A) B stays")
+    page.keyboard.press("ArrowRight")
+
+    # Sample 2 with the mouse only: click the letters in "Not ranked yet", best first.
+    expect(page.locator(".sample-number")).to_have_text("Sample 2 of 2.")
+    page.locator("#rank-pool button[data-letter=B]").click()
+    expect(order).to_have_text("B")
+    page.locator("#rank-pool button[data-letter=C]").click()
+    expect(order).to_have_text("B C A")
+    expect(page.locator(".progress-text")).to_have_text("Your annotation progress for this HIT: 2/2 completed.")
+    assert not script_errors
+
+    slot_1, slot_2 = hit.ordered_slots()
+    assert slot_1.draft_ranking == [[3]], "the new order being typed"
+    assert Judgment.objects.get(item=slot_1.item).ranking == [[1, 2], [3]], "the saved (C=A) B stays until replaced"
+    assert Judgment.objects.get(item=slot_2.item).ranking == [[3], [1], [2]]  # B C A shown as [2, 3, 1]
