@@ -63,7 +63,7 @@ def test_page_shows_the_k_responses_as_letters_in_the_slots_order(alice_client, 
     assert "AI Response 1" not in html and 'name="rating"' not in html, "no pairwise scale on a ranking sample"
     assert "vendor/sortablejs-1.15.7.min.js" in html
     assert order_text(html) == "nothing yet" and badges(html) == {}
-    assert "<kbd>A</kbd>–<kbd>D</kbd>" in html and "<kbd>Esc</kbd> clears" in html
+    assert "<kbd>A</kbd>–<kbd>D</kbd>" in html and "<kbd>Esc</kbd> clear" in html
 
 
 def test_markdown_in_ranking_responses_renders_and_html_is_neutralised(alice_client, hit):
@@ -160,7 +160,7 @@ def test_ties_where_the_batch_allows_them(alice_client, alice):
     hit = assign_hit(alice)
     hit.slots.update(display_order=[2, 3, 1])
     html = alice_client.get(hit_url(hit)).content.decode()
-    assert "<kbd>=</kbd> then a letter ties it with the previous one" in html
+    assert "<kbd>=</kbd> then a letter: tie with the previous place" in html
     html = rank(alice_client, hit, 1, [[1, 3], [2]]).content.decode()  # A and C tie first, B last
     assert order_text(html) == "(A=C) B" and badges(html) == {"A": "1st (tie)", "B": "3rd", "C": "1st (tie)"}
     assert Judgment.objects.get().ranking == [[2, 1], [3]]
