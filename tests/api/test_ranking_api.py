@@ -181,3 +181,38 @@ def test_the_api_serializes_the_selectors_ranking_sample(clients, ranking_hit):
     for position in (1, 2, 3):
         assert shown[position - 1] == dataclasses.asdict(screen_sample_at(ranking_hit, position))
     assert shown[1]["draft_ranking"] == [[3]] and shown[1]["ranking"] is None
+
+
+def json_schema(node: object) -> object:
+    """An OpenAPI 3.0 schema as JSON Schema: `nullable: true` becomes a null alternative."""
+    if isinstance(node, list):
+        return [json_schema(child) for child in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: json_schema(value) for key, value in node.items() if key != "nullable"}
+    if not node.get("nullable"):
+        return converted
+    if "enum" in converted:
+        converted["enum"] = [*converted["enum"], None]
+    if "type" in converted:
+        converted["type"] = [converted["type"], "null"]
+        return converted
+    return {"anyOf": [converted, {"type": "null"}]}
+
+
+def test_ranking_samples_and_judgments_answer_as_the_schema_says(clients, ranking_hit):
+    """The fuzzing in CI runs on the demo, which may hold no ranking batch: check the ranking shapes here."""
+    from jsonschema import Draft202012Validator
+
+    schema = clients["alice"].get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = json_schema(schema["components"])
+
+    def check(component: str, data: object) -> None:
+        validator = Draft202012Validator({"$ref": f"#/components/schemas/{component}", "components": components})
+        errors = [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(data)]
+        assert errors == [], component
+
+    rank(clients["alice"], ranking_hit.pk, 1, [[2], [1], [4]])
+    check("Hit", rank(clients["alice"], ranking_hit.pk, 2, [[3]]).json())
+    check("PaginatedJudgmentForRoleList", clients["alice"].get("/api/judgments/").json())
+    check("PaginatedJudgmentForRoleList", clients["charlie"].get("/api/judgments/").json())
