@@ -2,11 +2,13 @@
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from annotate.models import Hit, HitSlot, Judgment
+from annotate.models import Hit, HitSlot, Item, Judgment
 from annotate.services import assign_hit
 from tests.annotate.factories import make_ranking_batch
 
@@ -184,3 +186,17 @@ def test_submit_once_every_order_is_complete(alice_client, hit):
     assert response.status_code == 302 and response["Location"] == reverse("hit_done", args=[hit.pk])
     assert Judgment.objects.filter(hit=hit).count() == 4
     assert all(j.ranking == [[2], [4], [1], [3]] for j in Judgment.objects.all())
+
+
+def test_ranking_a_sample_given_back_tells_the_annotator(alice_client, bob, hit, settings):
+    settings.HIT_TIMEOUT_MINUTES = 30
+    Item.objects.exclude(pk__in=hit.slots.values("item_id")).delete()
+    Hit.objects.filter(pk=hit.pk).update(last_activity_at=timezone.now() - timedelta(minutes=31))
+    assert len(assign_hit(bob).ordered_slots()) == 4, "alice's idle HIT gave its items to bob"
+    response = rank(alice_client, hit, 2, [[1], [2], [3]])
+    assert response.status_code == 409 and response["HX-Retarget"] == "#ranking-error"
+    assert "Sample 2 was given back" in response.content.decode()
+    assert not Judgment.objects.exists() and slot_at(hit, 2).draft_ranking is None
+    html = alice_client.get(hit_url(hit, 2)).content.decode()
+    assert "This sample was given back" in html and "It needs no ranking from you" in html
+    assert not re.search(r'<button type="submit" id="submit-hit"[^>]* disabled', html), "nothing left to rank"
