@@ -2,15 +2,26 @@
 
 A HIT's sample is drawn "on screen": responses in the order the annotator sees them ("AI Response 1" may be
 the item's response 2) and the rating toward screen response 2. Which side was swapped never leaves the server.
+A ranking sample shows its K responses as A, B, C, ... in the slot's shuffled display order, and its orders as
+screen tiers (1 = "A"); the item's own numbering never leaves the server either.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
 
 from annotate.models import Hit, HitSlot, Judgment
+from rlhf.rankings import Tiers, letters_of
+
+
+@dataclass(frozen=True)
+class ShownResponse:
+    """One response of a ranking sample as shown: its letter (A for the first shown) and text."""
+
+    letter: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -25,15 +36,41 @@ class ScreenSample:
     response_2: str  # shown as "AI Response 2"
     rating: int | None  # the rating given so far, toward screen response 2
     time_ms: int  # time spent on the sample so far
+    marked: bool  # answered: rated (pairwise), or a complete order saved (ranking)
+    kind: str = "pairwise"  # Batch.Kind: "pairwise" or "ranking"
+    # Ranking samples only (response_1/response_2 are empty there and rating is None):
+    responses: list[ShownResponse] = field(default_factory=list)  # the K responses as shown: A, B, C, ...
+    ranking: Tiers | None = None  # the saved (complete) order, screen tiers best first
+    ranking_letters: str = ""  # the saved order as letters: "B A D C"
+    draft_ranking: Tiers | None = None  # an order still being typed, screen tiers; None when there is none
 
     @property
-    def marked(self) -> bool:
-        return self.rating is not None
+    def is_ranking(self) -> bool:
+        return self.kind == "ranking"
 
 
 def screen_sample(slot: HitSlot, judgment: Judgment | None) -> ScreenSample:
     """`slot` as drawn on screen, with the annotator's own `judgment` of its item (None when not rated yet)."""
     item = slot.item
+    if slot.display_order:
+        ranking = None if judgment is None or judgment.ranking is None else slot.to_screen_tiers(judgment.ranking)
+        return ScreenSample(
+            position=slot.position,
+            earlier_turns=item.earlier_turns,
+            instruction=item.instruction,
+            input=item.prompt_input,
+            response_1="",
+            response_2="",
+            rating=None,
+            time_ms=0 if judgment is None else judgment.time_ms,
+            marked=ranking is not None,
+            kind="ranking",
+            responses=[ShownResponse(letter, text) for letter, text in slot.shown_responses()],
+            ranking=ranking,
+            ranking_letters=letters_of(ranking) if ranking is not None else "",
+            draft_ranking=slot.draft_ranking,
+        )
+    rating = None if judgment is None else slot.to_screen_rating(judgment.rating)
     return ScreenSample(
         position=slot.position,
         earlier_turns=item.earlier_turns,
@@ -41,8 +78,9 @@ def screen_sample(slot: HitSlot, judgment: Judgment | None) -> ScreenSample:
         input=item.prompt_input,
         response_1=slot.shown_response(1),
         response_2=slot.shown_response(2),
-        rating=None if judgment is None else slot.to_screen_rating(judgment.rating),
+        rating=rating,
         time_ms=0 if judgment is None else judgment.time_ms,
+        marked=rating is not None,
     )
 
 

@@ -20,6 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from annotate import services
 from annotate.models import Hit, Rating
+from annotate.ranking_screen import ranking_context
 from annotate.rendering import render_markdown_cached
 from annotate.selectors import ScreenSample, hit_progress, screen_sample_at
 
@@ -184,7 +185,7 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
     sample = screen_sample_at(hit, position)
     index = positions.index(position)
     given_back = services.given_back_positions(hit) if not progress.all_marked else set()
-    return {
+    context = {
         "hit": hit,
         "batch": hit.batch,
         "position": position,
@@ -207,6 +208,9 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
             for key, (value, label) in enumerate(Rating.choices, start=1)
         ],
     }
+    if sample.is_ranking:
+        context.update(ranking_context(sample, hit.batch.allow_ties))
+    return context
 
 
 def _sample_html(sample: ScreenSample) -> dict:

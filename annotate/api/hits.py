@@ -17,7 +17,8 @@ from rest_framework.response import Response
 from annotate import services
 from annotate.api.batches import AnnotatorBatchSerializer
 from annotate.api.permissions import has_permissions
-from annotate.models import Hit, Rating
+from annotate.api.rankings import RankSerializer, ShownResponseSerializer, TiersOutputField
+from annotate.models import Batch, Hit, Rating
 from annotate.selectors import hit_progress, screen_samples
 
 
@@ -27,23 +28,47 @@ def annotation_error(exc: services.AnnotationError) -> ValidationError:
 
 
 class SampleSerializer(serializers.Serializer):
-    """One sample as the annotator sees it: responses in screen order, ratings toward screen response 2."""
+    """One sample as the annotator sees it: responses in screen order, ratings toward screen response 2.
+
+    A ranking sample (kind "ranking") shows its K responses as `responses`, labelled A, B, C, ... in screen order,
+    and its orders as places of screen positions (1 = A); response_1, response_2 and rating are empty there.
+    """
 
     # Serializes annotate.selectors.ScreenSample; the docstring above is the schema's description.
 
     position = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Batch.Kind.choices, help_text="pairwise: rate it; ranking: rank it.")
     earlier_turns = serializers.ListField(
         child=serializers.DictField(child=serializers.CharField()),
         help_text="Messages {role, content} before the instruction (a multi-turn conversation).",
     )
     instruction = serializers.CharField()
     input = serializers.CharField(allow_blank=True, help_text="The instruction's optional input.")
-    response_1 = serializers.CharField(help_text="Shown as 'AI Response 1'.")
-    response_2 = serializers.CharField(help_text="Shown as 'AI Response 2'.")
+    response_1 = serializers.CharField(
+        allow_blank=True, help_text="Shown as 'AI Response 1' (empty for a ranking sample)."
+    )
+    response_2 = serializers.CharField(
+        allow_blank=True, help_text="Shown as 'AI Response 2' (empty for a ranking sample)."
+    )
     rating = serializers.ChoiceField(
         choices=Rating.choices, allow_null=True, help_text="The rating given so far, toward screen response 2."
     )
     time_ms = serializers.IntegerField(help_text="Time spent on the sample so far.")
+    marked = serializers.BooleanField(help_text="Answered: rated (pairwise), or a complete order saved (ranking).")
+    responses = ShownResponseSerializer(
+        many=True,
+        help_text="Ranking samples: the K responses in the order shown, labelled A, B, C, ...; empty for pairwise.",
+    )
+    ranking = TiersOutputField(
+        help_text="Ranking samples: the saved complete order (places of screen positions, best first); null if none."
+    )
+    ranking_letters = serializers.CharField(
+        allow_blank=True,
+        help_text="The saved order as letters, best first: 'B A D C', a tie as '(A=C)'; empty if none.",
+    )
+    draft_ranking = TiersOutputField(
+        help_text="Ranking samples: an order still being typed (not yet complete), screen positions; null if none."
+    )
 
 
 class HitSerializer(serializers.ModelSerializer):
@@ -117,9 +142,9 @@ class HitFilter(django_filters.FilterSet):
 
 
 class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The annotation flow: ask for work, rate each sample, submit.
+    """The annotation flow: ask for work, rate (pairwise) or rank (ranking) each sample, submit.
 
-    Ratings and responses are in the orientation shown on screen. Staff may read every
+    Ratings, orders and responses are in the orientation shown on screen. Staff may read every
     HIT, but only a HIT's own annotator rates or submits it.
     """
 
@@ -165,6 +190,22 @@ class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         data = serializer.validated_data
         try:
             services.rate_item(hit, data["position"], data["rating"], data["elapsed_ms"])
+        except services.AnnotationError as exc:
+            raise annotation_error(exc) from None
+        return self.hit_response(hit)
+
+    @extend_schema(
+        summary="Rank one ranking sample (a partial order is kept as a draft; changing it is allowed until submit)",
+        request=RankSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def rank(self, request: Request, pk: str | None = None) -> Response:
+        hit = self.own_hit()
+        serializer = RankSerializer(data=request.data, context={"hit": hit})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            services.rank_item(hit, data["position"], data["ranking"], data["elapsed_ms"])
         except services.AnnotationError as exc:
             raise annotation_error(exc) from None
         return self.hit_response(hit)

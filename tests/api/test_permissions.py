@@ -157,6 +157,14 @@ CASES = [
         annotator_route(200, 404, 403),
         {"position": 2, "rating": -1, "elapsed_ms": 500},
     ),
+    # The HIT here is pairwise: alice passes the permissions and the service refuses to rank it (400).
+    Case(
+        "hits-rank",
+        "post",
+        "/api/hits/{hit_id}/rank/",
+        annotator_route(400, 404, 403),
+        {"position": 2, "ranking": [[1], [2]], "elapsed_ms": 500},
+    ),
     Case(
         "hits-time",
         "post",
