@@ -52,6 +52,7 @@ def test_annotator_rates_a_whole_hit_with_the_keyboard(live_server, page, alice_
     page.keyboard.press("Enter")
     hit_path = f"/hit/{alice_hit.pk}/"
     expect(page).to_have_url(re.compile(re.escape(hit_path) + "$"))
+    page.wait_for_load_state()  # hit.js (deferred) listens for keys from here on
 
     progress = page.locator(".progress-text")
     sample_number = page.locator(".sample-number")
