@@ -38,6 +38,12 @@ class PolicyRun(TrainingRun):
         "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_evaluated"
     )
 
+    # The ranking batch "send to annotators" made: per held-out prompt, the policy's n samples and the reference's
+    # answer as one K-way item. Its rankings can train the next reward model (the closed loop).
+    ranking_batch = models.ForeignKey(
+        "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_ranked"
+    )
+
     task_name = "policy.tasks.train_policy_run"
     artifact_prefix = "policy"
 

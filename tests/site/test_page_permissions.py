@@ -64,6 +64,7 @@ PAGES = [
     Page("policy:run_download_checkpoint", "get", "/dashboard/policy/{policy_run}/download/final/", RESEARCHER),
     Page("policy:run_send", "post", "/dashboard/policy/{policy_run}/send/", RESEARCHER),
     Page("policy:run_human", "get", "/dashboard/policy/{policy_run}/human/", RESEARCHER),
+    Page("policy:lineage", "get", "/dashboard/policy/lineage/reward/{reward_run}/", RESEARCHER),
 ]
 
 
