@@ -26,6 +26,7 @@ class RewardRunForm(ConfigOptionsForm):
     ranking_aggregate = forms.ChoiceField(
         choices=[(name, RANKING_AGGREGATION_LABELS[name]) for name in RANKING_AGGREGATIONS],
         initial="each",
+        required=False,  # forms made before ranking batches leave it out: "each"
         label="Rankings",
         help_text="When several annotators ranked one item.",
     )
@@ -56,6 +57,9 @@ class RewardRunForm(ConfigOptionsForm):
         self.fields["batches"].queryset = batches_with_counts()
         self.fields["base_run"].queryset = RewardModelRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-pk")
         self.fields["queue"] = queue_form_field()
+
+    def clean_ranking_aggregate(self) -> str:
+        return self.cleaned_data["ranking_aggregate"] or "each"
 
     def clean_batches(self):
         batches = self.cleaned_data["batches"]

@@ -4,10 +4,13 @@ epoch, held-out accuracy on ranking pairs apart from pairwise ones, Kendall's ta
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
+from types import SimpleNamespace
 
 import pytest
+import torch
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -21,7 +24,7 @@ from rewardmodel.services import (
     start_reward_run,
 )
 from rewardmodel.train.data import EncodedPairs
-from rewardmodel.train.trainer import sample_pairs
+from rewardmodel.train.trainer import EncodedRankings, evaluate_rankings, sample_pairs
 from runs.models import RunStatus
 from tests.annotate.factories import make_ranking_batch
 from tests.rewardmodel.helpers import COLORS, build_tiny_backbone, judged_batch
@@ -259,3 +262,30 @@ def test_the_command_takes_the_ranking_options():
         ["--batch", "b", "--pairs-per-ranking", "3", "--ranking-aggregate", "borda", "--base-run", "7"]
     )
     assert (options.pairs_per_ranking, options.ranking_aggregate, options.base_run) == (3, "borda", 7)
+
+
+class FirstTokenReward(torch.nn.Module):
+    """A stand-in reward model whose reward is the first token id: orders are known by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # score_sequences finds the device through a parameter
+
+    def forward(self, input_ids, attention_mask):
+        return SimpleNamespace(logits=input_ids[:, :1].float())
+
+
+def test_kendall_tau_is_the_mean_over_held_out_rankings_of_model_order_against_people_order():
+    encoded_rankings = EncodedRankings(
+        # rewards 3, 1, 2 | 1, 2, 3 | 5, 5, 1, 4
+        sequences=[[3], [1], [2], [1], [2], [3], [5], [5], [1], [4]],
+        sizes=[3, 3, 4],
+        tiers=[
+            [[1], [3], [2]],  # people agree with the model: tau 1
+            [[1], [2], [3]],  # exactly reversed: tau -1
+            [[1], [2], [4], [3]],  # model ties 1 and 2: tau-b = (5 - 0) / sqrt(5 * 6)
+        ],
+    )
+    metrics = evaluate_rankings(FirstTokenReward(), encoded_rankings, pad_token_id=0, batch_size=4, bf16=False)
+    assert metrics["eval_rankings"] == 3
+    assert metrics["eval_kendall_tau"] == pytest.approx((1 - 1 + 5 / math.sqrt(30)) / 3)
