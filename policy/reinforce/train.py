@@ -273,6 +273,9 @@ def train_reinforce(
             )
             if on_samples is not None:
                 on_samples(step, _eval_samples(eval_prompts, evaluation["policy"], "eval"))
+            if step == config.steps:
+                # n answers of the final policy to each held-out prompt, for a ranking batch (its n vs the reference).
+                ranked = _sample_n_and_score(policy, tokenizer, reward_fn, eval_prompts, config, device)
             metrics.update(evaluation["metrics"])
             progress(step, "training")
 
@@ -309,9 +312,6 @@ def train_reinforce(
 
     if not master_process:
         return {}
-    progress(config.steps, "evaluating")
-    # n answers of the final policy to each held-out prompt, for a ranking batch (policy's n vs the reference).
-    ranked = _sample_n_and_score(policy, tokenizer, reward_fn, eval_prompts, config, device)
     progress(config.steps, "saving")
     final_path = save_model_dir(policy, tokenizer, output_dir / "final", {**state, "step": config.steps})
     eval_metrics = evaluation["metrics"]
