@@ -7,6 +7,7 @@ import math
 import random
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import transaction
 
 from annotate.importers import ImportFileError, Record, add_items, parse_record
@@ -123,6 +124,7 @@ def send_rankings_to_annotators(
             for text, reward in zip(sample["policy_responses"][:kept], sample["policy_rewards"][:kept], strict=True)
         ]
         answers.append((sample["reference_response"], "reference", sample.get("reference_reward")))
+        answers = [(_answer_text(run, number, text), who, reward) for text, who, reward in answers]
         rng.shuffle(answers)
         items.append(
             Item(
@@ -160,6 +162,19 @@ def send_rankings_to_annotators(
         PolicyRun.objects.filter(pk=run.pk).update(ranking_batch=batch)
         run.ranking_batch = batch
     return batch
+
+
+def _answer_text(run: PolicyRun, number: int, text: str) -> str:
+    """An answer as an item holds it, under the importer's rules: stripped, not empty, at most ITEM_MAX_CHARS."""
+    text = (text or "").strip()
+    if not text:
+        raise PolicyRunError(f"{run}: an answer to held-out prompt {number} is empty; it cannot be ranked.")
+    if len(text) > settings.ITEM_MAX_CHARS:
+        raise PolicyRunError(
+            f"{run}: an answer to held-out prompt {number} has {len(text):,} characters, more than the limit of "
+            f"{settings.ITEM_MAX_CHARS:,} per text (setting ITEM_MAX_CHARS)."
+        )
+    return text
 
 
 def _comparisons_of(run_pk: int, eval_samples: list[dict], rng: random.Random) -> list:

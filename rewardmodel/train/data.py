@@ -5,13 +5,13 @@ Plain data only: no Django, no model. The tokenizer is any Hugging Face tokenize
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from rlhf.preferences import LEVELS
 from rlhf.prompts import MessageError, check_messages, hh_transcript, prompt_group_id
+from rlhf.rankings import pairs_of, tiers_from_order
 
 
 @dataclass
@@ -55,9 +55,11 @@ def pairs_from_ranking(
     """A K-way ranking as its C(K,2) pairs, each weighted 1/C(K,2) so that the prompt counts once (the lecture)."""
     if len(responses_best_first) < 2:
         raise ValueError(f"a ranking needs at least 2 responses, got {len(responses_best_first)}")
-    combos = list(itertools.combinations(responses_best_first, 2))
-    weight = 1.0 / len(combos)
-    return [PreferencePair(prompt, better, worse, level, weight, group) for better, worse in combos]
+    tiers = tiers_from_order(range(1, len(responses_best_first) + 1))
+    return [
+        PreferencePair(prompt, responses_best_first[better - 1], responses_best_first[worse - 1], level, weight, group)
+        for better, worse, weight in pairs_of(tiers, "all")
+    ]
 
 
 def validate_pairs(pairs: list[PreferencePair]) -> None:

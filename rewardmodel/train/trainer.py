@@ -116,7 +116,8 @@ def evaluate_encoded(model, encoded: EncodedPairs, pad_token_id: int, batch_size
 
 @dataclass
 class EncodedRankings:
-    """Held-out rankings ready to score: every response's token ids, flat, and where each ranking's start."""
+    """Held-out rankings ready to score: every response's token ids (flat, ranking after ranking), how many
+    responses each ranking has, and the people's order of each."""
 
     sequences: list[list[int]]
     sizes: list[int]

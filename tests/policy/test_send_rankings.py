@@ -64,6 +64,15 @@ def test_a_run_that_kept_one_answer_per_prompt_cannot_make_a_ranking_batch(charl
     assert not Batch.objects.filter(kind=Batch.Kind.RANKING).exists()
 
 
+def test_an_empty_answer_is_refused_as_an_import_would_refuse_it(charlie, reward_run):
+    run = with_n_answers(finished_run_with_answers(reward_run), 2)
+    run.eval_samples[1]["policy_responses"][0] = "  "
+    run.save(update_fields=["eval_samples"])
+    with pytest.raises(PolicyRunError, match="an answer to held-out prompt 2 is empty"):
+        send_to_annotators(run, charlie, kind="ranking")
+    assert not Batch.objects.filter(kind=Batch.Kind.RANKING).exists() and run.ranking_batch is None
+
+
 def test_the_run_page_sends_a_ranking_batch_and_shows_its_figures(charlie, charlie_client, reward_run):
     run = with_n_answers(finished_run_with_answers(reward_run), 2)
     page = charlie_client.get(run.get_absolute_url()).content.decode()
