@@ -56,6 +56,7 @@ class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerialize
             "reward_run",
             "base_run",
             "base_path",
+            "base_checkpoint",
             "data_batch",
             "annotation_batch",
             "ranking_batch",
@@ -74,6 +75,11 @@ class StartPolicyRunSerializer(serializers.Serializer):
     )
     base_run = serializers.PrimaryKeyRelatedField(
         queryset=PolicyRun.objects.all(), required=False, help_text="Start from this run's model (an SFT warm start)."
+    )
+    base_checkpoint = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text='With base_run: "final" (the default) or one of its `checkpoints`, e.g. "checkpoint-50".',
     )
     base_path = serializers.CharField(required=False, allow_blank=True, help_text="Or a model folder / hub id.")
     data_batch = serializers.PrimaryKeyRelatedField(

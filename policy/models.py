@@ -25,6 +25,8 @@ class PolicyRun(TrainingRun):
     # neither means the default SmolLM2-135M-Instruct.
     base_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_runs")
     base_path = models.CharField(max_length=500, blank=True)
+    # Which of the base run's saved models: "" (its final model) or one of its "checkpoint-<step>" folders.
+    base_checkpoint = models.CharField(max_length=100, blank=True)
     # Prompts (REINFORCE) or demonstrations (SFT): a batch's items or an uploaded JSONL file.
     data_batch = models.ForeignKey(
         "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_trained"
@@ -67,7 +69,7 @@ class PolicyRun(TrainingRun):
     @property
     def base_label(self) -> str:
         if self.base_run_id:
-            return str(self.base_run)
+            return f"{self.base_run}, {self.base_checkpoint}" if self.base_checkpoint else str(self.base_run)
         return self.base_path or "SmolLM2-135M-Instruct (default)"
 
     @property

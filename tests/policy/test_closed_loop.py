@@ -4,17 +4,23 @@ start from the previous ones. Every run succeeds and every link is stored."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from rest_framework.test import APIClient
 
 from annotate.models import Batch, Item, Judgment
 from annotate.services import assign_hit, rank_item, submit_hit
+from policy.errors import PolicyRunError
 from policy.evaluation import ranked_win_rate, send_to_annotators
 from policy.lineage import lineage_of
+from policy.management.commands.train_policy import Command as TrainPolicyCommand
+from policy.models import PolicyRun
 from policy.services import run_policy_training, start_policy_run
 from rewardmodel.services import run_reward_training, start_reward_run
 from rlhf.rankings import ranks_of
 from runs.models import RunStatus
-from tests.policy.helpers import TINY_REINFORCE, prompts_batch
+from tests.policy.helpers import TINY_REINFORCE, prompts_batch, succeeded_reward_run
 from tests.rewardmodel.helpers import COLORS, build_tiny_backbone
 
 TINY_REWARD = {"epochs": 2, "batch_size": 4, "eval_fraction": 0.25, "log_every": 1, "learning_rate": 1e-3}
@@ -156,18 +162,32 @@ def test_rankings_train_a_reward_model_whose_policy_is_ranked_again_and_trains_t
     assert reward_v2.base_run == reward_v1
     assert reward_v2.pairs_count == 16 * 6 + 4 * 3, "each: one ranking per judgment"
 
-    # 6. Policy v2 starts from policy v1's checkpoint, against reward model v2.
+    # 6. Policy v2 starts from a checkpoint of policy v1, against reward model v2.
+    assert policy_v1.checkpoint_names() == ["final", "checkpoint-1"]
+    with pytest.raises(PolicyRunError, match="has no checkpoint 'checkpoint-9'"):
+        start_policy_run(
+            charlie,
+            "reinforce",
+            reward_run=reward_v2,
+            base_run=policy_v1,
+            base_checkpoint="checkpoint-9",
+            data_batch=prompts,
+            dispatch=False,
+        )
     policy_v2 = start_policy_run(
         charlie,
         "reinforce",
         reward_run=reward_v2,
         base_run=policy_v1,
-        data_batch=policy_v1.data_batch,
+        base_checkpoint="checkpoint-1",
+        data_batch=prompts,
         dispatch=False,
         **TINY_REINFORCE,
     )
     policy_v2 = run_policy_training(policy_v2)
     assert policy_v2.status == RunStatus.SUCCEEDED, policy_v2.error
+    assert (policy_v2.base_run, policy_v2.base_checkpoint) == (policy_v1, "checkpoint-1")
+    assert json.loads((policy_v2.model_dir / "training_state.json").read_text())["policy_path"].endswith("checkpoint-1")
 
     # The lineage is the chain judgments → RM v1 → policy v1 → ranked samples → RM v2 → policy v2.
     chain = [step.obj for step in lineage_of(policy_v2)]
@@ -178,3 +198,28 @@ def test_rankings_train_a_reward_model_whose_policy_is_ranked_again_and_trains_t
     assert "Kendall's τ" in figures[reward_v1]
     assert figures[policy_v1]["ranked above reference"] == f"1.00 (n = {2 * 2 * n})"
     assert figures[ranked_samples]["rankings"] == "4"
+
+
+def test_the_api_form_and_command_take_a_base_checkpoint(charlie, charlie_client, tmp_path, tiny_policy):
+    folder = tmp_path / "policy-earlier"
+    for name in ("final", "checkpoint-3"):
+        (folder / name).mkdir(parents=True)
+    earlier = PolicyRun.objects.create(status=RunStatus.SUCCEEDED, artifact_path=str(folder))
+    reward = succeeded_reward_run(tmp_path / "reward")
+    prompts = prompts_batch("prompts", LOOP_PROMPTS)
+    api = APIClient()
+    api.force_authenticate(charlie)
+    body = {"kind": "reinforce", "reward_run": reward.pk, "base_run": earlier.pk, "data_batch": prompts.pk}
+    refused = api.post("/api/policy-runs/", {**body, "base_checkpoint": "checkpoint-9"}, format="json")
+    assert refused.status_code == 400 and "saved: final, checkpoint-3" in refused.content.decode()
+    started = api.post("/api/policy-runs/", {**body, "base_checkpoint": "checkpoint-3"}, format="json")
+    assert started.status_code == 201, started.content
+    assert started.json()["base_checkpoint"] == "checkpoint-3"
+
+    form = charlie_client.get("/dashboard/policy/new/").content.decode()
+    assert 'name="base_checkpoint"' in form
+    parser = TrainPolicyCommand().create_parser("manage.py", "train_policy")
+    options = parser.parse_args(
+        ["--reward-run", "1", "--prompts-batch", "p", "--base-run", "2", "--base-checkpoint", "checkpoint-3"]
+    )
+    assert (options.base_run, options.base_checkpoint) == (2, "checkpoint-3")
