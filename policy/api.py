@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from annotate.models import Batch
 from arbiter.options import model_location, options_serializer
 from policy.errors import PolicyRunError
-from policy.evaluation import human_win_rate, send_to_annotators
+from policy.evaluation import SEND_KIND_LABELS, SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
 from policy.models import PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig, SFTConfig
 from policy.services import cancel_policy_run, start_policy_run
@@ -56,8 +56,10 @@ class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerialize
             "reward_run",
             "base_run",
             "base_path",
+            "base_checkpoint",
             "data_batch",
             "annotation_batch",
+            "ranking_batch",
             "checkpoints",
         ]
         read_only_fields = fields
@@ -73,6 +75,11 @@ class StartPolicyRunSerializer(serializers.Serializer):
     )
     base_run = serializers.PrimaryKeyRelatedField(
         queryset=PolicyRun.objects.all(), required=False, help_text="Start from this run's model (an SFT warm start)."
+    )
+    base_checkpoint = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text='With base_run: "final" (the default) or one of its `checkpoints`, e.g. "checkpoint-50".',
     )
     base_path = serializers.CharField(required=False, allow_blank=True, help_text="Or a model folder / hub id.")
     data_batch = serializers.PrimaryKeyRelatedField(
@@ -124,11 +131,18 @@ class SampleQuerySerializer(serializers.Serializer):
 
 class SendToAnnotatorsSerializer(serializers.Serializer):
     overlap = serializers.IntegerField(min_value=1, default=1, help_text="Judgments per comparison.")
+    kind = serializers.ChoiceField(
+        choices=list(SEND_KIND_LABELS.items()),
+        default=SEND_PAIRWISE,
+        help_text="pairwise: the policy's answer vs the reference's; ranking: the policy's n answers and the "
+        "reference's as one K = n + 1 item per held-out prompt (which is the reference is kept in the item's source).",
+    )
 
 
 class SentBatchSerializer(serializers.Serializer):
     batch = serializers.IntegerField()
     name = serializers.CharField()
+    kind = serializers.CharField(help_text="pairwise or ranking")
     items = serializers.IntegerField()
 
 
@@ -147,6 +161,7 @@ class PolicyRunViewSet(TrainingRunViewSet):
         **training_run_permissions("policy", "policyrun"),
         "samples": ("policy.view_policyrun",),
         "win_rate": ("policy.view_policyrun",),
+        "ranked_win_rate": ("policy.view_policyrun",),
         "download": ("policy.view_policyrun",),
         "send_to_annotators": ("policy.send_policyrun",),
     }
@@ -189,7 +204,8 @@ class PolicyRunViewSet(TrainingRunViewSet):
         return self.get_paginated_response(PolicySampleSerializer(page, many=True).data)
 
     @extend_schema(
-        summary="Put the held-out answers (policy vs reference) in a new batch for annotators",
+        summary="Put the held-out answers (policy vs reference, or the policy's n and the reference ranked) in a new "
+        "batch for annotators",
         request=SendToAnnotatorsSerializer,
         responses={201: SentBatchSerializer},
     )
@@ -199,16 +215,26 @@ class PolicyRunViewSet(TrainingRunViewSet):
         options = SendToAnnotatorsSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         try:
-            batch = send_to_annotators(run, request.user, overlap=options.validated_data["overlap"])
+            batch = send_to_annotators(
+                run, request.user, overlap=options.validated_data["overlap"], kind=options.validated_data["kind"]
+            )
         except PolicyRunError as exc:
             raise service_error(exc) from None
-        body = {"batch": batch.pk, "name": batch.name, "items": batch.items.count()}
+        body = {"batch": batch.pk, "name": batch.name, "kind": batch.kind, "items": batch.items.count()}
         return Response(SentBatchSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="How often annotators preferred the policy over the reference", responses=WinRateSerializer)
     @action(detail=True, methods=["get"], url_path="win-rate", filterset_fields=[])
     def win_rate(self, request: Request, pk: str | None = None) -> Response:
         return Response(WinRateSerializer(human_win_rate(self.get_object())._asdict()).data)
+
+    @extend_schema(
+        summary="From the ranking batch: how often annotators ranked a policy answer above the reference's",
+        responses=WinRateSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="ranked-win-rate", filterset_fields=[])
+    def ranked_win_rate(self, request: Request, pk: str | None = None) -> Response:
+        return Response(WinRateSerializer(ranked_win_rate(self.get_object())._asdict()).data)
 
     @extend_schema(
         summary="Download the final model or a checkpoint (a zip of the folder from_pretrained loads)",

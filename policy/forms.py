@@ -40,6 +40,12 @@ class RunDataForm(ConfigOptionsForm):
         label="Base policy run",
         help_text="Start from a finished policy run (e.g. an SFT warm start).",
     )
+    base_checkpoint = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Base checkpoint",
+        help_text='Of the base policy run: "final" (or empty) for its final model, or a "checkpoint-<step>" it saved.',
+    )
     base_path = forms.CharField(
         max_length=500,
         required=False,
@@ -51,7 +57,7 @@ class RunDataForm(ConfigOptionsForm):
     data_file = forms.FileField(required=False, label="…or a JSONL file")
 
     config_class: type = ReinforceConfig
-    field_order = ["base_run", "base_path", "data_batch", "data_file"]
+    field_order = ["base_run", "base_checkpoint", "base_path", "data_batch", "data_file"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -79,6 +85,7 @@ class RunDataForm(ConfigOptionsForm):
         return {
             "base_run": data["base_run"],
             "base_path": data["base_path"],
+            "base_checkpoint": data["base_checkpoint"],
             "data_batch": data["data_batch"],
             "data_file": data["data_file"],
             "queue": data["queue"],

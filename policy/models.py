@@ -25,6 +25,8 @@ class PolicyRun(TrainingRun):
     # neither means the default SmolLM2-135M-Instruct.
     base_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_runs")
     base_path = models.CharField(max_length=500, blank=True)
+    # Which of the base run's saved models: "" (its final model) or one of its "checkpoint-<step>" folders.
+    base_checkpoint = models.CharField(max_length=100, blank=True)
     # Prompts (REINFORCE) or demonstrations (SFT): a batch's items or an uploaded JSONL file.
     data_batch = models.ForeignKey(
         "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_trained"
@@ -36,6 +38,12 @@ class PolicyRun(TrainingRun):
     # The batch "send to annotators" made of eval_samples (policy vs reference).
     annotation_batch = models.ForeignKey(
         "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_evaluated"
+    )
+
+    # The ranking batch "send to annotators" made: per held-out prompt, the policy's n samples and the reference's
+    # answer as one K-way item. Its rankings can train the next reward model (the closed loop).
+    ranking_batch = models.ForeignKey(
+        "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_ranked"
     )
 
     task_name = "policy.tasks.train_policy_run"
@@ -61,7 +69,7 @@ class PolicyRun(TrainingRun):
     @property
     def base_label(self) -> str:
         if self.base_run_id:
-            return str(self.base_run)
+            return f"{self.base_run}, {self.base_checkpoint}" if self.base_checkpoint else str(self.base_run)
         return self.base_path or "SmolLM2-135M-Instruct (default)"
 
     @property

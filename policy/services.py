@@ -44,6 +44,7 @@ def start_policy_run(
     reward_run: RewardModelRun | None = None,
     base_run: PolicyRun | None = None,
     base_path: str = "",
+    base_checkpoint: str = "",
     data_batch: Batch | None = None,
     data_file: IO[bytes] | None = None,
     dispatch: bool = True,
@@ -77,6 +78,14 @@ def start_policy_run(
         raise PolicyRunError("Give either a base policy run or a base path, not both.")
     if base_run is not None and base_run.artifact_location is None:
         raise PolicyRunError(f"Base {base_run} has no trained model (status: {base_run.get_status_display()}).")
+    base_checkpoint = (base_checkpoint or "").strip()
+    if base_checkpoint == "final":
+        base_checkpoint = ""
+    if base_checkpoint and base_run is None:
+        raise PolicyRunError("A base checkpoint names one of a base policy run's checkpoints: pick the run too.")
+    if base_checkpoint and base_checkpoint not in base_run.checkpoint_names():
+        saved = ", ".join(base_run.checkpoint_names()) or "none"
+        raise PolicyRunError(f"Base {base_run} has no checkpoint {base_checkpoint!r} (saved: {saved}).")
     if (data_batch is None) == (data_file is None):
         raise PolicyRunError("Give the data either as a batch or as an uploaded file (exactly one).")
 
@@ -107,6 +116,7 @@ def start_policy_run(
             reward_run=reward_run,
             base_run=base_run,
             base_path=base_path,
+            base_checkpoint=base_checkpoint,
             data_batch=data_batch,
             config={**config.to_dict(), **extra},
             total_steps=getattr(config, "steps", 0),
@@ -127,7 +137,13 @@ def artifact_dir_for(run: PolicyRun) -> Path:
 
 
 def base_model_path(run: PolicyRun) -> str:
-    """The starting weights: the base run's final model, a path / hub id, or the default SmolLM2 (converted once)."""
+    """The starting weights: the base run's final model (or the checkpoint picked), a path / hub id, or the default
+    SmolLM2 (converted once)."""
+    if run.base_run_id and run.base_checkpoint:
+        folder = run.base_run.artifact_dir
+        if folder is None or not (folder / run.base_checkpoint).is_dir():
+            raise PolicyRunError(f"Base {run.base_run} has no {run.base_checkpoint} any more.")
+        return str(folder / run.base_checkpoint)
     if run.base_run_id:
         model_dir = run.base_run.model_dir
         if model_dir is None:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from annotate.models import Batch
 from policy.errors import PolicyRunError
-from policy.evaluation import human_win_rate, send_to_annotators
+from policy.evaluation import SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
 from policy.forms import ReinforceRunForm, SFTRunForm
+from policy.lineage import lineage_of
 from policy.models import PolicyRun, PolicySample
 from policy.services import cancel_policy_run, start_policy_run
+from rewardmodel.models import RewardModelRun
+from rlhf.rankings import MAX_RANKING_SIZE, MIN_RANKING_SIZE
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import permission_required
 
+# The lineage page's subjects, as its URL names them.
+LINEAGE_KINDS = {"batch": Batch, "reward": RewardModelRun, "policy": PolicyRun}
 # Samples shown per step and kind in the browser.
 SAMPLES_PER_PAGE = 50
 
@@ -55,7 +61,12 @@ def run_new_sft(request: HttpRequest) -> HttpResponse:
 @permission_required("policy.view_policyrun")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(PolicyRun.objects.select_related("reward_run", "base_run", "annotation_batch"), pk=pk)
-    context = {**_live_context(run), **_samples_context(run, request.GET), **_human_context(run)}
+    context = {
+        **_live_context(run),
+        **_samples_context(run, request.GET),
+        **_human_context(run),
+        **_ranked_context(run),
+    }
     return render(request, "policy/run_detail.html", context)
 
 
@@ -103,18 +114,31 @@ def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResp
 @require_POST
 def run_send(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(PolicyRun, pk=pk)
+    kind = request.POST.get("kind") or SEND_PAIRWISE
     try:
         overlap = int(request.POST.get("overlap") or 1)
-        batch = send_to_annotators(run, request.user, overlap=overlap)
+        batch = send_to_annotators(run, request.user, overlap=overlap, kind=kind)
     except ValueError:
         messages.error(request, "Judgments per comparison must be a whole number.")
     except PolicyRunError as exc:
         messages.error(request, str(exc))
     else:
         count = batch.items.count()
-        comparisons = ngettext("%(n)d comparison", "%(n)d comparisons", count) % {"n": count}
-        messages.success(request, f"Batch {batch.name} ({comparisons}) is open to annotators.")
+        if batch.is_ranking:
+            what = ngettext("%(n)d ranking item", "%(n)d ranking items", count) % {"n": count}
+        else:
+            what = ngettext("%(n)d comparison", "%(n)d comparisons", count) % {"n": count}
+        messages.success(request, f"Batch {batch.name} ({what}) is open to annotators.")
     return redirect(run)
+
+
+@permission_required("policy.view_policyrun", "rewardmodel.view_rewardmodelrun")
+def lineage(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """The chain a reward model, policy or batch belongs to, with each step's headline figures."""
+    if kind not in LINEAGE_KINDS:
+        raise Http404(f"No lineage for {kind!r}.")
+    subject = get_object_or_404(LINEAGE_KINDS[kind], pk=pk)
+    return render(request, "policy/lineage.html", {"subject": subject, "lineage": lineage_of(subject)})
 
 
 @permission_required("policy.view_policyrun")
@@ -196,3 +220,13 @@ def _human_context(run: PolicyRun) -> dict:
         wanted = batch.items.count() * batch.overlap
         done = human.n >= wanted
     return {"run": run, "human": human, "human_done": done, "reward_model_win_rate": run.metrics.get("win_rate")}
+
+
+def _ranked_context(run: PolicyRun) -> dict:
+    """The ranking batch's figures, or the K a ranking batch of this run would have (0: it cannot make one)."""
+    if run.ranking_batch_id:
+        size = run.ranking_batch.ranking_size or 0
+    else:
+        answers = len((run.eval_samples or [{}])[0].get("policy_responses") or [])
+        size = min(answers, MAX_RANKING_SIZE - 1) + 1 if answers >= MIN_RANKING_SIZE - 1 else 0
+    return {"ranked": ranked_win_rate(run), "ranked_size": size, "lineage": lineage_of(run)}

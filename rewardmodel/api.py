@@ -24,6 +24,7 @@ from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
 from rewardmodel.train import RewardTrainConfig
 from rlhf.preferences import AGGREGATIONS
+from rlhf.rankings import RANKING_AGGREGATIONS
 from runs import storage
 from runs.api import (
     TRAINING_RUN_FIELDS,
@@ -43,7 +44,15 @@ class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSeri
 
     class Meta:
         model = RewardModelRun
-        fields = [*TRAINING_RUN_FIELDS, "batches", "judgments_count", "judgments_hash", "pairs_count", "has_model"]
+        fields = [
+            *TRAINING_RUN_FIELDS,
+            "batches",
+            "base_run",
+            "judgments_count",
+            "judgments_hash",
+            "pairs_count",
+            "has_model",
+        ]
         read_only_fields = fields
 
     def get_has_model(self, run: RewardModelRun) -> bool:
@@ -53,6 +62,17 @@ class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSeri
 class StartRewardRunSerializer(serializers.Serializer):
     batches = serializers.PrimaryKeyRelatedField(queryset=Batch.objects.all(), many=True, allow_empty=False)
     aggregate = serializers.ChoiceField(choices=AGGREGATIONS, default="each")
+    ranking_aggregate = serializers.ChoiceField(
+        choices=RANKING_AGGREGATIONS,
+        default="each",
+        help_text="Several annotators' rankings of one item: each counts, or one Borda-count ranking per item.",
+    )
+    base_run = serializers.PrimaryKeyRelatedField(
+        queryset=RewardModelRun.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Start from this succeeded run's model (weights and head) instead of a fresh head on the backbone.",
+    )
     exclude_annotators = serializers.SlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), many=True, required=False
     )
@@ -107,6 +127,8 @@ class RewardModelRunViewSet(TrainingRunViewSet):
                 request.user,
                 data["batches"],
                 aggregate=data["aggregate"],
+                ranking_aggregate=data["ranking_aggregate"],
+                base_run=data.get("base_run"),
                 exclude_annotators=data.get("exclude_annotators", []),
                 exclude_flagged=data["exclude_flagged"],
                 queue=data.get("queue", ""),

@@ -18,6 +18,8 @@ class RewardModelRun(TrainingRun):
     judgments_count = models.PositiveIntegerField(default=0)
     judgments_hash = models.CharField(max_length=64, blank=True)
     pairs_count = models.PositiveIntegerField(default=0)
+    # The earlier reward model this one started from (its weights and head); null: a fresh head on the backbone.
+    base_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_runs")
 
     task_name = "rewardmodel.tasks.train_reward_run"
     artifact_prefix = "reward"
@@ -38,6 +40,8 @@ class RewardModelRun(TrainingRun):
     @property
     def backbone_label(self) -> str:
         """The backbone as people call it: the packaged default by name, a folder by its last part, a hub id as is."""
+        if self.base_run_id:
+            return f"from reward run {self.base_run_id}"
         if not self.backbone:
             return "backbone not recorded"
         if self.backbone == DEFAULT_BACKBONE:
@@ -51,6 +55,14 @@ class RewardModelRun(TrainingRun):
             ("All pairs", self.metrics.get("eval_accuracy")),
             ("Clearly better", self.metrics.get("eval_accuracy_clear")),
             ("Slightly better", self.metrics.get("eval_accuracy_slight")),
+        ]
+
+    def source_accuracy(self) -> list[tuple[str, int | None, float | None]]:
+        """Held-out accuracy on pairs from rankings apart from pairwise ones: (label, pairs, accuracy)."""
+        return [
+            (label, self.metrics.get(f"eval_{source}_pairs"), self.metrics.get(f"eval_{source}_accuracy"))
+            for label, source in (("Pairwise judgments", "pairwise"), ("Pairs from rankings", "ranking"))
+            if self.metrics.get(f"eval_{source}_pairs")
         ]
 
 

@@ -19,10 +19,11 @@ from annotate.models import Batch, Judgment
 from annotate.quality import flagged_annotators
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
-from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RewardTrainConfig
+from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
 from rlhf.options import OptionError
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
 from rlhf.prompts import join_input, prompt_group_id
+from rlhf.rankings import RANKING_AGGREGATIONS, borda, pairs_of
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -45,14 +46,17 @@ def judgments_for(batches: Iterable[Batch], exclude_annotators: Iterable = ()) -
 
 
 def judgments_fingerprint(judgments: Iterable[Judgment]) -> tuple[int, str]:
-    """(count, sha256 over sorted (id, rating, updated_at)): what went into a run."""
-    rows = sorted((j.pk, j.rating, j.updated_at.isoformat()) for j in judgments)
+    """(count, sha256 over sorted (id, rating or ranking, updated_at)): what went into a run."""
+    rows = sorted((j.pk, j.rating if j.ranking is None else j.ranking, j.updated_at.isoformat()) for j in judgments)
     digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
     return len(rows), digest
 
 
 def preference_pairs(
-    batches: Iterable[Batch], aggregate: str = "each", exclude_annotators: Iterable = ()
+    batches: Iterable[Batch],
+    aggregate: str = "each",
+    exclude_annotators: Iterable = (),
+    ranking_aggregate: str = "each",
 ) -> list[PreferencePair]:
     """Training pairs from the batches' judgments, aggregated by `rlhf.preferences` (as the export does).
 
@@ -60,31 +64,79 @@ def preference_pairs(
     "majority": one pair per item in its majority direction; ties are dropped.
     "agreed": one pair per item whose judgments all agree; the others are dropped.
     The level is the pair's strength: "clear" when the mean rating toward the winner is >= 1.5.
+    Rankings give their pairs as `ranking_pairs` does, one ranking per judgment ("each") or per item ("borda").
     """
-    return pairs_from_judgments(judgments_for(batches, exclude_annotators), aggregate)
+    return pairs_from_judgments(judgments_for(batches, exclude_annotators), aggregate, ranking_aggregate)
 
 
-def pairs_from_judgments(judgments: Iterable[Judgment], aggregate: str = "each") -> list[PreferencePair]:
-    """One pair per judgment ("each", in the judgments' order) or per kept item (in order of first judgment)."""
+def pairs_from_judgments(
+    judgments: Iterable[Judgment], aggregate: str = "each", ranking_aggregate: str = "each"
+) -> list[PreferencePair]:
+    """One pair per rating judgment ("each", in the judgments' order) or per kept item (in order of first judgment),
+    then the pairs of the rankings (`rankings_from_judgments`)."""
     _check_aggregation(aggregate)
-    # Rankings (rating None) become pairs in their own way (rlhf.rankings.pairs_of); these rules are the scale's.
     # Judgments staff marked wrong in the review queue never train (judgments_for leaves them out already; this
     # covers callers that pass their own).
-    judgments = [judgment for judgment in judgments if judgment.rating is not None and judgment.excluded_at is None]
-    if aggregate == "each":
-        groups = [[judgment] for judgment in judgments]
-    else:
-        first_seen = {}
-        for index, judgment in enumerate(judgments):
-            first_seen.setdefault(judgment.item_id, index)
-        ordered = sorted(judgments, key=lambda j: (first_seen[j.item_id], j.pk))
-        groups = [list(group) for _, group in groupby(ordered, key=lambda j: j.item_id)]
+    judgments = [judgment for judgment in judgments if judgment.excluded_at is None]
+    rated = [judgment for judgment in judgments if judgment.ranking is None]
+    groups = [[judgment] for judgment in rated] if aggregate == "each" else _by_item(rated)
     pairs = []
     for group in groups:
         item = group[0].item
         for preference in item_preferences([j.rating for j in group], aggregate):
             pairs.append(preference_pair(item.prompt, item.prompt_input, item.response_1, item.response_2, preference))
+    for key, ranking in rankings_from_judgments(judgments, ranking_aggregate):
+        pairs.extend(ranking_pairs(ranking, key))
     return pairs
+
+
+def _by_item(judgments: list[Judgment]) -> list[list[Judgment]]:
+    """The judgments grouped by item, items in order of their first judgment."""
+    first_seen: dict[int, int] = {}
+    for index, judgment in enumerate(judgments):
+        first_seen.setdefault(judgment.item_id, index)
+    ordered = sorted(judgments, key=lambda j: (first_seen[j.item_id], j.pk))
+    return [list(group) for _, group in groupby(ordered, key=lambda j: j.item_id)]
+
+
+def rankings_from_judgments(
+    judgments: Iterable[Judgment], ranking_aggregate: str = "each"
+) -> list[tuple[str, RankedResponses]]:
+    """(key, ranking) for the ranking judgments: one per judgment ("each") or one per item, the Borda count of its
+    judgments ("borda", rlhf.rankings.borda). The key names where the ranking came from; its pairs share it."""
+    if ranking_aggregate not in RANKING_AGGREGATIONS:
+        raise RewardRunError(
+            f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {ranking_aggregate!r}."
+        )
+    ranked = [judgment for judgment in judgments if judgment.ranking is not None]
+    if ranking_aggregate == "each":
+        rankings = [(f"judgment-{j.pk}", j.item, j.ranking) for j in ranked]
+    else:
+        rankings = [
+            (f"item-{group[0].item_id}", group[0].item, borda([j.ranking for j in group], group[0].item.response_count))
+            for group in _by_item(ranked)
+        ]
+    result = []
+    for key, item, tiers in rankings:
+        messages = join_input(item.prompt, item.prompt_input)
+        result.append((key, RankedResponses(messages, item.responses, tiers, prompt_group_id(messages))))
+    return result
+
+
+def ranking_pairs(ranking: RankedResponses, key: str) -> list[PreferencePair]:
+    """A ranking's C(K,2) pairs, each weighing 1/C(K,2) (the lecture; ties give none). The trainer may draw M of them
+    per epoch instead (RewardTrainConfig.pairs_per_ranking)."""
+    return [
+        PreferencePair(
+            prompt=ranking.prompt,
+            chosen=ranking.responses[better - 1],
+            rejected=ranking.responses[worse - 1],
+            weight=weight,
+            group=ranking.group,
+            ranking=key,
+        )
+        for better, worse, weight in pairs_of(ranking.tiers, "all")
+    ]
 
 
 def preference_pair(
@@ -141,8 +193,10 @@ def start_reward_run(
     batches: Iterable[Batch],
     *,
     aggregate: str = "each",
+    ranking_aggregate: str = "each",
     exclude_annotators: Iterable = (),
     exclude_flagged: bool = False,
+    base_run: RewardModelRun | None = None,
     dispatch: bool = True,
     queue: str = "",
     **options,
@@ -150,13 +204,31 @@ def start_reward_run(
     """Create a queued run on the batches' judgments and (by default) hand it to a worker.
 
     `exclude_flagged` leaves out the annotators the quality page flags on these batches (as they stand now;
-    the run keeps the resulting ids). The task is sent only once the row is committed, so the worker always
-    finds it.
+    the run keeps the resulting ids). `base_run`: start from that succeeded run's trained model (its weights and
+    reward head) instead of a fresh head on a backbone; pick its batches again to train on old and new data. The
+    task is sent only once the row is committed, so the worker always finds it.
     """
     batches = list(batches)
     if not batches:
         raise RewardRunError("Pick at least one batch.")
     _check_aggregation(aggregate)
+    if ranking_aggregate not in RANKING_AGGREGATIONS:
+        raise RewardRunError(
+            f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {ranking_aggregate!r}."
+        )
+    if base_run is not None:
+        if base_run.artifact_location is None:
+            raise RewardRunError(
+                f"Base {base_run} has no trained model to start from (status: {base_run.get_status_display()})."
+            )
+        # The record says which backbone is underneath; the weights come from the base run's folder when it trains.
+        base_backbone = base_run.config.get("backbone") or DEFAULT_BACKBONE
+        if options.get("backbone") not in (None, "", base_backbone):
+            raise RewardRunError(
+                f"Base {base_run} was trained on backbone {base_backbone}; leave the backbone as it is "
+                "or start without a base run."
+            )
+        options["backbone"] = base_backbone
     try:
         queue = check_run_queue(queue)
     except RunQueueError as exc:
@@ -180,12 +252,14 @@ def start_reward_run(
             config={
                 **config.to_dict(),
                 "aggregate": aggregate,
+                "ranking_aggregate": ranking_aggregate,
                 "exclude_flagged": exclude_flagged,
                 "exclude_annotators": exclude_ids,
             },
             judgments_count=count,
             judgments_hash=digest,
             queue=queue,
+            base_run=base_run,
         )
         run.batches.set(batches)
         if dispatch:
@@ -217,10 +291,17 @@ def run_reward_training(run: RewardModelRun, on_log: OnLog | None = None) -> Rew
 def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
     options = {k: v for k, v in run.config.items() if k in train_config_fields()}
     config = build_config(**options)
+    if run.base_run_id:
+        base_dir = run.base_run.artifact_dir
+        if base_dir is None:
+            raise RewardRunError(f"Base {run.base_run} has no trained model any more.")
+        config.backbone = str(base_dir)  # its weights and reward head, not a fresh head
     judgments = list(judgments_for(run.batches.all(), run.config.get("exclude_annotators", [])))
-    pairs = pairs_from_judgments(judgments, run.config.get("aggregate", "each"))
+    ranking_aggregate = run.config.get("ranking_aggregate", "each")
+    pairs = pairs_from_judgments(judgments, run.config.get("aggregate", "each"), ranking_aggregate)
     if not pairs:
         raise RewardRunError("No preference pairs: the batches have no (untied) judgments.")
+    rankings = [ranking for _, ranking in rankings_from_judgments(judgments, ranking_aggregate)]
     count, digest = judgments_fingerprint(judgments)
     type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
     description = {
@@ -228,8 +309,13 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         "judgments": count,
         "aggregate": run.config.get("aggregate", "each"),
     }
+    if rankings:
+        description["rankings"] = len(rankings)
+        description["ranking_aggregate"] = ranking_aggregate
+    if run.base_run_id:
+        description["started_from"] = str(run.base_run)
     if config.processes > 1:
-        return _train_distributed(run, config, pairs, output_dir, description, on_log)
+        return _train_distributed(run, config, pairs, output_dir, description, on_log, rankings)
     return trainer.train_reward_model(
         pairs,
         config,
@@ -239,6 +325,7 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         data_description=description,
         on_progress=run.progress_recorder(),
         resume_path=run.resume_checkpoint,
+        rankings=rankings,
     )
 
 
@@ -249,6 +336,7 @@ def _train_distributed(
     output_dir: Path,
     description: dict,
     on_log: OnLog | None,
+    rankings: list[RankedResponses] | None = None,
 ) -> dict:
     """The same training on `config.processes` processes (torchrun, see rlhf.distributed): the inputs go to files in
     `reward-<id>.work/`, rank 0's reports come back as the same progress and log calls."""
@@ -258,7 +346,7 @@ def _train_distributed(
     work_dir = run.launch_dir
     shutil.rmtree(work_dir, ignore_errors=True)
     try:
-        write_job(work_dir, pairs, config, output_dir, description, run.resume_checkpoint)
+        write_job(work_dir, pairs, config, output_dir, description, run.resume_checkpoint, rankings)
         return launch_torchrun(
             "rewardmodel.train.launch",
             work_dir,

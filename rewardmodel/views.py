@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from rewardmodel.forms import RewardRunForm
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rewardmodel.train import DEFAULT_BACKBONE
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import permission_required
@@ -25,14 +26,19 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_new(request: HttpRequest) -> HttpResponse:
     form = RewardRunForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        options = form.training_options()
+        if form.cleaned_data["base_run"] is not None and options.get("backbone") == DEFAULT_BACKBONE:
+            options.pop("backbone")  # the field's untouched default: the base run's own backbone applies
         try:
             run = start_reward_run(
                 request.user,
                 form.cleaned_data["batches"],
                 aggregate=form.cleaned_data["aggregate"],
+                ranking_aggregate=form.cleaned_data["ranking_aggregate"],
                 exclude_flagged=form.cleaned_data["exclude_flagged"],
+                base_run=form.cleaned_data["base_run"],
                 queue=form.cleaned_data["queue"],
-                **form.training_options(),
+                **options,
             )
         except RewardRunError as exc:
             form.add_error(None, str(exc))

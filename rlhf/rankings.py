@@ -25,6 +25,10 @@ LETTERS = "ABCDEFGHI"  # how the K responses are labelled on screen
 # How a ranking becomes pairs: every pair, each neighbour pair, or M pairs sampled ("sample:M").
 PAIR_MODES = ("all", "adjacent", "sample")
 RANKING_AGGREGATIONS = ("each", "borda")
+RANKING_AGGREGATION_LABELS = {
+    "each": "Each ranking counts (an item ranked by three people counts three times)",
+    "borda": "One ranking per item: the Borda count of its rankings (ties where totals are equal)",
+}
 
 
 class RankingError(ValueError):

@@ -32,6 +32,12 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
         base = parser.add_mutually_exclusive_group()
         base.add_argument("--base", help="Local model folder or cached hub id (default: SmolLM2-135M-Instruct).")
         base.add_argument("--base-run", type=int, metavar="ID", help="Start from a finished policy run (e.g. SFT).")
+        parser.add_argument(
+            "--base-checkpoint",
+            default="",
+            metavar="NAME",
+            help='With --base-run: "final" (the default) or one of its checkpoint-<step> folders.',
+        )
 
     def start_and_train(self, options: dict, batch_name: str | None, file_name: str | None, **start) -> None:
         try:
@@ -60,6 +66,7 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
                 self.kind,
                 base_run=base_run,
                 base_path=base_path,
+                base_checkpoint=options.get("base_checkpoint") or "",
                 data_batch=data_batch,
                 data_file=handle,
                 dispatch=bool(options.get("queue")),

@@ -273,6 +273,9 @@ def train_reinforce(
             )
             if on_samples is not None:
                 on_samples(step, _eval_samples(eval_prompts, evaluation["policy"], "eval"))
+            if step == config.steps:
+                # n answers of the final policy to each held-out prompt, for a ranking batch (its n vs the reference).
+                ranked = _sample_n_and_score(policy, tokenizer, reward_fn, eval_prompts, config, device)
             metrics.update(evaluation["metrics"])
             progress(step, "training")
 
@@ -325,20 +328,48 @@ def train_reinforce(
         "eval_samples": [
             {
                 "prompt": messages,
-                "policy_response": policy_response,
-                "reference_response": reference_response,
-                "policy_reward": policy_reward,
-                "reference_reward": reference_reward,
+                "policy_response": evaluation["policy"]["responses"][index],
+                "reference_response": reference_eval["responses"][index],
+                "policy_reward": evaluation["policy"]["rewards"][index],
+                "reference_reward": reference_eval["rewards"][index],
+                "policy_responses": ranked["responses"][index],
+                "policy_rewards": ranked["rewards"][index],
             }
-            for messages, policy_response, reference_response, policy_reward, reference_reward in zip(
-                eval_prompts,
-                evaluation["policy"]["responses"],
-                reference_eval["responses"],
-                evaluation["policy"]["rewards"],
-                reference_eval["rewards"],
-                strict=True,
-            )
+            for index, messages in enumerate(eval_prompts)
         ],
+    }
+
+
+@torch.no_grad()
+def _sample_n_and_score(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reward_fn: RewardFn,
+    prompts: list[list[dict]],
+    config: ReinforceConfig,
+    device: torch.device,
+) -> dict:
+    """samples_per_prompt answers to each prompt and their rewards, as lists per prompt."""
+    n = config.samples_per_prompt
+    generator = make_generator(device, config.seed + 2_000_003)
+    responses: list[str] = []
+    for start in range(0, len(prompts), config.prompts_per_step):
+        rollout = rollout_prompts(
+            model,
+            tokenizer,
+            prompts[start : start + config.prompts_per_step],
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_prompt_tokens=config.max_prompt_tokens,
+            generator=generator,
+            samples_per_prompt=n,
+        )
+        responses.extend(decode_responses(tokenizer, rollout))
+    rewards = score(reward_fn, [messages for messages in prompts for _ in range(n)], responses) if responses else []
+    return {
+        "responses": [responses[i * n : (i + 1) * n] for i in range(len(prompts))],
+        "rewards": [rewards[i * n : (i + 1) * n] for i in range(len(prompts))],
     }
 
 

@@ -11,7 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from rewardmodel.train.config import DEFAULT_BACKBONE, RewardTrainConfig
-from rewardmodel.train.data import PreferencePair, pairs_from_ranking, split_by_group
+from rewardmodel.train.data import PreferencePair, RankedResponses, pairs_from_ranking, split_by_group
 from rlhf.training import TrainingStopped
 
 _LAZY = {
@@ -37,6 +37,7 @@ def __getattr__(name: str):
 __all__ = [
     "DEFAULT_BACKBONE",
     "PreferencePair",
+    "RankedResponses",
     "RewardScorer",
     "RewardTrainConfig",
     "TrainingStopped",

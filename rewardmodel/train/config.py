@@ -58,6 +58,14 @@ class RewardTrainConfig:
         help="Llama-2 style: clear preferences must win by more.",
     )
     level_margins: dict = field(default_factory=lambda: {"clear": 1.0, "slight": 0.0})
+    pairs_per_ranking: int = option(
+        0,
+        low=0,
+        high=36,
+        label="Pairs per ranking",
+        help="0: all C(K,2) pairs of each ranking, each weighing 1/C(K,2); M: M pairs drawn afresh each epoch, "
+        "each weighing 1/M.",
+    )
     max_pairs_per_group: int = option(
         0, low=0, high=100_000, advanced=True, help="0: every pair of a ranked group; more: sample that many per epoch."
     )

@@ -5,13 +5,13 @@ Plain data only: no Django, no model. The tokenizer is any Hugging Face tokenize
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rlhf.preferences import LEVELS
 from rlhf.prompts import MessageError, check_messages, hh_transcript, prompt_group_id
+from rlhf.rankings import pairs_of, tiers_from_order
 
 
 @dataclass
@@ -27,6 +27,23 @@ class PreferencePair:
     # The mean rating toward `chosen` of the judgments behind the pair (0.0 unknown). Only a record: the loss takes
     # its margin from `level` (RewardTrainConfig.level_margins).
     margin: float = 0.0
+    # The ranking the pair comes from ("" for a pairwise judgment): the trainer samples `pairs_per_ranking` pairs of
+    # each ranking per epoch, and reports held-out accuracy on ranking pairs apart from pairwise ones.
+    ranking: str = ""
+
+    def group_id(self) -> str:
+        return self.group or prompt_group_id(self.prompt)
+
+
+@dataclass
+class RankedResponses:
+    """One person's (or one aggregated) order of a prompt's K responses: `tiers` of 1-based response numbers, best
+    first (rlhf.rankings). Held-out ones measure how well the model's order agrees with people's (Kendall's tau)."""
+
+    prompt: list[dict]
+    responses: list[str]
+    tiers: list[list[int]]
+    group: str = ""  # as PreferencePair.group: the same prompt group as the ranking's pairs
 
     def group_id(self) -> str:
         return self.group or prompt_group_id(self.prompt)
@@ -38,9 +55,11 @@ def pairs_from_ranking(
     """A K-way ranking as its C(K,2) pairs, each weighted 1/C(K,2) so that the prompt counts once (the lecture)."""
     if len(responses_best_first) < 2:
         raise ValueError(f"a ranking needs at least 2 responses, got {len(responses_best_first)}")
-    combos = list(itertools.combinations(responses_best_first, 2))
-    weight = 1.0 / len(combos)
-    return [PreferencePair(prompt, better, worse, level, weight, group) for better, worse in combos]
+    tiers = tiers_from_order(range(1, len(responses_best_first) + 1))
+    return [
+        PreferencePair(prompt, responses_best_first[better - 1], responses_best_first[worse - 1], level, weight, group)
+        for better, worse, weight in pairs_of(tiers, "all")
+    ]
 
 
 def validate_pairs(pairs: list[PreferencePair]) -> None:
@@ -168,6 +187,7 @@ class EncodedPairs:
     groups: list[str]
     prompt_cut: int = 0  # pairs whose oldest prompt text was dropped to fit
     response_cut: int = 0  # pairs with a response longer than max_length on its own (its start is kept)
+    rankings: list[str] = field(default_factory=list)  # each pair's PreferencePair.ranking ("" pairwise)
 
     def __len__(self) -> int:
         return len(self.chosen)
@@ -212,6 +232,7 @@ def encode_pairs(tokenizer, pairs: list[PreferencePair], max_length: int) -> Enc
         levels=[p.level for p in pairs],
         weights=[p.weight for p in pairs],
         groups=[p.group_id() for p in pairs],
+        rankings=[p.ranking for p in pairs],
         prompt_cut=sum(a or b for a, b in zip(chosen_prompt_cut, rejected_prompt_cut, strict=True)),
         response_cut=sum(a or b for a, b in zip(chosen_response_cut, rejected_response_cut, strict=True)),
     )

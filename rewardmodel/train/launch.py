@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 from rewardmodel.train.config import RewardTrainConfig
-from rewardmodel.train.data import PreferencePair
+from rewardmodel.train.data import PreferencePair, RankedResponses
 from rlhf.distributed import JOB_FILE, RankChannel, rank_main, write_json
 
 PAIRS_FILE = "pairs.jsonl"
+RANKINGS_FILE = "rankings.jsonl"
 
 
 def write_job(
@@ -26,11 +27,13 @@ def write_job(
     output_dir: str | Path,
     data_description: dict | None = None,
     resume_path: str | Path | None = None,
+    rankings: list[RankedResponses] | None = None,
 ) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
-    with open(work_dir / PAIRS_FILE, "w") as handle:
-        for pair in pairs:
-            handle.write(json.dumps(dataclasses.asdict(pair)) + "\n")
+    for name, rows in ((PAIRS_FILE, pairs), (RANKINGS_FILE, rankings or [])):
+        with open(work_dir / name, "w") as handle:
+            for row in rows:
+                handle.write(json.dumps(dataclasses.asdict(row)) + "\n")
     job = {
         "config": config.to_dict(),
         "device": config.device,
@@ -46,6 +49,8 @@ def train(job: dict, channel: RankChannel) -> dict:
 
     with open(channel.work_dir / PAIRS_FILE) as handle:
         pairs = [PreferencePair(**json.loads(line)) for line in handle if line.strip()]
+    with open(channel.work_dir / RANKINGS_FILE) as handle:
+        rankings = [RankedResponses(**json.loads(line)) for line in handle if line.strip()]
     return train_reward_model(
         pairs,
         RewardTrainConfig(**job["config"]),
@@ -55,6 +60,7 @@ def train(job: dict, channel: RankChannel) -> dict:
         data_description=job["data_description"],
         on_progress=channel.on_progress,
         resume_path=job["resume_path"],
+        rankings=rankings,
     )
 
 

@@ -13,6 +13,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +25,9 @@ from rewardmodel.train.data import (
     TRANSCRIPT_CHAT_TEMPLATE,
     EncodedPairs,
     PreferencePair,
+    RankedResponses,
     encode_pairs,
+    encode_texts,
     has_own_chat_template,
     length_grouped_batches,
     split_by_group,
@@ -41,6 +44,7 @@ from rlhf.checkpoint import (
 )
 from rlhf.devices import bf16_is_fast
 from rlhf.distributed import distributed_context, wrap_ddp
+from rlhf.rankings import kendall_tau, tiers_from_rewards
 from rlhf.training import TrainingStopped
 
 
@@ -55,27 +59,41 @@ def linear_warmup_decay(total_steps: int, warmup_ratio: float) -> Callable[[int]
     return factor
 
 
-def sample_per_group(encoded: EncodedPairs, limit: int, rng: random.Random) -> tuple[list[int], list[float]]:
-    """Indices to train on this epoch and their weights: all pairs, or `limit` sampled pairs per prompt group.
-
-    Sampled pairs are up-weighted by (pairs in group / sampled) so each group keeps its total weight.
+def sample_pairs(
+    encoded: EncodedPairs, rng: random.Random, per_group: int = 0, per_ranking: int = 0
+) -> tuple[list[int], list[float]]:
+    """This epoch's pairs and their weights: `per_ranking` pairs drawn afresh from each ranking (0: all of them),
+    then `per_group` per prompt group (0: all). Drawn pairs are up-weighted by (pairs there / drawn), so a ranking
+    keeps its total weight of 1 (M pairs at 1/M each, as `rlhf.rankings.pairs_of` "sample:M") and a group its own.
     """
+    indices = list(range(len(encoded)))
     weights = list(encoded.weights)
-    if limit == 0:
-        return list(range(len(encoded))), weights
-    by_group: dict[str, list[int]] = defaultdict(list)
-    for index, group in enumerate(encoded.groups):
-        by_group[group].append(index)
+    if per_ranking:
+        ranked = [i for i in indices if encoded.rankings[i]]
+        unranked = [i for i in indices if not encoded.rankings[i]]
+        indices = unranked + _sample_within(encoded.rankings, ranked, weights, per_ranking, rng)
+    if per_group:
+        indices = _sample_within(encoded.groups, indices, weights, per_group, rng)
+    return sorted(indices), weights
+
+
+def _sample_within(
+    keys: list[str], indices: list[int], weights: list[float], limit: int, rng: random.Random
+) -> list[int]:
+    """At most `limit` of `indices` per key; the weights of drawn pairs grow (in place) so each key keeps its sum."""
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for index in indices:
+        by_key[keys[index]].append(index)
     chosen: list[int] = []
-    for members in by_group.values():
+    for members in by_key.values():
         if len(members) <= limit:
             chosen.extend(members)
             continue
         sampled = rng.sample(members, limit)
         for index in sampled:
-            weights[index] = encoded.weights[index] * len(members) / limit
+            weights[index] = weights[index] * len(members) / limit
         chosen.extend(sampled)
-    return sorted(chosen), weights
+    return chosen
 
 
 @torch.inference_mode()
@@ -86,7 +104,53 @@ def evaluate_encoded(model, encoded: EncodedPairs, pad_token_id: int, batch_size
     r_rejected = score_sequences(model, encoded.rejected, pad_token_id, batch_size, bf16)
     model.train(was_training)
     metrics = preference_metrics(r_chosen, r_rejected, encoded.levels, encoded.weights)
-    return {f"eval_{key}": value for key, value in metrics.items()}
+    result = {f"eval_{key}": value for key, value in metrics.items()}
+    rankings = encoded.rankings or [""] * len(encoded)
+    for source, keep in (("ranking", True), ("pairwise", False)):
+        # Accuracy on the pairs that came from rankings, and on the others, apart: the two are different tasks.
+        wins = [c > r for c, r, key in zip(r_chosen, r_rejected, rankings, strict=True) if bool(key) == keep]
+        result[f"eval_{source}_pairs"] = len(wins)
+        result[f"eval_{source}_accuracy"] = sum(wins) / len(wins) if wins else None
+    return result
+
+
+@dataclass
+class EncodedRankings:
+    """Held-out rankings ready to score: every response's token ids (flat, ranking after ranking), how many
+    responses each ranking has, and the people's order of each."""
+
+    sequences: list[list[int]]
+    sizes: list[int]
+    tiers: list[list[list[int]]]
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+
+def encode_rankings(tokenizer, rankings: list[RankedResponses], max_length: int) -> EncodedRankings:
+    prompts = [ranking.prompt for ranking in rankings for _ in ranking.responses]
+    responses = [response for ranking in rankings for response in ranking.responses]
+    sequences, _, _ = encode_texts(tokenizer, prompts, responses, max_length)
+    return EncodedRankings(sequences, [len(r.responses) for r in rankings], [r.tiers for r in rankings])
+
+
+@torch.inference_mode()
+def evaluate_rankings(model, encoded: EncodedRankings, pad_token_id: int, batch_size: int, bf16: bool) -> dict:
+    """Mean Kendall's tau between the model's order of each held-out ranking's responses (by reward) and the
+    people's order; rankings where tau is undefined (every reward equal) are left out of the mean."""
+    if not len(encoded):
+        return {}
+    was_training = model.training
+    model.eval()
+    rewards = score_sequences(model, encoded.sequences, pad_token_id, batch_size, bf16)
+    model.train(was_training)
+    taus, start = [], 0
+    for size, tiers in zip(encoded.sizes, encoded.tiers, strict=True):
+        tau = kendall_tau(tiers_from_rewards(rewards[start : start + size]), tiers)
+        start += size
+        if not math.isnan(tau):
+            taus.append(tau)
+    return {"eval_rankings": len(encoded), "eval_kendall_tau": sum(taus) / len(taus) if taus else None}
 
 
 def train_reward_model(
@@ -98,6 +162,7 @@ def train_reward_model(
     data_description: dict | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     resume_path: str | Path | None = None,
+    rankings: list[RankedResponses] | None = None,
 ) -> dict:
     """Train a reward model on `pairs` and save it to `output_dir`; return the final metrics.
 
@@ -107,7 +172,8 @@ def train_reward_model(
     metrics every `log_every` steps; `on_progress(step, total_steps, phase)` is told of every step and of each
     phase ("loading", "tokenizing", "training", "evaluating", "saving"), and must be cheap. With `resume_path`,
     saves a resumable checkpoint there every `config.checkpoint_every` steps, and continues from it when it exists:
-    the same pairs and config then give the same model as an uninterrupted run.
+    the same pairs and config then give the same model as an uninterrupted run. `rankings` are the rankings the
+    ranking pairs came from: those whose prompt group is held out give the mean Kendall's tau of the evaluation.
 
     Started by torchrun (rewardmodel.train.launch), every rank runs this with the same pairs and seed: each builds
     the same global batches and trains on its slice of each (DDP averages the gradients), metrics are summed over
@@ -141,10 +207,15 @@ def train_reward_model(
     train_pairs, eval_pairs = split_by_group(pairs, config.eval_fraction, config.seed)
     train_set = encode_pairs(tokenizer, train_pairs, config.max_length)
     eval_set = encode_pairs(tokenizer, eval_pairs, config.max_length)
+    eval_groups = set(eval_set.groups)
+    held_out = [ranking for ranking in rankings or [] if ranking.group_id() in eval_groups]
+    eval_rankings = encode_rankings(tokenizer, held_out, config.max_length)
     lengths = [train_set.length(i) for i in range(len(train_set))]
     margins = [config.level_margins.get(level, 0.0) if config.margin == "level" else 0.0 for level in train_set.levels]
 
-    pairs_per_epoch = len(sample_per_group(train_set, config.max_pairs_per_group, random.Random(0))[0])
+    pairs_per_epoch = len(
+        sample_pairs(train_set, random.Random(0), config.max_pairs_per_group, config.pairs_per_ranking)[0]
+    )
     micro_batches_per_epoch = math.ceil(pairs_per_epoch / config.batch_size)
     steps_per_epoch = math.ceil(micro_batches_per_epoch / config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
@@ -164,6 +235,7 @@ def train_reward_model(
     def evaluate(step: int) -> dict:
         progress(step, total_steps, "evaluating")
         metrics = evaluate_encoded(raw_model, eval_set, pad_id, config.batch_size * 2, bf16)
+        metrics.update(evaluate_rankings(raw_model, eval_rankings, pad_id, config.batch_size * 2, bf16))
         progress(step, total_steps, "training")
         return metrics
 
@@ -189,7 +261,7 @@ def train_reward_model(
     model = wrap_ddp(raw_model, ctx)
     for epoch in range(start_epoch, config.epochs):
         epoch_rng = rng.getstate()
-        indices, weights = sample_per_group(train_set, config.max_pairs_per_group, rng)
+        indices, weights = sample_pairs(train_set, rng, config.max_pairs_per_group, config.pairs_per_ranking)
         batches = length_grouped_batches(indices, lengths, config.batch_size, rng)
         first_batch = start_batch if epoch == start_epoch else 0
         for first in range(first_batch, len(batches), config.grad_accum_steps):

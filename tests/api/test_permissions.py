@@ -198,6 +198,12 @@ CASES = [
     Case("policy-runs-logs", "get", "/api/policy-runs/{policy_run_id}/logs/", staff_only(200, "researcher")),
     Case("policy-runs-samples", "get", "/api/policy-runs/{policy_run_id}/samples/", staff_only(200, "researcher")),
     Case("policy-runs-win-rate", "get", "/api/policy-runs/{policy_run_id}/win-rate/", staff_only(200, "researcher")),
+    Case(
+        "policy-runs-ranked-win-rate",
+        "get",
+        "/api/policy-runs/{policy_run_id}/ranked-win-rate/",
+        staff_only(200, "researcher"),
+    ),
     # SFT on the batch's one judgment: the only start that needs no trained model on disk.
     Case(
         "policy-runs-start",

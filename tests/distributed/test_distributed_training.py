@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from policy.reinforce import ReinforceConfig
-from rewardmodel.train import PreferencePair, RewardTrainConfig, TrainingStopped, train_reward_model
+from rewardmodel.train import PreferencePair, RankedResponses, RewardTrainConfig, TrainingStopped, train_reward_model
 from rewardmodel.train.launch import write_job
 from rlhf.distributed import DistributedTrainingError, launch_torchrun, rank_pids
 from rlhf.options import OptionError
+from rlhf.rankings import pairs_of
 from tests.policy.conftest import build_policy
 from tests.rewardmodel.helpers import COLORS, NOUNS, build_tiny_backbone
 
@@ -89,6 +90,37 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path, backbone):
     # Rank 0 saved what one process saves, and only rank 0 reported.
     assert sorted(p.name for p in output_dir.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     assert ("saving" in {phase for *_, phase in progress}) and progress[-1][0] == one["steps"]
+
+
+def test_rankings_train_and_are_scored_the_same_on_two_processes(tmp_path, backbone):
+    """The rankings travel with the job: two pairs drawn per ranking each epoch, and Kendall's tau on the held-out
+    rankings, as one process does."""
+    quality = ("good", "fine", "poor", "bad")
+    rankings, pairs = [], []
+    for n in range(12):
+        color = COLORS[n % len(COLORS)]
+        prompt = [{"role": "user", "content": f"tell me about the {color} {NOUNS[n % len(NOUNS)]} {n} ?"}]
+        words = quality[n % 4 :] + quality[: n % 4]
+        tiers = [[words.index(word) + 1] for word in quality]
+        ranking = RankedResponses(prompt, [f"the {color} answer is {word} ." for word in words], tiers)
+        rankings.append(ranking)
+        pairs += [
+            PreferencePair(
+                prompt, ranking.responses[better - 1], ranking.responses[worse - 1], weight=weight, ranking=f"r{n}"
+            )
+            for better, worse, weight in pairs_of(tiers)
+        ]
+    options = {**COMPARED, "eval_fraction": 0.5, "pairs_per_ranking": 2}
+    one = train_reward_model(
+        pairs, RewardTrainConfig(backbone=backbone, **options), tmp_path / "one", rankings=rankings
+    )
+    config = RewardTrainConfig(backbone=backbone, processes=2, **options)
+    write_job(tmp_path / "work", pairs, config, tmp_path / "two", rankings=rankings)
+    two = launch_torchrun("rewardmodel.train.launch", tmp_path / "work", 2)
+
+    assert one["eval_rankings"] == two["eval_rankings"] > 0
+    assert two["eval_kendall_tau"] == pytest.approx(one["eval_kendall_tau"], abs=1e-4)
+    assert two["pairs_trained"] == one["pairs_trained"] == 2 * 2 * (12 - one["eval_rankings"])
 
 
 def test_a_stop_request_stops_every_rank(tmp_path, backbone):

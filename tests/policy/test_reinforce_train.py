@@ -173,7 +173,17 @@ def test_run_writes_checkpoints_samples_and_a_loadable_final_model(tiny_policy, 
     first = result["eval_samples"][0]
     assert first["prompt"] == EVAL_PROMPTS[0]
     assert first["policy_reward"] == first["policy_response"].split().count("a")
-    assert set(first) == {"prompt", "policy_response", "reference_response", "policy_reward", "reference_reward"}
+    assert set(first) == {
+        "prompt",
+        "policy_response",
+        "reference_response",
+        "policy_reward",
+        "reference_reward",
+        "policy_responses",  # n answers of the final policy, for a ranking batch
+        "policy_rewards",
+    }
+    assert len(first["policy_responses"]) == len(first["policy_rewards"]) == config.samples_per_prompt
+    assert first["policy_rewards"] == [response.split().count("a") for response in first["policy_responses"]]
 
 
 def test_same_seed_gives_the_same_run(tiny_policy, tmp_path):

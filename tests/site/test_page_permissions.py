@@ -71,6 +71,7 @@ PAGES = [
     Page("review:index", "get", "/dashboard/review/", CURATOR),
     Page("review:score", "post", "/dashboard/review/score/", CURATOR),
     Page("review:judgment", "post", "/dashboard/review/judgment/{judgment}/confirm/", CURATOR),
+    Page("policy:lineage", "get", "/dashboard/policy/lineage/reward/{reward_run}/", RESEARCHER),
 ]
 
 
