@@ -18,6 +18,7 @@ from django.utils import timezone
 from annotate.models import Batch, Item
 from rewardmodel.models import BatchOrdering, ItemScore, RewardModelRun
 from rewardmodel.services import RewardRunError, scorer_for
+from rlhf.active import smallest_gap
 from runs.models import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,8 @@ SCORE_TASK = "rewardmodel.tasks.score_batch_items"
 
 def item_uncertainty(rewards: Sequence[float]) -> float:
     """How unsure the model is about an item's order: the smallest gap between neighbouring rewards (|r1 - r2| for a
-    pair). The same rule as rlhf.active.smallest_gap (branch sim); swap this body for it once both are merged."""
-    ordered = sorted(rewards)
-    return min(b - a for a, b in zip(ordered, ordered[1:], strict=False))
+    pair), the rule the simulated curve measures (rlhf.active)."""
+    return smallest_gap(rewards)
 
 
 # Choosing the run ------------------------------------------------------------------------------------------------
