@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
-from annotate.selectors import HitProgress, hit_progress
+from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
 
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
 LOCK_ATTEMPTS = 5
@@ -79,7 +79,8 @@ def assignable_items(user, batch: Batch) -> QuerySet[Item]:
 
 
 def current_hit(user) -> Hit | None:
-    return Hit.objects.live().filter(annotator=user).order_by("created_at", "pk").first()
+    live = Hit.objects.live().filter(annotator=user).select_related("batch", "annotator")
+    return live.order_by("created_at", "pk").first()
 
 
 def assign_hit(user) -> Hit | None:
@@ -230,6 +231,11 @@ class SavedRating:
     judgment: Judgment
     screen_rating: int  # toward screen response 2, as clicked
     progress: HitProgress
+    sample: ScreenSample | None = None  # the sample as now shown, when asked for (with_item)
+
+    @property
+    def marked_positions(self) -> list[int]:
+        return [position for position, marked in self.progress.marked.items() if marked]
 
 
 def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) -> Judgment:
@@ -238,7 +244,9 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
 
 
 @transaction.atomic
-def rate_sample(hit_id: int, annotator_id: int, position: int, screen_rating: int, elapsed_ms: int = 0) -> SavedRating:
+def rate_sample(
+    hit_id: int, annotator_id: int, position: int, screen_rating: int, elapsed_ms: int = 0, with_item: bool = False
+) -> SavedRating:
     """Save (or change) the rating the annotator clicked for sample `position`.
 
     `screen_rating` is relative to what was on screen; it is stored in the item's
@@ -249,7 +257,8 @@ def rate_sample(hit_id: int, annotator_id: int, position: int, screen_rating: in
 
     Three statements on the common path: touch the HIT (which locks it), read its slots with the annotator's
     judgments of them (which is also the progress), write the judgment (a trigger counts it on the item).
-    Hit.DoesNotExist when `annotator_id` has no HIT `hit_id`.
+    Hit.DoesNotExist when `annotator_id` has no HIT `hit_id`. `with_item` also reads the items, in the same
+    statement, for a page that redraws the sample.
     """
     # Lock the HIT row only, by the UPDATE that touches it: locking its batch too made every rating in a batch queue
     # on one row and deadlock against assignment (bench/bench_concurrency.py). The lock also serialises this
@@ -265,7 +274,7 @@ def rate_sample(hit_id: int, annotator_id: int, position: int, screen_rating: in
     own = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=annotator_id)
     slots = list(
         HitSlot.objects.filter(hit_id=hit_id)
-        .select_related("hit", "hit__batch")
+        .select_related("hit", "hit__batch", *(["item"] if with_item else []))
         .annotate(own_judgment_id=Subquery(own.values("pk")[:1]), own_time_ms=Subquery(own.values("time_ms")[:1]))
         .order_by("position")
     )
@@ -307,7 +316,12 @@ def rate_sample(hit_id: int, annotator_id: int, position: int, screen_rating: in
         )
     marked = {other.position: other.own_judgment_id is not None or other.position == position for other in slots}
     return SavedRating(
-        hit=hit, position=position, judgment=judgment, screen_rating=screen_rating, progress=HitProgress(marked)
+        hit=hit,
+        position=position,
+        judgment=judgment,
+        screen_rating=screen_rating,
+        progress=HitProgress(marked),
+        sample=screen_sample(slot, judgment) if with_item else None,
     )
 
 
