@@ -153,6 +153,10 @@ class Hit(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Open HITs are few however many were submitted: assignment counts live slots through this index.
+        indexes = [
+            models.Index(fields=["last_activity_at"], condition=models.Q(submitted_at__isnull=True), name="hit_open")
+        ]
 
     def __str__(self) -> str:
         return f"HIT {self.pk} ({self.annotator})"

@@ -60,17 +60,13 @@ def annotate_taken(items: QuerySet[Item]) -> QuerySet[Item]:
 def _not_judged_or_held_by(user, items: QuerySet[Item]) -> QuerySet[Item]:
     """Items `user` has neither judged nor holds in an unsubmitted HIT.
 
-    Written as scalar sub-selects, not EXISTS: PostgreSQL turns NOT EXISTS into an anti-join and may then read the
-    annotator's whole history once per pick; a scalar sub-select stays a probe per candidate item (the unique
-    (item, annotator) judgment index, the HitSlot item index), the same cost whatever the history.
+    NOT EXISTS probes per candidate item (the unique (item, annotator) judgment index, the HitSlot item index): the
+    check costs the same whatever the annotator's history, and the planner keeps estimating the anti-joins well
+    (scalar sub-selects instead made it expect one row and sort the whole batch: measured, 0.7 s at 10k items).
     """
-    judged = Judgment.objects.filter(item_id=OuterRef("pk"), annotator_id=user.pk).values("pk")[:1]
-    held = HitSlot.objects.filter(
-        item_id=OuterRef("pk"), hit__annotator_id=user.pk, hit__submitted_at__isnull=True
-    ).values("pk")[:1]
-    return items.annotate(judged_by_user=Subquery(judged), held_by_user=Subquery(held)).filter(
-        judged_by_user__isnull=True, held_by_user__isnull=True
-    )
+    judged = Judgment.objects.filter(item_id=OuterRef("pk"), annotator_id=user.pk)
+    held = HitSlot.objects.filter(item_id=OuterRef("pk"), hit__annotator_id=user.pk, hit__submitted_at__isnull=True)
+    return items.filter(~Exists(judged), ~Exists(held))
 
 
 def assignable_items(user, batch: Batch) -> QuerySet[Item]:

@@ -154,7 +154,6 @@ class Migration(migrations.Migration):
             name="judgment_count",
             field=models.PositiveIntegerField(default=0, editable=False),
         ),
-        migrations.RunPython(create_triggers, drop_triggers),
         migrations.AddIndex(
             model_name="item",
             index=models.Index(
@@ -167,4 +166,12 @@ class Migration(migrations.Migration):
                 condition=models.Q(("gold__isnull", False)), fields=["batch", "id"], name="item_gold_in_batch"
             ),
         ),
+        migrations.AddIndex(
+            model_name="hit",
+            index=models.Index(
+                condition=models.Q(("submitted_at__isnull", True)), fields=["last_activity_at"], name="hit_open"
+            ),
+        ),
+        # Last: its UPDATEs leave deferred constraint checks pending, and PostgreSQL then refuses CREATE INDEX.
+        migrations.RunPython(create_triggers, drop_triggers),
     ]
