@@ -7,9 +7,12 @@ each ask for work (annotate.services.assign_hit, the function the pages and the 
 
 - wall_ms: the whole call, in this process (ORM included);
 - db_ms: the summed time of its SQL statements as the client saw them (round trips included);
-- pick_ms: PostgreSQL's own execution time of the candidate pick (EXPLAIN ANALYZE of the locking query);
+- pick_ms, pick_planning_ms: PostgreSQL's own execution and planning time of the candidate pick (EXPLAIN ANALYZE
+  of the locking query);
+- slowest_statement_median: the slowest statement of a call (client-side ms, its first words), median call;
 - old_pick_ms: the same for the query shape main had before issue 13 (a recount of every item's judgments and a
-  subplan over the annotator's history), when `--old` is given; it is read-only, so it runs on the same data.
+  subplan over the annotator's history), planning and execution, when `--old` is given; it is read-only, so it runs
+  on the same data.
 
 Medians over the repeats. The batch is deleted afterwards (raw SQL, triggers off for speed). Needs PostgreSQL.
 
@@ -118,7 +121,8 @@ def old_assignable_items(user, batch: Batch):
     )
 
 
-def explain_ms(queryset, need: int) -> float:
+def explain_ms(queryset, need: int) -> tuple[float, float]:
+    """PostgreSQL's (planning, execution) time of the locking pick, in ms."""
     query = queryset.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[:need]
     with transaction.atomic(), connection.cursor() as cursor:
         sql, params = query.query.sql_with_params()
@@ -127,7 +131,7 @@ def explain_ms(queryset, need: int) -> float:
         if isinstance(plan, str):
             plan = json.loads(plan)
         transaction.set_rollback(True)
-    return plan[0]["Execution Time"]
+    return plan[0]["Planning Time"], plan[0]["Execution Time"]
 
 
 class StatementTimer:
@@ -136,24 +140,29 @@ class StatementTimer:
     def __init__(self) -> None:
         self.total_ms = 0.0
         self.statements = 0
+        self.each: list[tuple[float, str]] = []
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            self.total_ms += (time.perf_counter() - started) * 1000
+            spent = (time.perf_counter() - started) * 1000
+            self.total_ms += spent
             self.statements += 1
+            self.each.append((spent, " ".join(sql.split()[:4])))
 
 
 def measure(batch: Batch, repeats: int, old: bool) -> dict:
     User = get_user_model()
-    walls, dbs, picks, old_picks = [], [], [], []
+    walls, dbs, picks, plans, old_picks, slowest = [], [], [], [], [], []
     for i in range(repeats):
         user = User.objects.create_user(username=f"bench-assign-{batch.pk}-{i}", password=None)
-        picks.append(explain_ms(assignable_items(user, batch), batch.samples_per_hit))
+        planning, execution = explain_ms(assignable_items(user, batch), batch.samples_per_hit)
+        picks.append(execution)
+        plans.append(planning)
         if old:
-            old_picks.append(explain_ms(old_assignable_items(user, batch), batch.samples_per_hit))
+            old_picks.append(sum(explain_ms(old_assignable_items(user, batch), batch.samples_per_hit)))
         timer = StatementTimer()
         with connection.execute_wrapper(timer):
             started = time.perf_counter()
@@ -162,11 +171,14 @@ def measure(batch: Batch, repeats: int, old: bool) -> dict:
         assert hit is not None and hit.batch_id == batch.pk, "the bench batch has work left"
         dbs.append(timer.total_ms)
         statements = timer.statements
+        slowest.append(max(timer.each))
     result = {
         "wall_ms": round(statistics.median(walls), 2),
         "db_ms": round(statistics.median(dbs), 2),
         "pick_ms": round(statistics.median(picks), 3),
+        "pick_planning_ms": round(statistics.median(plans), 3),
         "statements": statements,
+        "slowest_statement_median": sorted(slowest)[len(slowest) // 2],
     }
     if old:
         result["old_pick_ms"] = round(statistics.median(old_picks), 2)
