@@ -81,3 +81,40 @@ def test_picking_work_reads_only_open_items_through_their_index(alice, bob):
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "item_open_in_batch" in plan, plan
+
+
+def test_the_migration_counts_the_judgments_already_there(transactional_db):
+    """Rows written before migration 0005 get their counters from what is stored, and the triggers take over."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("annotate", "0004_judgment_time_ms_wide")], [("annotate", "0005_assignment_state")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    annotator = old.get_model("auth", "User").objects.create(username="early")
+    batch = old.get_model("annotate", "Batch").objects.create(name="early", overlap=2)
+    OldItem, OldJudgment = old.get_model("annotate", "Item"), old.get_model("annotate", "Judgment")
+    items = [
+        OldItem.objects.create(batch=batch, external_id=str(i), prompt=[], response_1="a", response_2="b")
+        for i in range(3)
+    ]
+    others = [old.get_model("auth", "User").objects.create(username=f"early-{i}") for i in range(2)]
+    for who in (annotator, *others):
+        OldJudgment.objects.create(item=items[0], annotator=who, rating=2)
+    OldJudgment.objects.create(item=items[1], annotator=annotator, rating=-2)
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    state = dict(Item.objects.filter(batch_id=batch.pk).values_list("external_id", "judgment_count"))
+    assert state == {"0": 3, "1": 1, "2": 0}
+    assert list(Item.objects.filter(batch_id=batch.pk, is_open=True).values_list("external_id", flat=True)) == [
+        "1",
+        "2",
+    ]
+    Judgment.objects.create(item_id=items[2].pk, annotator_id=annotator.pk, rating=1)
+    assert counters_match_judgments()
