@@ -6,7 +6,7 @@ A judgment is always stored in the item's own orientation: "response 1" is
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -121,18 +121,26 @@ class Item(models.Model):
     # How unsure the reward model of the batch's ordering is about this item: |r(y1) - r(y2)|, or for a ranking the
     # smallest gap between neighbouring rewards (smaller = less sure). Null: not scored yet.
     uncertainty = models.FloatField(null=True, blank=True, editable=False)
+    # Assignment state, kept by database triggers on every judgment written or deleted (migration 0005), so that
+    # picking work never recounts: judgments of the item, and whether it still has fewer than its batch's overlap.
+    # `is_open` only narrows the search (a partial index); the overlap check itself stays exact.
+    judgment_count = models.PositiveIntegerField(default=0, editable=False)
+    is_open = models.BooleanField(default=True, editable=False)
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["batch", "external_id"], name="item_external_id_unique")]
         indexes = [
-            # Model-ordered assignment walks a batch's items unscored first, then least certain first.
+            # Model-ordered assignment walks a batch's open items unscored first, then least certain first.
             models.Index(
                 models.F("batch"),
                 models.F("uncertainty").asc(nulls_first=True),
                 models.F("id"),
+                condition=models.Q(is_open=True),
                 name="item_uncertainty_in_batch",
-            )
+            ),
+            models.Index(fields=["batch", "id"], condition=models.Q(is_open=True), name="item_open_in_batch"),
+            models.Index(fields=["batch", "id"], condition=models.Q(gold__isnull=False), name="item_gold_in_batch"),
         ]
 
     def __str__(self) -> str:
@@ -172,6 +180,9 @@ class Item(models.Model):
         return None if self.gold is None else (2 if self.gold > 0 else 1)
 
 
+IDLE_MARGIN = timedelta(minutes=1)
+
+
 class HitQuerySet(models.QuerySet):
     def open(self) -> HitQuerySet:
         return self.filter(submitted_at__isnull=True)
@@ -190,11 +201,18 @@ class Hit(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Set once the HIT has been idle past the timeout: only then can its samples have been given back, so only
+    # then does rating one need the given-back check.
+    was_idle = models.BooleanField(default=False, editable=False)
 
     objects = HitQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Open HITs are few however many were submitted: assignment counts live slots through this index.
+        indexes = [
+            models.Index(fields=["last_activity_at"], condition=models.Q(submitted_at__isnull=True), name="hit_open")
+        ]
 
     def __str__(self) -> str:
         return f"HIT {self.pk} ({self.annotator})"
@@ -206,9 +224,28 @@ class Hit(models.Model):
     def ordered_slots(self) -> list[HitSlot]:
         return list(self.slots.select_related("item").order_by("position"))
 
+    def may_have_given_back(self) -> bool:
+        """False when the HIT has been live all along, so none of its samples can have gone to others."""
+        cutoff = timezone.now() - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES)
+        return self.was_idle or self.last_activity_at < cutoff
+
     def touch(self) -> None:
+        self.was_idle = self.may_have_given_back()
         self.last_activity_at = timezone.now()
-        Hit.objects.filter(pk=self.pk).update(last_activity_at=self.last_activity_at)
+        Hit.objects.filter(pk=self.pk).update(**Hit.touched(self.last_activity_at))
+
+    @staticmethod
+    def touched(now: datetime) -> dict:
+        """The UPDATE that marks activity at `now`, remembering in the same statement whether the HIT was idle."""
+        # A minute's margin: a HIT this close to the timeout may be seen as idle by an assignment running while
+        # this touch is still uncommitted, so it counts as having been idle.
+        cutoff = now - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES) + IDLE_MARGIN
+        return {
+            "last_activity_at": now,
+            "was_idle": models.Case(
+                models.When(last_activity_at__lt=cutoff, then=models.Value(True)), default=models.F("was_idle")
+            ),
+        }
 
 
 class HitSlot(models.Model):

@@ -11,14 +11,17 @@ it was written and sees that something was there.
 
 Rendering a long text costs seconds, and the HIT page redraws its sample on every
 click: `render_markdown_cached` renders each distinct text once and keeps the HTML
-in the database (RenderedMarkdown), keyed by a hash of the text and RENDERER_VERSION.
+in the database (RenderedMarkdown), keyed by a hash of the text and RENDERER_VERSION,
+and the recently used ones in the process's memory too, so a redraw costs no query.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import nh3
@@ -87,12 +90,59 @@ def markdown_digest(text: str) -> str:
     return hashlib.sha256(f"{RENDERER_VERSION}\0{text}".encode()).hexdigest()
 
 
+class _RecentHtml:
+    """The most recently used rendered texts of this process, up to a total size: a click's redraw asks no one."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self.entries: OrderedDict[str, str] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, digest: str) -> str | None:
+        with self.lock:
+            html = self.entries.get(digest)
+            if html is not None:
+                self.entries.move_to_end(digest)
+            return html
+
+    def put(self, digest: str, html: str) -> None:
+        if len(html) > self.max_chars // 8:
+            return  # one huge text would push out everything else
+        with self.lock:
+            if digest in self.entries:
+                return
+            self.entries[digest] = html
+            self.chars += len(html)
+            while self.chars > self.max_chars:
+                _, dropped = self.entries.popitem(last=False)
+                self.chars -= len(dropped)
+
+
+# Per process: keyed by content digest like the table, so it can never serve stale HTML.
+_recent = _RecentHtml(max_chars=16_000_000)
+
+
+def forget_recent() -> None:
+    """Empty this process's memory of rendered texts (tests, whose database starts empty each time)."""
+    with _recent.lock:
+        _recent.entries.clear()
+        _recent.chars = 0
+
+
 def render_markdown_cached(texts: Sequence[str]) -> list[SafeString]:
-    """`render_markdown` of each text, rendered at most once ever: one query for all, new ones stored."""
+    """`render_markdown` of each text, rendered at most once ever: from memory, else one query for all, new ones
+    stored."""
     from annotate.models import RenderedMarkdown
 
     digests = [markdown_digest(text or "") for text in texts]
-    known = dict(RenderedMarkdown.objects.filter(digest__in=set(digests)).values_list("digest", "html"))
+    known = {digest: html for digest in digests if (html := _recent.get(digest)) is not None}
+    missing = set(digests) - set(known)
+    if missing:
+        stored = dict(RenderedMarkdown.objects.filter(digest__in=missing).values_list("digest", "html"))
+        for digest, html in stored.items():
+            _recent.put(digest, html)
+        known.update(stored)
     fresh: dict[str, str] = {}
     for text, digest in zip(texts, digests, strict=True):
         if digest not in known and digest not in fresh:
@@ -103,4 +153,6 @@ def render_markdown_cached(texts: Sequence[str]) -> list[SafeString]:
             [RenderedMarkdown(digest=digest, html=html) for digest, html in fresh.items()], ignore_conflicts=True
         )
         known.update(fresh)
+        for digest, html in fresh.items():
+            _recent.put(digest, html)
     return [mark_safe(known[digest]) for digest in digests]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from annotate.models import Hit, HitSlot, Judgment
 from rlhf.rankings import Tiers, letters_of
@@ -89,17 +89,27 @@ def own_judgments(hit: Hit) -> QuerySet[Judgment]:
     return Judgment.objects.filter(annotator_id=hit.annotator_id, item_id__in=hit.slots.values("item_id"))
 
 
+def _slots_with_own_judgment(hit: Hit) -> QuerySet[HitSlot]:
+    """The HIT's slots with the annotator's rating and time of each item (None when not rated): one query."""
+    own = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=hit.annotator_id)
+    return hit.slots.annotate(
+        own_rating=Subquery(own.values("rating")[:1]), own_time_ms=Subquery(own.values("time_ms")[:1])
+    ).order_by("position")
+
+
+def _screen_sample_of(slot: HitSlot) -> ScreenSample:
+    judgment = None if slot.own_rating is None else Judgment(rating=slot.own_rating, time_ms=slot.own_time_ms)
+    return screen_sample(slot, judgment)
+
+
 def screen_samples(hit: Hit) -> list[ScreenSample]:
-    """Every sample of the HIT, in position order."""
-    judgments = {judgment.item_id: judgment for judgment in own_judgments(hit)}
-    return [screen_sample(slot, judgments.get(slot.item_id)) for slot in hit.ordered_slots()]
+    """Every sample of the HIT, in position order (one query)."""
+    return [_screen_sample_of(slot) for slot in _slots_with_own_judgment(hit).select_related("item")]
 
 
 def screen_sample_at(hit: Hit, position: int) -> ScreenSample:
-    """The HIT's sample at `position`; HitSlot.DoesNotExist when there is none."""
-    slot = hit.slots.select_related("item").get(position=position)
-    judgment = own_judgments(hit).filter(item_id=slot.item_id).first()
-    return screen_sample(slot, judgment)
+    """The HIT's sample at `position` (one query); HitSlot.DoesNotExist when there is none."""
+    return _screen_sample_of(_slots_with_own_judgment(hit).select_related("item").get(position=position))
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,6 @@ class HitProgress:
 
 def hit_progress(hit: Hit) -> HitProgress:
     """How far the annotator is with the HIT: reads positions and judged item ids only, no texts."""
-    slots = hit.slots.order_by("position").values_list("position", "item_id")
-    judged = set(own_judgments(hit).values_list("item_id", flat=True))
-    return HitProgress(marked={position: item_id in judged for position, item_id in slots})
+    judged = Exists(Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=hit.annotator_id))
+    slots = hit.slots.annotate(judged=judged).order_by("position").values_list("position", "judged")
+    return HitProgress(marked=dict(slots))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
 
@@ -18,7 +19,6 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Value,
@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
-from annotate.selectors import hit_progress
+from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
 from rlhf.rankings import RankingError, Tiers, check_tiers
 
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
@@ -48,32 +48,54 @@ def _count_subquery(queryset: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def annotate_taken(items: QuerySet[Item]) -> QuerySet[Item]:
-    """Add `taken`: judgments so far plus live HIT slots still waiting for a judgment."""
+def _live_slots_waiting(item_ref: str = "pk") -> Coalesce:
+    """Live HIT slots on the item whose annotator has not judged it yet: a count over a handful of rows.
+
+    Live slots depend on the clock (HIT_TIMEOUT_MINUTES), so they are counted, not kept; the HitSlot item index
+    makes it a look-up per candidate item, whatever the size of the batch.
+    """
     cutoff = timezone.now() - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES)
     judged_by_slot_owner = Judgment.objects.filter(
         item_id=OuterRef("item_id"), annotator_id=OuterRef("hit__annotator_id")
     )
     pending = HitSlot.objects.filter(
-        item_id=OuterRef("pk"),
+        item_id=OuterRef(item_ref),
         hit__submitted_at__isnull=True,
         hit__last_activity_at__gte=cutoff,
     ).filter(~Exists(judged_by_slot_owner))
-    judgments = Judgment.objects.filter(item_id=OuterRef("pk"))
-    return items.annotate(n_judgments=_count_subquery(judgments), n_pending=_count_subquery(pending)).annotate(
-        taken=Coalesce("n_judgments", 0) + Coalesce("n_pending", 0)
-    )
+    return _count_subquery(pending)
+
+
+def annotate_taken(items: QuerySet[Item]) -> QuerySet[Item]:
+    """Add `taken`: judgments so far (the kept counter) plus live HIT slots still waiting for a judgment."""
+    return items.annotate(n_pending=_live_slots_waiting()).annotate(taken=F("judgment_count") + F("n_pending"))
+
+
+def _not_judged_or_held_by(user, items: QuerySet[Item]) -> QuerySet[Item]:
+    """Items `user` has neither judged nor holds in an unsubmitted HIT.
+
+    NOT EXISTS probes per candidate item (the unique (item, annotator) judgment index, the HitSlot item index): the
+    check costs the same whatever the annotator's history, and the planner keeps estimating the anti-joins well
+    (scalar sub-selects instead made it expect one row and sort the whole batch: measured, 0.7 s at 10k items).
+    """
+    judged = Judgment.objects.filter(item_id=OuterRef("pk"), annotator_id=user.pk)
+    held = HitSlot.objects.filter(item_id=OuterRef("pk"), hit__annotator_id=user.pk, hit__submitted_at__isnull=True)
+    return items.filter(~Exists(judged), ~Exists(held))
 
 
 def assignable_items(user, batch: Batch) -> QuerySet[Item]:
-    """Items of `batch` this user has neither judged nor holds, that still need judgments."""
-    mine = Q(judgments__annotator=user) | Q(slots__hit__annotator=user, slots__hit__submitted_at__isnull=True)
-    candidates = batch.items.exclude(pk__in=Item.objects.filter(mine).values("pk"))
+    """Items of `batch` this user has neither judged nor holds, that still need judgments, in order.
+
+    Only open items are searched (the partial index item_open_in_batch, in id order): items with their full overlap
+    of judgments leave the index as their last judgment is written, so the scan does not grow with the work done.
+    """
+    candidates = _not_judged_or_held_by(user, batch.items.filter(is_open=True))
     return annotate_taken(candidates).filter(taken__lt=batch.overlap).order_by("pk")
 
 
 def current_hit(user) -> Hit | None:
-    return Hit.objects.live().filter(annotator=user).order_by("created_at", "pk").first()
+    live = Hit.objects.live().filter(annotator=user).select_related("batch", "annotator")
+    return live.order_by("created_at", "pk").first()
 
 
 def assign_hit(user) -> Hit | None:
@@ -94,8 +116,8 @@ def assign_hit(user) -> Hit | None:
         if hit is not None:
             return hit
         for batch in Batch.objects.filter(active=True).in_queue_order():
-            with transaction.atomic():
-                hit = _assign_from_batch(user, batch)
+            # No savepoint per batch: a batch that yields nothing has written nothing.
+            hit = _assign_from_batch(user, batch)
             if hit is not None:
                 return hit
     return None
@@ -193,9 +215,11 @@ def _response_counts(item_ids: list[int]) -> dict[int, int]:
 
 
 def _unseen_gold_items(user, batch: Batch, count: int) -> list[int]:
-    mine = Q(judgments__annotator=user) | Q(slots__hit__annotator=user)
-    seen = Item.objects.filter(mine).values("pk")
-    candidates = list(batch.items.filter(gold__isnull=False).exclude(pk__in=seen).values_list("pk", flat=True))
+    """Gold items of `batch` the user has neither judged nor been shown in any HIT (index item_gold_in_batch)."""
+    judged = Judgment.objects.filter(item_id=OuterRef("pk"), annotator_id=user.pk)
+    shown = HitSlot.objects.filter(item_id=OuterRef("pk"), hit__annotator_id=user.pk)
+    gold = batch.items.filter(gold__isnull=False).filter(~Exists(judged), ~Exists(shown))
+    candidates = list(gold.values_list("pk", flat=True))
     return random.sample(candidates, min(count, len(candidates)))
 
 
@@ -217,12 +241,14 @@ def given_back_slots(hit: Hit) -> QuerySet[HitSlot]:
     A slot is held while its HIT is live; once the HIT idles past the timeout its item may be handed out
     again, and only while the others' judgments and live slots still leave room is the item still this
     annotator's to rate. Gold items go to everyone whatever the overlap and are never given back.
+    A HIT that has been live all along (`Hit.may_have_given_back`) has given nothing back: no query then.
     """
+    if not hit.may_have_given_back():
+        return hit.slots.none()
     batch = hit.batch
     cutoff = timezone.now() - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES)
     annotator_id = hit.annotator_id
     judged_by_holder = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=OuterRef("hit__annotator_id"))
-    judged_by_others = Judgment.objects.filter(item_id=OuterRef("item_id")).exclude(annotator_id=annotator_id)
     held_by_others = (
         HitSlot.objects.filter(
             item_id=OuterRef("item_id"), hit__submitted_at__isnull=True, hit__last_activity_at__gte=cutoff
@@ -233,9 +259,10 @@ def given_back_slots(hit: Hit) -> QuerySet[HitSlot]:
     slots = hit.slots.filter(~Exists(Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=annotator_id)))
     if batch.gold_rate > 0:
         slots = slots.filter(item__gold__isnull=True)
+    # The annotator has not judged these items, so every judgment the item counts is someone else's.
     return (
-        slots.annotate(n_judged=_count_subquery(judged_by_others), n_held=_count_subquery(held_by_others))
-        .annotate(taken_by_others=F("n_judged") + F("n_held"))
+        slots.annotate(n_held=_count_subquery(held_by_others))
+        .annotate(taken_by_others=F("item__judgment_count") + F("n_held"))
         .filter(taken_by_others__gte=batch.overlap)
     )
 
@@ -256,8 +283,31 @@ def max_item_ms() -> int:
     return settings.MAX_ITEM_SECONDS * 1000
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class SavedRating:
+    """What one rating click changed: the judgment as stored, and the HIT's progress after it."""
+
+    hit: Hit
+    position: int
+    judgment: Judgment
+    screen_rating: int  # toward screen response 2, as clicked
+    progress: HitProgress
+    sample: ScreenSample | None = None  # the sample as now shown, when asked for (with_item)
+
+    @property
+    def marked_positions(self) -> list[int]:
+        return [position for position, marked in self.progress.marked.items() if marked]
+
+
 def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) -> Judgment:
+    """Save (or change) the rating the annotator clicked for sample `position` of `hit` (see rate_sample)."""
+    return rate_sample(hit.pk, hit.annotator_id, position, screen_rating, elapsed_ms).judgment
+
+
+@transaction.atomic
+def rate_sample(
+    hit_id: int, annotator_id: int, position: int, screen_rating: int, elapsed_ms: int = 0, with_item: bool = False
+) -> SavedRating:
     """Save (or change) the rating the annotator clicked for sample `position`.
 
     `screen_rating` is relative to what was on screen; it is stored in the item's
@@ -265,29 +315,77 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
 
     A HIT idle past the timeout may have lost samples to other annotators: rating such a sample is refused
     (SampleGivenBack); rating one that is still free keeps the rating and makes the HIT live again.
+
+    Three statements on the common path: touch the HIT (which locks it), read its slots with the annotator's
+    judgments of them (which is also the progress), write the judgment (a trigger counts it on the item).
+    Hit.DoesNotExist when `annotator_id` has no HIT `hit_id`. `with_item` also reads the items, in the same
+    statement, for a page that redraws the sample.
     """
+    # Lock the HIT row only, by the UPDATE that touches it: locking its batch too made every rating in a batch queue
+    # on one row and deadlock against assignment (bench/bench_concurrency.py). The lock also serialises this
+    # annotator's ratings of the HIT, and every statement after it sees what the previous rating wrote.
+    touched = Hit.objects.filter(pk=hit_id, annotator_id=annotator_id, submitted_at__isnull=True).update(
+        **Hit.touched(timezone.now())
+    )
+    if not touched:
+        Hit.objects.get(pk=hit_id, annotator_id=annotator_id)  # Hit.DoesNotExist when it is not theirs
+        raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
     if screen_rating not in Rating.values:
         raise AnnotationError(f"Unknown rating {screen_rating!r}.", field="rating")
-    hit, slot = _slot_to_answer(hit, position)
+    own = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=annotator_id)
+    slots = list(
+        HitSlot.objects.filter(hit_id=hit_id)
+        .select_related("hit", "hit__batch", *(["item"] if with_item else []))
+        .annotate(own_judgment_id=Subquery(own.values("pk")[:1]), own_time_ms=Subquery(own.values("time_ms")[:1]))
+        .order_by("position")
+    )
+    hit = slots[0].hit if slots else Hit.objects.select_related("batch").get(pk=hit_id)
+    slot = next((slot for slot in slots if slot.position == position), None)
+    if slot is None:
+        raise AnnotationError(f"This HIT has no sample {position}.", field="position")
     if slot.display_order:
         raise AnnotationError(f"Sample {position} is a ranking: rank its responses instead.", field="rating")
+    if hit.may_have_given_back():
+        # Lock the item like assignment does, so it cannot be handed out between the check and the save.
+        Item.objects.select_for_update().filter(pk=slot.item_id).values_list("pk", flat=True).get()
+        if given_back_slots(hit).filter(pk=slot.pk).exists():
+            raise SampleGivenBack(position)
     elapsed_ms = _countable_ms(elapsed_ms)
-    judgment, created = Judgment.objects.select_for_update().get_or_create(
-        item=slot.item,
-        annotator=hit.annotator,
-        defaults={
-            "hit": hit,
-            "rating": slot.to_item_rating(screen_rating),
-            "swapped": slot.swapped,
-            "time_ms": elapsed_ms,
-        },
+    rating = slot.to_item_rating(screen_rating)
+    if slot.own_judgment_id is None:
+        judgment = Judgment.objects.create(
+            item_id=slot.item_id,
+            annotator_id=annotator_id,
+            hit=hit,
+            rating=rating,
+            swapped=slot.swapped,
+            time_ms=elapsed_ms,
+        )
+    else:
+        now = timezone.now()
+        Judgment.objects.filter(pk=slot.own_judgment_id).update(
+            rating=rating,
+            time_ms=Least(F("time_ms") + elapsed_ms, Value(max_item_ms()), output_field=BigIntegerField()),
+            updated_at=now,
+        )
+        judgment = Judgment(
+            pk=slot.own_judgment_id,
+            item_id=slot.item_id,
+            annotator_id=annotator_id,
+            rating=rating,
+            swapped=slot.swapped,
+            time_ms=min(slot.own_time_ms + elapsed_ms, max_item_ms()),
+            updated_at=now,
+        )
+    marked = {other.position: other.own_judgment_id is not None or other.position == position for other in slots}
+    return SavedRating(
+        hit=hit,
+        position=position,
+        judgment=judgment,
+        screen_rating=screen_rating,
+        progress=HitProgress(marked),
+        sample=screen_sample(slot, judgment) if with_item else None,
     )
-    if not created:
-        judgment.rating = slot.to_item_rating(screen_rating)
-        judgment.time_ms = min(judgment.time_ms + elapsed_ms, max_item_ms())
-        judgment.save(update_fields=["rating", "time_ms", "updated_at"])
-    hit.touch()
-    return judgment
 
 
 def _slot_to_answer(hit: Hit, position: int) -> tuple[Hit, HitSlot]:

@@ -22,7 +22,7 @@ from annotate import services
 from annotate.models import Hit, Rating
 from annotate.ranking_screen import ranking_context
 from annotate.rendering import render_markdown_cached
-from annotate.selectors import ScreenSample, hit_progress, screen_sample_at
+from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample_at
 
 # A whole number as a form sends it: ASCII digits, an optional minus, no padding, sign or leading zero.
 WHOLE_NUMBER = re.compile(r"-?[1-9][0-9]{0,8}|0")
@@ -68,10 +68,9 @@ def hit_page(request: HttpRequest, hit_id: int) -> HttpResponse:
     sample = request.GET.get("sample")
     if sample is not None and not sample.isdigit():
         raise Http404("sample must be a sample number")
-    context = _sample_context(hit, int(sample) if sample else None)
     if request.htmx and not request.htmx.history_restore_request:
-        return render(request, "annotate/hit.html#sample", context)
-    return render(request, "annotate/hit.html", context)
+        return render(request, "annotate/hit.html#sample", _sample_context(hit, int(sample) if sample else None))
+    return render(request, "annotate/hit.html", _sample_context(hit, int(sample) if sample else None, page=True))
 
 
 def parse_whole_number(value: str | None) -> int | None:
@@ -92,27 +91,35 @@ def rate(request: HttpRequest, hit_id: int) -> HttpResponse:
     A refused rating answers 400 (409 for a sample given back) with the reason, which htmx puts under the
     rating buttons (HX-Retarget) and a page without htmx shows above the sample.
     """
-    hit = _own_hit(request, hit_id)
     position = parse_whole_number(request.POST.get("position"))
     screen_rating = parse_whole_number(request.POST.get("rating"))
     # Time is bookkeeping: a missing or odd value counts as none and never stops the rating.
     elapsed_ms = parse_whole_number(request.POST.get("elapsed_ms")) or 0
     if position is None:
+        hit = _own_hit(request, hit_id)
         return _rating_refused(request, hit, None, "position must be a sample number (plain digits, like 2).")
     if screen_rating is None or screen_rating not in Rating.values:
+        hit = _own_hit(request, hit_id)
         allowed = ", ".join(str(value) for value in Rating.values)
         return _rating_refused(request, hit, position, f"rating must be one of {allowed}.")
     try:
-        services.rate_item(hit, position, screen_rating, elapsed_ms)
+        # The service finds the HIT with its annotator while locking it; a HIT not theirs is not found.
+        saved = services.rate_sample(hit_id, request.user.pk, position, screen_rating, elapsed_ms, with_item=True)
+    except Hit.DoesNotExist:
+        raise Http404("No such HIT.") from None
     except services.AnnotationError as error:
-        if hit.is_submitted or Hit.objects.filter(pk=hit.pk, submitted_at__isnull=False).exists():
+        hit = _own_hit(request, hit_id)
+        if hit.is_submitted:
             messages.error(request, str(error))
             return _redirect(request, reverse("hit", args=[hit.pk]))
         status = 409 if isinstance(error, services.SampleGivenBack) else 400
         return _rating_refused(request, hit, position, str(error), status=status)
+    hit = saved.hit
     if not request.htmx:
         return redirect(f"{reverse('hit', args=[hit.pk])}?sample={position}")
-    context = _sample_context(hit, position)
+    # What the click changed: the sample's answer and dots, and the progress. The sample's texts are the same
+    # HTML as before the click (render_markdown_cached, kept in memory), and the progress comes with the rating.
+    context = _sample_context(hit, position, progress=saved.progress, sample=saved.sample)
     sample_html = render_to_string("annotate/hit.html#sample", context, request)
     progress_html = render_to_string("annotate/hit.html#progress", {**context, "oob": True}, request)
     return HttpResponse(sample_html + progress_html)
@@ -128,7 +135,7 @@ def _rating_refused(
         response["HX-Reswap"] = "outerHTML"
         return response
     positions = hit_progress(hit).positions
-    context = _sample_context(hit, position if position in positions else None)
+    context = _sample_context(hit, position if position in positions else None, page=True)
     return render(request, "annotate/hit.html", {**context, "rating_error": reason}, status=status)
 
 
@@ -174,15 +181,26 @@ def _redirect(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _sample_context(hit: Hit, position: int | None) -> dict:
-    """Everything the HIT page shows for one sample; `position` None means the first un-marked one."""
-    progress = hit_progress(hit)
+def _sample_context(
+    hit: Hit,
+    position: int | None,
+    *,
+    progress: HitProgress | None = None,
+    sample: ScreenSample | None = None,
+    page: bool = False,
+) -> dict:
+    """Everything the HIT page shows for one sample; `position` None means the first un-marked one.
+
+    `progress` and `sample` when the caller has them already (a rating just read them); `page` adds what only the
+    whole page shows (the guidelines).
+    """
+    progress = progress or hit_progress(hit)
     positions = progress.positions
     if position is None:
         position = progress.first_unmarked() or (positions[0] if positions else 1)
     if position not in progress.marked:
         raise Http404(f"This HIT has no sample {position}.")
-    sample = screen_sample_at(hit, position)
+    sample = sample or screen_sample_at(hit, position)
     index = positions.index(position)
     given_back = services.given_back_positions(hit) if not progress.all_marked else set()
     context = {
@@ -201,7 +219,6 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
         "previous_position": positions[index - 1] if index > 0 else None,
         "next_position": positions[index + 1] if index + 1 < len(positions) else None,
         "next_unmarked": progress.first_unmarked(besides=position),
-        "guidelines_html": render_markdown_cached([hit.batch.guidelines])[0],
         **_sample_html(sample),
         "rating_options": [
             {"key": key, "value": value, "label": label, "checked": value == sample.rating}
@@ -210,6 +227,8 @@ def _sample_context(hit: Hit, position: int | None) -> dict:
     }
     if sample.is_ranking:
         context.update(ranking_context(sample, hit.batch.allow_ties))
+    if page:
+        context["guidelines_html"] = render_markdown_cached([hit.batch.guidelines])[0]
     return context
 
 

@@ -21,6 +21,14 @@ def temporary_model_root(settings, tmp_path_factory):
     settings.MODEL_ROOTS = [*settings.MODEL_ROOTS, tmp_path_factory.getbasetemp()]
 
 
+@pytest.fixture(autouse=True)
+def fresh_rendered_markdown_memory():
+    """Each test starts with no rendered HTML in the process's memory, as its database starts with none stored."""
+    from annotate import rendering
+
+    rendering.forget_recent()
+
+
 def _user(username: str, **extra):
     return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
 

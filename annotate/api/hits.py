@@ -19,7 +19,7 @@ from annotate.api.batches import AnnotatorBatchSerializer
 from annotate.api.permissions import has_permissions
 from annotate.api.rankings import RankSerializer, ShownResponseSerializer, TiersOutputField
 from annotate.models import Batch, Hit, Rating
-from annotate.selectors import hit_progress, screen_samples
+from annotate.selectors import ScreenSample, screen_samples
 
 
 def annotation_error(exc: services.AnnotationError) -> ValidationError:
@@ -93,12 +93,36 @@ class HitSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _samples(self, hit: Hit) -> list[ScreenSample]:
+        # One query serves both the samples and the count of those rated.
+        if getattr(hit, "_screen_samples", None) is None:
+            hit._screen_samples = screen_samples(hit)
+        return hit._screen_samples
+
     def get_completed(self, hit: Hit) -> int:
-        return hit_progress(hit).completed
+        return sum(sample.marked for sample in self._samples(hit))
 
     @extend_schema_field(SampleSerializer(many=True))
     def get_samples(self, hit: Hit) -> list[dict]:
-        return SampleSerializer(screen_samples(hit), many=True).data
+        return SampleSerializer(self._samples(hit), many=True).data
+
+
+class RatingSavedSerializer(serializers.Serializer):
+    """The rating as saved, and how far the HIT is: what a rating click changes, not the whole HIT again."""
+
+    # Serializes annotate.services.SavedRating.
+
+    hit = serializers.IntegerField(source="hit.pk", help_text="The HIT's id.")
+    position = serializers.IntegerField(help_text="The sample rated.")
+    rating = serializers.ChoiceField(
+        source="screen_rating", choices=Rating.choices, help_text="The rating saved, toward screen response 2."
+    )
+    time_ms = serializers.IntegerField(source="judgment.time_ms", help_text="Time spent on the sample so far.")
+    completed = serializers.IntegerField(source="progress.completed", help_text="Samples of the HIT rated so far.")
+    total = serializers.IntegerField(source="progress.total", help_text="Samples in the HIT.")
+    marked = serializers.ListField(
+        child=serializers.IntegerField(), source="marked_positions", help_text="Positions of the samples rated."
+    )
 
 
 class HitSummarySerializer(serializers.ModelSerializer):
@@ -120,12 +144,6 @@ class RateSerializer(serializers.Serializer):
     elapsed_ms = serializers.IntegerField(
         min_value=0, default=0, help_text="Time spent on the sample since it was last reported."
     )
-
-    def validate_position(self, value: int) -> int:
-        hit: Hit = self.context["hit"]
-        if not hit.slots.filter(position=value).exists():
-            raise ValidationError(f"This HIT has no sample {value}.")
-        return value
 
 
 class TimeSerializer(serializers.Serializer):
@@ -165,8 +183,10 @@ class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             raise PermissionDenied("Only the HIT's annotator can work on it.")
         return hit
 
-    def hit_response(self, hit: Hit, code: int = status.HTTP_200_OK) -> Response:
-        hit.refresh_from_db()
+    def hit_response(self, hit: Hit, code: int = status.HTTP_200_OK, fresh: bool = False) -> Response:
+        """The whole HIT; `fresh` when `hit` was just read with its batch and annotator (saves a query)."""
+        if not fresh:
+            hit = Hit.objects.select_related("batch", "annotator").get(pk=hit.pk)
         return Response(HitSerializer(hit, context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(
@@ -179,20 +199,30 @@ class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         hit = services.assign_hit(request.user)
         if hit is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return self.hit_response(hit)
+        return self.hit_response(hit, fresh=True)
 
-    @extend_schema(summary="Rate one sample (changing a rating is allowed until submit)", request=RateSerializer)
+    @extend_schema(
+        summary="Rate one sample (changing a rating is allowed until submit)",
+        request=RateSerializer,
+        responses={200: RatingSavedSerializer},
+    )
     @action(detail=True, methods=["post"])
     def rate(self, request: Request, pk: str | None = None) -> Response:
-        hit = self.own_hit()
-        serializer = RateSerializer(data=request.data, context={"hit": hit})
-        serializer.is_valid(raise_exception=True)
+        """Answers with the rating saved and the HIT's progress; GET the HIT for its samples."""
+        serializer = RateSerializer(data=request.data)
+        if not serializer.is_valid() or not str(pk).isdigit():
+            self.own_hit()  # someone else's HIT answers 404 (or 403 for staff) before any word about the input
+            serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            services.rate_item(hit, data["position"], data["rating"], data["elapsed_ms"])
+            # The service looks the HIT up with its annotator and locks it: one statement for both.
+            saved = services.rate_sample(int(pk), request.user.pk, data["position"], data["rating"], data["elapsed_ms"])
+        except Hit.DoesNotExist:
+            self.own_hit()  # 404, or 403 for staff who may read the HIT
+            raise
         except services.AnnotationError as exc:
             raise annotation_error(exc) from None
-        return self.hit_response(hit)
+        return Response(RatingSavedSerializer(saved).data)
 
     @extend_schema(
         summary="Rank one ranking sample (a partial order is kept as a draft; changing it is allowed until submit)",
