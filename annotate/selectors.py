@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, JSONField, OuterRef, QuerySet, Subquery
 
 from annotate.models import Hit, HitSlot, Judgment
 from rlhf.rankings import Tiers, letters_of
@@ -90,15 +90,19 @@ def own_judgments(hit: Hit) -> QuerySet[Judgment]:
 
 
 def _slots_with_own_judgment(hit: Hit) -> QuerySet[HitSlot]:
-    """The HIT's slots with the annotator's rating and time of each item (None when not rated): one query."""
+    """The HIT's slots with the annotator's rating or ranking and time per item (None when not judged): one query."""
     own = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=hit.annotator_id)
     return hit.slots.annotate(
-        own_rating=Subquery(own.values("rating")[:1]), own_time_ms=Subquery(own.values("time_ms")[:1])
+        own_rating=Subquery(own.values("rating")[:1]),
+        own_ranking=Subquery(own.values("ranking")[:1], output_field=JSONField()),
+        own_time_ms=Subquery(own.values("time_ms")[:1]),
     ).order_by("position")
 
 
 def _screen_sample_of(slot: HitSlot) -> ScreenSample:
-    judgment = None if slot.own_rating is None else Judgment(rating=slot.own_rating, time_ms=slot.own_time_ms)
+    if slot.own_rating is None and slot.own_ranking is None:
+        return screen_sample(slot, None)
+    judgment = Judgment(rating=slot.own_rating, ranking=slot.own_ranking, time_ms=slot.own_time_ms)
     return screen_sample(slot, judgment)
 
 
