@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from rlhf.preferences import strength_of, winner_of
@@ -32,6 +33,10 @@ class Rating(models.IntegerChoices):
         magnitude = 2 if strength == "clear" else 1
         return cls(magnitude if chosen == 2 else -magnitude)
 
+
+# Model-ordered assignment's sort key: unscored items (uncertainty null) first, then the least certain. The query and
+# the index item_uncertainty_in_batch use this one expression, so the database can walk the index.
+UNSCORED_FIRST = Coalesce(models.F("uncertainty"), models.Value(-1.0))
 
 # The order in which assignment hands out batches (and the staff Queue page shows them).
 QUEUE_ORDER = ("-priority", "created_at", "pk")
@@ -131,10 +136,11 @@ class Item(models.Model):
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["batch", "external_id"], name="item_external_id_unique")]
         indexes = [
-            # Model-ordered assignment walks a batch's open items unscored first, then least certain first.
+            # Model-ordered assignment walks a batch's open items unscored first, then least certain first. An
+            # expression, not NULLS FIRST: SQLite cannot index NULLS FIRST, and uncertainty is never negative.
             models.Index(
                 models.F("batch"),
-                models.F("uncertainty").asc(nulls_first=True),
+                UNSCORED_FIRST,
                 models.F("id"),
                 condition=models.Q(is_open=True),
                 name="item_uncertainty_in_batch",

@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from annotate.models import Batch, Hit, HitSlot, Item, Judgment, Rating
+from annotate.models import UNSCORED_FIRST, Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
 from rlhf.rankings import RankingError, Tiers, check_tiers
 
@@ -189,7 +189,7 @@ def candidate_orders(
     """
     if batch.assignment_order != Batch.AssignmentOrder.UNCERTAINTY:
         return [(candidates.order_by("pk"), wanted)]
-    by_uncertainty = candidates.order_by(F("uncertainty").asc(nulls_first=True), "pk")
+    by_uncertainty = candidates.order_by(UNSCORED_FIRST, "pk")
     n_random = exploration_places(wanted, batch.exploration_share, rng)
     if n_random == 0:
         return [(by_uncertainty, wanted)]

@@ -54,8 +54,4 @@ class Migration(migrations.Migration):
             name='exclusion_note',
             field=models.TextField(blank=True, editable=False),
         ),
-        migrations.AddIndex(
-            model_name='item',
-            index=models.Index(models.F('batch'), models.OrderBy(models.F('uncertainty'), nulls_first=True), models.F('id'), name='item_uncertainty_in_batch'),
-        ),
     ]
