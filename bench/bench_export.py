@@ -68,27 +68,29 @@ def fill(judgments: int, response_chars: int) -> None:
             [ANNOTATORS],
         )
         cursor.execute(
-            "INSERT INTO annotate_batch (name, guidelines, samples_per_hit, overlap, gold_rate, active, created_at)"
-            " VALUES ('bench', '', 6, %s, 0, true, now()) RETURNING id",
+            "INSERT INTO annotate_batch (name, guidelines, samples_per_hit, overlap, gold_rate, active, created_at,"
+            " priority, kind, allow_ties, assignment_order, exploration_share)"
+            " VALUES ('bench', '', 6, %s, 0, true, now(), 0, 'pairwise', false, 'import', 0.2) RETURNING id",
             [JUDGMENTS_PER_ITEM],
         )
         batch_id = cursor.fetchone()[0]
         cursor.execute(
             "INSERT INTO annotate_item (batch_id, external_id, prompt, prompt_input, response_1, response_2, source,"
-            " created_at) SELECT %s, 'item-' || g,"
+            " created_at, more_responses, judgment_count, is_open) SELECT %s, 'item-' || g,"
             " jsonb_build_array(jsonb_build_object('role', 'user', 'content',"
             "   'Instruction ' || g || ': explain the following in a few sentences, please.')),"
             " CASE WHEN g %% 3 = 0 THEN 'Some input text ' || g ELSE '' END,"
             " 'First answer ' || g || ' ' || left(%s, %s), 'Second answer ' || g || ' ' || left(%s, %s + g %% 50),"
-            " '{}'::jsonb, now() FROM generate_series(1, %s) g",
+            " '{}'::jsonb, now(), '[]'::jsonb, 0, true FROM generate_series(1, %s) g",
             [batch_id, filler, response_chars, filler, response_chars, items],
         )
         cursor.execute("SELECT min(id) FROM auth_user WHERE username LIKE 'annotator%%'")
         first_user = cursor.fetchone()[0]
         cursor.execute(
-            "INSERT INTO annotate_judgment (item_id, annotator_id, rating, swapped, time_ms, created_at, updated_at)"
+            "INSERT INTO annotate_judgment (item_id, annotator_id, rating, swapped, time_ms, created_at, updated_at,"
+            " display_order, exclusion_note)"
             " SELECT i.id, %s + (i.id + k) %% %s, (ARRAY[-2, -1, 1, 2])[1 + (i.id * 7 + k) %% 4],"
-            " (i.id + k) %% 2 = 0, 4000 + (i.id * 13 + k * 101) %% 20000, now(), now()"
+            " (i.id + k) %% 2 = 0, 4000 + (i.id * 13 + k * 101) %% 20000, now(), now(), '[]'::jsonb, ''"
             " FROM annotate_item i CROSS JOIN generate_series(0, %s) k",
             [first_user, ANNOTATORS, JUDGMENTS_PER_ITEM - 1],
         )
