@@ -12,15 +12,14 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotate import services
 from annotate.models import Hit
-from annotate.selectors import hit_progress
-from annotate.views import _own_hit, _redirect, _sample_context, parse_whole_number
+from annotate.views import _own_hit, _redirect, _sample_context, answer_refused, parse_whole_number
 
 RANKING_FORMAT = (
     "ranking must be the order as JSON places of response numbers, best first: [[2], [1], [4]] ranks B, A, D."
@@ -65,11 +64,6 @@ def _ranking_refused(
     request: HttpRequest, hit: Hit, position: int | None, reason: str, status: int = 400
 ) -> HttpResponse:
     """The reason an order was not saved: into the sample's error line (htmx), or the whole page."""
-    if request.htmx:
-        response = render(request, "annotate/_ranking.html#ranking-error", {"ranking_error": reason}, status=status)
-        response["HX-Retarget"] = "#ranking-error"
-        response["HX-Reswap"] = "outerHTML"
-        return response
-    positions = hit_progress(hit).positions
-    context = _sample_context(hit, position if position in positions else None)
-    return render(request, "annotate/hit.html", {**context, "ranking_error": reason}, status=status)
+    return answer_refused(
+        request, hit, position, reason, status, "annotate/_ranking.html#ranking-error", "ranking_error"
+    )

@@ -129,14 +129,22 @@ def _rating_refused(
     request: HttpRequest, hit: Hit, position: int | None, reason: str, status: int = 400
 ) -> HttpResponse:
     """The reason a rating was not saved: into the sample's error line (htmx), or the whole page."""
+    return answer_refused(request, hit, position, reason, status, "annotate/hit.html#rating-error", "rating_error")
+
+
+def answer_refused(
+    request: HttpRequest, hit: Hit, position: int | None, reason: str, status: int, partial: str, key: str
+) -> HttpResponse:
+    """The reason an answer (a rating, an order) was not saved: the `partial` whose element id is `key` with dashes
+    (htmx swaps it in place), or the whole page with the reason under `key`."""
     if request.htmx:
-        response = render(request, "annotate/hit.html#rating-error", {"rating_error": reason}, status=status)
-        response["HX-Retarget"] = "#rating-error"
+        response = render(request, partial, {key: reason}, status=status)
+        response["HX-Retarget"] = "#" + key.replace("_", "-")
         response["HX-Reswap"] = "outerHTML"
         return response
     positions = hit_progress(hit).positions
     context = _sample_context(hit, position if position in positions else None, page=True)
-    return render(request, "annotate/hit.html", {**context, "rating_error": reason}, status=status)
+    return render(request, "annotate/hit.html", {**context, key: reason}, status=status)
 
 
 @login_required
