@@ -207,7 +207,9 @@ def train_reward_model(
     rng = random.Random(config.seed)
 
     tokenizer = load_tokenizer(config.backbone)
-    raw_model = load_reward_backbone(config.backbone, tokenizer).to(device)
+    raw_model = load_reward_backbone(config.backbone, tokenizer)
+    if not fsdp:  # a sharded model goes to the device unit by unit as fully_shard shards it: never whole
+        raw_model.to(device)
     if config.disable_dropout:
         for module in raw_model.modules():
             if isinstance(module, torch.nn.Dropout):
