@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rlhf.training import TrainingStopped
 
@@ -387,7 +387,7 @@ class RankChannel:
 JOB_FILE = "job.json"
 
 
-def rank_main(train: Callable[[dict, RankChannel], dict], argv: list[str] | None = None) -> int:
+def rank_main(train: Callable[[dict, RankChannel], dict], argv: list[str] | None = None) -> NoReturn:
     """What each rank's `python -m <entry module> WORK_DIR` does: read the job the service wrote, join the process
     group, train with rank 0 reporting through the channel, and write rank 0's result. A stop request ends quietly
     (the parent knows it asked); any other error propagates, so the rank exits non-zero and torchrun fails the job."""
@@ -401,7 +401,12 @@ def rank_main(train: Callable[[dict, RankChannel], dict], argv: list[str] | None
         pass
     finally:
         shutdown(context)
-    return 0
+    # Done: leave without the interpreter's and the C++ libraries' exit-time teardown. A rank that had finished
+    # (result written, process group destroyed) was seen to abort there now and then ("terminate called without
+    # an active exception", SIGABRT, no Python frame left), which made torchrun fail a run that had trained.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def shutdown(context: DistributedContext) -> None:
