@@ -90,6 +90,8 @@ class SFTConfig:
     checkpoint_every: int = option(
         50, low=0, high=1_000_000, advanced=True, help="Steps between resumable checkpoints; 0: none."
     )
+    # Several processes (torchrun on the worker's machine): each trains on its slice of every batch (DDP).
+    processes: int = processes_option()
 
     def __post_init__(self) -> None:
         check_options(self)

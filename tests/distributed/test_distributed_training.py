@@ -25,7 +25,7 @@ from rewardmodel.train.launch import write_job
 from rlhf.distributed import DistributedTrainingError, launch_torchrun, rank_pids
 from rlhf.options import OptionError
 from rlhf.rankings import pairs_of
-from tests.policy.conftest import build_policy
+from tests.policy.conftest import CHAT_TEMPLATE, build_policy
 from tests.rewardmodel.helpers import COLORS, NOUNS, build_tiny_backbone
 
 # The comparison: fp32 (bf16 would round differently with the per-rank padding), 7 pairs a batch so one rank
@@ -279,6 +279,37 @@ def test_an_fsdp_run_stopped_after_a_checkpoint_resumes_to_the_same_model(tmp_pa
     assert abs(logs[whole["steps"]]["loss"] - whole_logs[whole["steps"]]["loss"]) < LOSS_TOLERANCE
     assert resumed["eval_accuracy"] == whole["eval_accuracy"]
     assert abs(resumed["eval_loss"] - whole["eval_loss"]) < LOSS_TOLERANCE
+
+
+def test_sft_on_two_processes_follows_the_one_process_loss_curve(tmp_path):
+    """Dialogues of different lengths, 3 a batch (the ranks take 2 and 1, each padded to its own longest): each
+    rank's loss is over the whole batch's assistant tokens, so the sum is the 1-process loss."""
+    from policy.reinforce import SFTConfig, train_sft
+    from policy.reinforce.sft_launch import write_job as write_sft_job
+
+    base = build_policy(tmp_path / "base", chat_template=CHAT_TEMPLATE)
+    words = ("hello sure", "ok c", "a b hi", "sure", "c d e a b")
+    dialogues = [
+        [{"role": "user", "content": words[n % 5]}, {"role": "assistant", "content": " ".join([words[n % 3]] * n)}]
+        for n in range(1, 8)
+    ]
+    options = {"epochs": 2, "batch_size": 3, "learning_rate": 1e-2, "checkpoint_every": 0}
+    one_logs: dict[int, dict] = {}
+    one = train_sft(base, dialogues, SFTConfig(**options), tmp_path / "one", on_log=one_logs.__setitem__)
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    write_sft_job(work_dir, base, dialogues, SFTConfig(processes=2, **options), tmp_path / "two")
+    two_logs: dict[int, dict] = {}
+    two = launch_torchrun("policy.reinforce.sft_launch", work_dir, 2, on_log=two_logs.__setitem__)
+
+    assert sorted(two_logs) == sorted(one_logs) == list(range(1, 7)) and two["steps"] == one["steps"] == 6
+    differences = [abs(two_logs[step]["loss"] - one_logs[step]["loss"]) for step in one_logs]
+    print(f"SFT loss, 1 vs 2 processes, max |difference| over {len(differences)} steps: {max(differences):.2e}")
+    assert max(differences) < LOSS_TOLERANCE
+    assert two_logs[6]["grad_norm"] == pytest.approx(one_logs[6]["grad_norm"], rel=1e-4)
+    assert sorted(p.name for p in Path(two["model_path"]).iterdir()) == sorted(
+        p.name for p in Path(one["model_path"]).iterdir()
+    )
 
 
 def test_the_configs_refuse_what_the_processes_cannot_do():
