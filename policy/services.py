@@ -28,7 +28,7 @@ from policy.data import (
 )
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun, PolicySample
-from policy.reinforce import ReinforceConfig
+from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import REWARD_MODEL_LOADER, scorer_for
 from rlhf.training import TrainingStopped
@@ -214,6 +214,8 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     should_stop = run.stop_checker()
     on_progress = run.progress_recorder()
 
+    if kind == PolicyRun.Kind.SFT and config.processes > 1:
+        return _train_sft_distributed(run, config, base, data, output_dir, log, should_stop, on_progress)
     if kind == PolicyRun.Kind.SFT:
         return trainer.train_sft(
             base,
@@ -295,6 +297,38 @@ def _train_reinforce_distributed(
             on_log=log,
             on_progress=on_progress,
             on_samples=lambda step, samples: save_policy_samples(run, step, samples),
+            should_stop=should_stop,
+        )
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _train_sft_distributed(
+    run: PolicyRun,
+    config: SFTConfig,
+    base: str,
+    data: list[Messages],
+    output_dir: Path,
+    log: OnLog,
+    should_stop,
+    on_progress,
+) -> dict:
+    """SFT on `config.processes` processes (torchrun, see rlhf.distributed): the dialogues go to a file in
+    `policy-<id>.work/`, and rank 0's reports come back as the same log and progress rows."""
+    from policy.reinforce.sft_launch import write_job
+    from rlhf.distributed import launch_torchrun
+
+    work_dir = run.launch_dir
+    shutil.rmtree(work_dir, ignore_errors=True)
+    try:
+        work_dir.mkdir(parents=True)
+        write_job(work_dir, base, data, config, output_dir, run.resume_checkpoint)
+        return launch_torchrun(
+            "policy.reinforce.sft_launch",
+            work_dir,
+            config.processes,
+            on_log=log,
+            on_progress=on_progress,
             should_stop=should_stop,
         )
     finally:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rlhf.training import TrainingStopped
 
@@ -46,9 +46,11 @@ STDERR_TAIL_LINES = 30
 STRATEGIES = ("ddp", "fsdp")
 # The entry modules (rewardmodel.train.launch, policy.reinforce.launch) import from here, whatever the cwd.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-FSDP_MISSING = (
-    "strategy fsdp is not available yet: the trainers do not wrap the model with torch.distributed.fsdp, "
-    "and sharded state-dict saving and resume are missing; use ddp (each process holds the whole model)."
+# The trainers that shard the model with FSDP; the others refuse it (REINFORCE samples a different number of tokens
+# on each rank, and every forward of a sharded model is a collective all ranks must join).
+FSDP_REINFORCE_MISSING = (
+    "strategy fsdp is not available for REINFORCE: each rank samples its own prompts for a different number of "
+    "tokens, and every forward of a sharded model must be run by all ranks together; use ddp."
 )
 
 
@@ -302,6 +304,56 @@ def wrap_ddp(model, context: DistributedContext):
     return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
 
 
+def shard_fsdp(model, context: DistributedContext):
+    """Shard `model` in place with FSDP2 (`fully_shard`): each transformer block (the classes the model names in
+    `_no_split_modules`) is a unit of its own, and the root holds the rest (embeddings, head). Every rank then holds
+    1/world of the weights, gradients and optimizer state; a forward gathers one block at a time, so every rank
+    must run every forward (evaluation included). Build the optimizer after this: it must hold the sharded
+    parameters. Returns the model (the same object, its class now an FSDP subclass)."""
+    if not context.ddp:
+        return model
+    from torch.distributed.fsdp import fully_shard
+
+    block_classes = set(getattr(model, "_no_split_modules", None) or ())
+    for module in list(model.modules())[1:]:
+        if type(module).__name__ in block_classes:
+            fully_shard(module)
+    fully_shard(model)
+    return model
+
+
+def set_gradient_sync(model, sync: bool) -> None:
+    """Whether this backward all-reduces (DDP) or reduce-scatters (FSDP) the gradients: only on the last
+    micro-batch of an accumulated step."""
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(sync)
+    else:
+        model.require_backward_grad_sync = sync
+
+
+def full_state_dicts(model, optimizer=None) -> tuple[dict, dict | None]:
+    """The full (unsharded) model state dict, and the optimizer's keyed by parameter name, gathered to rank 0's CPU
+    from an FSDP model: a collective every rank must call; the other ranks get empty dicts."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state = get_model_state_dict(model, options=options)
+    optimizer_state = None if optimizer is None else get_optimizer_state_dict(model, optimizer, options=options)
+    return model_state, optimizer_state
+
+
+def load_full_optimizer_state(model, optimizer, state: dict) -> None:
+    """Load an optimizer state that `full_state_dicts` gathered into the optimizer of the sharded model (every rank
+    holds the full state; each keeps its shard)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
 class RankChannel:
     """A rank's link to the launching worker: rank 0 prints events; every rank polls the stop file."""
 
@@ -335,7 +387,7 @@ class RankChannel:
 JOB_FILE = "job.json"
 
 
-def rank_main(train: Callable[[dict, RankChannel], dict], argv: list[str] | None = None) -> int:
+def rank_main(train: Callable[[dict, RankChannel], dict], argv: list[str] | None = None) -> NoReturn:
     """What each rank's `python -m <entry module> WORK_DIR` does: read the job the service wrote, join the process
     group, train with rank 0 reporting through the channel, and write rank 0's result. A stop request ends quietly
     (the parent knows it asked); any other error propagates, so the rank exits non-zero and torchrun fails the job."""
@@ -349,7 +401,12 @@ def rank_main(train: Callable[[dict, RankChannel], dict], argv: list[str] | None
         pass
     finally:
         shutdown(context)
-    return 0
+    # Done: leave without the interpreter's and the C++ libraries' exit-time teardown. A rank that had finished
+    # (result written, process group destroyed) was seen to abort there now and then ("terminate called without
+    # an active exception", SIGABRT, no Python frame left), which made torchrun fail a run that had trained.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def shutdown(context: DistributedContext) -> None:
@@ -360,11 +417,12 @@ def shutdown(context: DistributedContext) -> None:
             dist.destroy_process_group()
 
 
-def check_strategy(processes: int, strategy: str) -> None:
-    """Refuse what the trainers cannot do yet (a ValueError naming the option)."""
+def check_strategy(processes: int, strategy: str, fsdp_missing: str = "") -> None:
+    """Refuse a strategy the trainer cannot use (OptionError naming the option); `fsdp_missing` says why a trainer
+    cannot shard its model, when it cannot."""
     from rlhf.options import OptionError
 
     if strategy not in STRATEGIES:
         raise OptionError("strategy", f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
-    if strategy == "fsdp":
-        raise OptionError("strategy", FSDP_MISSING)
+    if strategy == "fsdp" and fsdp_missing:
+        raise OptionError("strategy", fsdp_missing)

@@ -194,7 +194,7 @@ def strategy_option() -> Any:
     """How a run's processes share the model (the reward and REINFORCE configs share it)."""
     return option(
         "ddp",
-        choices=(("ddp", "DDP: a whole model per process"), ("fsdp", "FSDP: the model sharded (not available yet)")),
+        choices=(("ddp", "DDP: a whole model per process"), ("fsdp", "FSDP: the model sharded (reward models)")),
         advanced=True,
         help="How processes share the model.",
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rlhf.distributed import check_strategy
+from rlhf.distributed import FSDP_REINFORCE_MISSING, check_strategy
 from rlhf.options import OptionError, check_options, option, processes_option, strategy_option
 
 
@@ -65,7 +65,7 @@ class ReinforceConfig:
 
     def __post_init__(self) -> None:
         check_options(self)
-        check_strategy(self.processes, self.strategy)
+        check_strategy(self.processes, self.strategy, fsdp_missing=FSDP_REINFORCE_MISSING)
         if self.prompts_per_step % self.processes:
             raise OptionError(
                 "prompts_per_step", "prompts_per_step must be a multiple of processes: each takes an equal share."
@@ -90,6 +90,8 @@ class SFTConfig:
     checkpoint_every: int = option(
         50, low=0, high=1_000_000, advanced=True, help="Steps between resumable checkpoints; 0: none."
     )
+    # Several processes (torchrun on the worker's machine): each trains on its slice of every batch (DDP).
+    processes: int = processes_option()
 
     def __post_init__(self) -> None:
         check_options(self)

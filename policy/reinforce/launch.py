@@ -8,7 +8,6 @@ model's folder); each rank loads the reward model itself and scores its own samp
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 from policy.reinforce.config import ReinforceConfig
@@ -65,4 +64,4 @@ def train(job: dict, channel: RankChannel) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(rank_main(train))
+    rank_main(train)

@@ -19,6 +19,7 @@ from rlhf.checkpoint import (
     save_resume_checkpoint,
 )
 from rlhf.devices import autocast_for
+from rlhf.distributed import distributed_context, wrap_ddp
 from rlhf.prompts import check_messages, plain_dialogue
 from rlhf.training import TrainingStopped
 
@@ -105,6 +106,11 @@ def train_sft(
     `on_progress(step, total_steps, phase)` is told of every step and phase ("loading", "tokenizing", "training",
     "saving"), and must be cheap. With `resume_path`, saves a resumable checkpoint there every
     `config.checkpoint_every` steps and continues from it when it exists, as an uninterrupted run would.
+
+    Started by torchrun (policy.reinforce.sft_launch), every rank shuffles the dialogues alike and trains on its
+    contiguous slice of each batch with DDP; each rank's loss is its tokens' summed loss over the whole batch's
+    assistant tokens, so the ranks' losses add up to the 1-process batch loss (summed for the logs). Rank 0 alone
+    reports, checkpoints and saves; the other ranks return {}.
     """
     if not dialogues:
         raise ValueError("no dialogues to train on")
@@ -114,9 +120,10 @@ def train_sft(
             on_progress(step, total, phase)
 
     progress(0, 0, "loading")
+    ctx = distributed_context()
     seed_everything(config.seed)
-    model, tokenizer = load_policy(base_path, dtype=torch.float32)
-    device = next(model.parameters()).device
+    model, tokenizer = load_policy(base_path, device=ctx.device, dtype=torch.float32)
+    device = ctx.device
     progress(0, 0, "tokenizing")
     examples = []
     for index, messages in enumerate(dialogues):
@@ -142,6 +149,7 @@ def train_sft(
         step, losses, start_epoch, start_batch = resume["step"], resume["losses"], resume["epoch"], resume["batch"]
         rng.setstate(resume["epoch_rng"])  # the epoch's order is shuffled again from where it was shuffled
         restore_rng_states(resume["rng"])
+    trained_model = wrap_ddp(model, ctx)
     progress(step, total_steps, "training")
     for epoch in range(start_epoch, config.epochs + 1):
         epoch_rng = rng.getstate()
@@ -153,17 +161,24 @@ def train_sft(
             if should_stop is not None and should_stop():
                 raise TrainingStopped(f"stopped at step {step} of {total_steps}")
             step += 1
-            batch = {key: value.to(device) for key, value in batch.items()}
+            # The model shifts labels by one itself: the batch's loss is the mean over its assistant tokens after
+            # the first position. Each rank sums over its rows and divides by the whole batch's count.
+            batch_tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            rows = ctx.shard(list(range(len(batch["input_ids"]))))
+            # A rank without rows (a batch smaller than the world) still joins the all-reduce, at weight 0.
+            share = {key: value[rows or [0]].to(device) for key, value in batch.items()}
+            width = int(share["attention_mask"].sum(dim=1).max())
+            share = {key: value[:, :width] for key, value in share.items()}  # this slice's own padding
             with autocast_for(device):
-                # The model shifts labels by one itself and averages over the unmasked (assistant) tokens.
-                loss = model(**batch).loss
+                loss = trained_model(**share, num_items_in_batch=batch_tokens).loss * (1.0 if rows else 0.0)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages the ranks' gradients; scaling by the world size makes that their sum.
+            (loss * ctx.world_size).backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(ctx.all_reduce_sum([loss.item()])[0])
             progress(step, total_steps, "training")
-            if on_log is not None and (step % config.log_every == 0 or step == total_steps):
+            if on_log is not None and ctx.master_process and (step % config.log_every == 0 or step == total_steps):
                 elapsed = time.monotonic() - started
                 on_log(
                     step,
@@ -177,7 +192,7 @@ def train_sft(
                         "eta_s": elapsed / step * (total_steps - step),
                     },
                 )
-            if checkpoint_due(step, total_steps, config.checkpoint_every, resume_path):
+            if ctx.master_process and checkpoint_due(step, total_steps, config.checkpoint_every, resume_path):
                 save_resume_checkpoint(
                     {
                         "model": model.state_dict(),
@@ -192,6 +207,8 @@ def train_sft(
                     },
                     resume_path,
                 )
+    if not ctx.master_process:
+        return {}
     model.eval()
     progress(step, total_steps, "saving")
     model_path = save_model_dir(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 from rewardmodel.train.config import RewardTrainConfig
@@ -65,4 +64,4 @@ def train(job: dict, channel: RankChannel) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(rank_main(train))
+    rank_main(train)

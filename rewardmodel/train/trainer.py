@@ -43,7 +43,14 @@ from rlhf.checkpoint import (
     save_resume_checkpoint,
 )
 from rlhf.devices import bf16_is_fast
-from rlhf.distributed import distributed_context, wrap_ddp
+from rlhf.distributed import (
+    distributed_context,
+    full_state_dicts,
+    load_full_optimizer_state,
+    set_gradient_sync,
+    shard_fsdp,
+    wrap_ddp,
+)
 from rlhf.rankings import kendall_tau, tiers_from_rewards
 from rlhf.training import TrainingStopped
 
@@ -177,7 +184,10 @@ def train_reward_model(
 
     Started by torchrun (rewardmodel.train.launch), every rank runs this with the same pairs and seed: each builds
     the same global batches and trains on its slice of each (DDP averages the gradients), metrics are summed over
-    ranks, and rank 0 alone evaluates, reports, checkpoints and saves; the other ranks return {}.
+    ranks, and rank 0 alone evaluates, reports, checkpoints and saves; the other ranks return {}. With
+    `config.strategy` "fsdp" the model is sharded over the ranks instead (FSDP2): the same batches, losses and
+    reductions, but every rank joins each evaluation and gathers the full weights for rank 0 to save (so it saves
+    what one process saves) and the full optimizer state for its checkpoints.
     """
     config.validate()
     validate_pairs(pairs)
@@ -189,13 +199,17 @@ def train_reward_model(
     progress(0, 0, "loading")
     ctx = distributed_context(config.device)
     master_process = ctx.master_process
+    fsdp = ctx.ddp and config.strategy == "fsdp"
+    evaluating_rank = master_process or fsdp  # a sharded model's forward needs every rank
     device = ctx.device
     bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
     torch.manual_seed(config.seed)  # the fresh reward head is drawn from it
     rng = random.Random(config.seed)
 
     tokenizer = load_tokenizer(config.backbone)
-    raw_model = load_reward_backbone(config.backbone, tokenizer).to(device)
+    raw_model = load_reward_backbone(config.backbone, tokenizer)
+    if not fsdp:  # a sharded model goes to the device unit by unit as fully_shard shards it: never whole
+        raw_model.to(device)
     if config.disable_dropout:
         for module in raw_model.modules():
             if isinstance(module, torch.nn.Dropout):
@@ -220,6 +234,11 @@ def train_reward_model(
     steps_per_epoch = math.ceil(micro_batches_per_epoch / config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
 
+    resume = load_resume_checkpoint(resume_path)
+    if resume is not None:  # the full weights, on every rank, before any sharding
+        raw_model.load_state_dict(resume["model"])
+    if fsdp:
+        shard_fsdp(raw_model, ctx)  # in place, before the optimizer takes the (now sharded) parameters
     optimizer = torch.optim.AdamW(
         raw_model.parameters(),
         lr=config.learning_rate,
@@ -246,10 +265,11 @@ def train_reward_model(
     window = {"loss": 0.0, "correct": 0, "pairs": 0, "seconds": 0.0, "batches": 0}
     train_seconds, train_pairs_done, last_loss = 0.0, 0, None
     start_epoch, start_batch = 0, 0
-    resume = load_resume_checkpoint(resume_path)
     if resume is not None:
-        raw_model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        if fsdp:  # saved by full_state_dicts: keyed by parameter name, each rank keeps its shard
+            load_full_optimizer_state(raw_model, optimizer, resume["optimizer"])
+        else:
+            optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         step, start_epoch, start_batch = resume["step"], resume["epoch"], resume["batch"]
         window, eval_metrics, last_loss = resume["window"], resume["eval_metrics"], resume["last_loss"]
@@ -258,7 +278,7 @@ def train_reward_model(
         restore_rng_states(resume["rng"])
         if not master_process:  # rank 0 saved the window summed over ranks
             window = dict.fromkeys(window, 0)
-    model = wrap_ddp(raw_model, ctx)
+    model = raw_model if fsdp else wrap_ddp(raw_model, ctx)
     for epoch in range(start_epoch, config.epochs):
         epoch_rng = rng.getstate()
         indices, weights = sample_pairs(train_set, rng, config.max_pairs_per_group, config.pairs_per_ranking)
@@ -277,8 +297,8 @@ def train_reward_model(
                 share_weights = [weights[i] for i in share] if share else [0.0]
                 share = share or batch[:1]
                 sequences = [train_set.chosen[i] for i in share] + [train_set.rejected[i] for i in share]
-                if ctx.ddp:  # all-reduce the gradients once, on the last micro-batch of the step
-                    model.require_backward_grad_sync = micro_step == len(group) - 1
+                if ctx.ddp:  # reduce the gradients once, on the last micro-batch of the step
+                    set_gradient_sync(model, micro_step == len(group) - 1)
                 rewards = rewards_of(model, collate(sequences, pad_id, device), bf16)
                 r_chosen, r_rejected = rewards.chunk(2)
                 loss = pairwise_loss(
@@ -289,7 +309,7 @@ def train_reward_model(
                     # this rank's part of the batch's loss: the parts add up to the 1-process loss
                     weight_total=sum(weights[i] for i in batch) if ctx.ddp else None,
                 )
-                # DDP averages gradients over ranks; scaling by the world size makes that their sum.
+                # DDP and FSDP average gradients over ranks; scaling by the world size makes that their sum.
                 (loss * ctx.world_size / len(group)).backward()
                 window["loss"] += loss.item()
                 window["batches"] += 1
@@ -322,13 +342,13 @@ def train_reward_model(
                     "pairs_per_second": window["pairs"] / window["seconds"],
                 }
                 window = dict.fromkeys(window, 0)
-                if not master_process:
-                    pass  # rank 0 alone evaluates and reports
+                if not evaluating_rank:
+                    pass  # rank 0 alone evaluates (with FSDP every rank does); rank 0 alone reports
                 elif len(eval_set) and (end_of_epoch or (config.eval_every and step % config.eval_every == 0)):
                     eval_metrics = evaluate(step)
                     metrics.update(eval_metrics)
                 report(step, metrics)
-            elif master_process and len(eval_set) and config.eval_every and step % config.eval_every == 0:
+            elif evaluating_rank and len(eval_set) and config.eval_every and step % config.eval_every == 0:
                 eval_metrics = evaluate(step)
                 report(step, {"step": step, "total_steps": total_steps, "epoch": epoch, **eval_metrics})
             if checkpoint_due(step, total_steps, config.checkpoint_every, resume_path):
@@ -337,12 +357,16 @@ def train_reward_model(
                     saved_window["loss"], saved_window["correct"], saved_window["pairs"] = ctx.all_reduce_sum(
                         [window["loss"], window["correct"], window["pairs"]]
                     )
+                if fsdp:
+                    model_state, optimizer_state = full_state_dicts(raw_model, optimizer)
+                else:
+                    model_state, optimizer_state = raw_model.state_dict(), optimizer.state_dict()
                 if not master_process:
                     continue
                 save_resume_checkpoint(
                     {
-                        "model": raw_model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
+                        "model": model_state,
+                        "optimizer": optimizer_state,
                         "scheduler": scheduler.state_dict(),
                         "step": step,
                         "epoch": epoch,
@@ -359,10 +383,13 @@ def train_reward_model(
                     resume_path,
                 )
 
-    if not master_process:
+    if not evaluating_rank:
         return {}
     if not eval_metrics:
         eval_metrics = evaluate(step)
+    model_state = full_state_dicts(raw_model)[0] if fsdp else None
+    if not master_process:
+        return {}
     final = {
         "train_pairs": len(train_set),
         "pairs_trained": train_pairs_done,
@@ -380,7 +407,7 @@ def train_reward_model(
     }
     progress(step, total_steps, "saving")
     summary = data_summary(train_pairs, eval_pairs)
-    save_reward_model(raw_model, tokenizer, config, final, Path(output_dir), summary, data_description)
+    save_reward_model(raw_model, tokenizer, config, final, Path(output_dir), summary, data_description, model_state)
     return final
 
 
@@ -407,9 +434,11 @@ def save_reward_model(
     output_dir: Path,
     summary: dict | None = None,
     data_description: dict | None = None,
+    state_dict: dict | None = None,
 ) -> None:
+    """Write the model folder; `state_dict`: the full weights when `model` is sharded (FSDP)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
+    model.save_pretrained(output_dir, state_dict=state_dict)
     tokenizer_as_trained(tokenizer, config.max_length).save_pretrained(output_dir)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (output_dir / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))

@@ -4,6 +4,7 @@ a rank that dies fails the launch with the reason and leaves no process behind."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -11,12 +12,20 @@ from pathlib import Path
 import pytest
 
 from policy.reinforce import ReinforceConfig
-from rewardmodel.train import PreferencePair, RankedResponses, RewardTrainConfig, TrainingStopped, train_reward_model
+from rewardmodel.train import (
+    PreferencePair,
+    RankedResponses,
+    RewardTrainConfig,
+    TrainingStopped,
+    evaluate_pairs,
+    load_reward_model,
+    train_reward_model,
+)
 from rewardmodel.train.launch import write_job
 from rlhf.distributed import DistributedTrainingError, launch_torchrun, rank_pids
 from rlhf.options import OptionError
 from rlhf.rankings import pairs_of
-from tests.policy.conftest import build_policy
+from tests.policy.conftest import CHAT_TEMPLATE, build_policy
 from tests.rewardmodel.helpers import COLORS, NOUNS, build_tiny_backbone
 
 # The comparison: fp32 (bf16 would round differently with the per-rank padding), 7 pairs a batch so one rank
@@ -204,10 +213,112 @@ def test_reinforce_trains_on_two_processes(tmp_path):
     assert len(result["eval_samples"]) == 2
 
 
+def test_fsdp_on_two_processes_follows_the_one_process_run_and_saves_the_same_model(tmp_path, backbone):
+    """FSDP2 shards the tiny BERT over 2 gloo ranks: the loss curve is the 1-process one, and rank 0 saves the full
+    weights, which load by path and score as the 1-process model does."""
+    pairs = preference_pairs()
+    one_logs: dict[int, dict] = {}
+    one = train_reward_model(
+        pairs, RewardTrainConfig(backbone=backbone, **COMPARED), tmp_path / "one", on_log=one_logs.__setitem__
+    )
+    two_logs: dict[int, dict] = {}
+    two, output_dir = launch_reward(
+        tmp_path,
+        pairs,
+        RewardTrainConfig(backbone=backbone, processes=2, strategy="fsdp", **COMPARED),
+        on_log=two_logs.__setitem__,
+    )
+
+    assert sorted(two_logs) == sorted(one_logs) == list(range(1, one["steps"] + 1))
+    differences = [abs(two_logs[step]["loss"] - one_logs[step]["loss"]) for step in one_logs]
+    print(
+        f"loss, 1 process vs 2 FSDP processes, max |difference| over {len(differences)} steps: {max(differences):.2e}"
+    )
+    assert max(differences) < LOSS_TOLERANCE
+    for step in one_logs:
+        assert two_logs[step]["accuracy"] == one_logs[step]["accuracy"]
+    assert two["eval_accuracy"] == one["eval_accuracy"]
+    assert abs(two["eval_loss"] - one["eval_loss"]) < LOSS_TOLERANCE
+    assert sorted(p.name for p in output_dir.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    saved_config = json.loads((output_dir / "config.json").read_text())
+    assert saved_config["architectures"] == json.loads((tmp_path / "one" / "config.json").read_text())["architectures"]
+    one_scores = evaluate_pairs(load_reward_model(str(tmp_path / "one")), pairs)
+    two_scores = evaluate_pairs(load_reward_model(str(output_dir)), pairs)
+    assert two_scores["accuracy"] == one_scores["accuracy"]
+    assert two_scores["loss"] == pytest.approx(one_scores["loss"], abs=LOSS_TOLERANCE)
+    assert two_scores["mean_margin"] == pytest.approx(one_scores["mean_margin"], abs=LOSS_TOLERANCE)
+
+
+def test_an_fsdp_run_stopped_after_a_checkpoint_resumes_to_the_same_model(tmp_path, backbone):
+    """The resumable checkpoint of a sharded run holds the gathered weights and optimizer state; a new launch
+    shards them again and ends where an uninterrupted run ends."""
+    pairs = preference_pairs()
+    options = {**COMPARED, "checkpoint_every": 2}
+    config = RewardTrainConfig(backbone=backbone, processes=2, strategy="fsdp", **options)
+    whole_logs: dict[int, dict] = {}
+    whole = train_reward_model(
+        pairs, RewardTrainConfig(backbone=backbone, **options), tmp_path / "whole", on_log=whole_logs.__setitem__
+    )
+    work_dir, output_dir, resume = tmp_path / "work", tmp_path / "model", tmp_path / "resume.pt"
+    write_job(work_dir, pairs, config, output_dir, resume_path=resume)
+    steps: list[int] = []
+    with pytest.raises(TrainingStopped):
+        launch_torchrun(
+            "rewardmodel.train.launch",
+            work_dir,
+            2,
+            on_progress=lambda step, total, phase: steps.append(step),
+            should_stop=lambda: bool(steps) and steps[-1] >= 3,
+        )
+    assert resume.is_file() and json.loads(resume.with_suffix(".json").read_text())["step"] >= 2
+    logs: dict[int, dict] = {}
+    resumed = launch_torchrun("rewardmodel.train.launch", work_dir, 2, on_log=logs.__setitem__)
+
+    assert resumed["steps"] == whole["steps"]
+    assert min(logs) > 1  # it went on from the checkpoint, not from the start
+    assert abs(logs[whole["steps"]]["loss"] - whole_logs[whole["steps"]]["loss"]) < LOSS_TOLERANCE
+    assert resumed["eval_accuracy"] == whole["eval_accuracy"]
+    assert abs(resumed["eval_loss"] - whole["eval_loss"]) < LOSS_TOLERANCE
+
+
+def test_sft_on_two_processes_follows_the_one_process_loss_curve(tmp_path):
+    """Dialogues of different lengths, 3 a batch (the ranks take 2 and 1, each padded to its own longest): each
+    rank's loss is over the whole batch's assistant tokens, so the sum is the 1-process loss."""
+    from policy.reinforce import SFTConfig, train_sft
+    from policy.reinforce.sft_launch import write_job as write_sft_job
+
+    base = build_policy(tmp_path / "base", chat_template=CHAT_TEMPLATE)
+    words = ("hello sure", "ok c", "a b hi", "sure", "c d e a b")
+    dialogues = [
+        [{"role": "user", "content": words[n % 5]}, {"role": "assistant", "content": " ".join([words[n % 3]] * n)}]
+        for n in range(1, 8)
+    ]
+    options = {"epochs": 2, "batch_size": 3, "learning_rate": 1e-2, "checkpoint_every": 0}
+    one_logs: dict[int, dict] = {}
+    one = train_sft(base, dialogues, SFTConfig(**options), tmp_path / "one", on_log=one_logs.__setitem__)
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    write_sft_job(work_dir, base, dialogues, SFTConfig(processes=2, **options), tmp_path / "two")
+    two_logs: dict[int, dict] = {}
+    two = launch_torchrun("policy.reinforce.sft_launch", work_dir, 2, on_log=two_logs.__setitem__)
+
+    assert sorted(two_logs) == sorted(one_logs) == list(range(1, 7)) and two["steps"] == one["steps"] == 6
+    differences = [abs(two_logs[step]["loss"] - one_logs[step]["loss"]) for step in one_logs]
+    print(f"SFT loss, 1 vs 2 processes, max |difference| over {len(differences)} steps: {max(differences):.2e}")
+    assert max(differences) < LOSS_TOLERANCE
+    assert two_logs[6]["grad_norm"] == pytest.approx(one_logs[6]["grad_norm"], rel=1e-4)
+    assert sorted(p.name for p in Path(two["model_path"]).iterdir()) == sorted(
+        p.name for p in Path(one["model_path"]).iterdir()
+    )
+
+
 def test_the_configs_refuse_what_the_processes_cannot_do():
-    with pytest.raises(OptionError, match="fsdp is not available yet") as refused:
-        RewardTrainConfig(processes=2, strategy="fsdp")
+    assert RewardTrainConfig(processes=2, strategy="fsdp").strategy == "fsdp"
+    with pytest.raises(OptionError, match="fsdp is not available for REINFORCE") as refused:
+        ReinforceConfig(prompts_per_step=2, processes=2, strategy="fsdp")
     assert refused.value.name == "strategy"
+    with pytest.raises(OptionError, match="strategy must be one of ddp, fsdp"):
+        RewardTrainConfig(processes=2, strategy="zero3")
     with pytest.raises(OptionError, match="multiple of processes"):
         ReinforceConfig(prompts_per_step=3, processes=2)
     with pytest.raises(OptionError, match="processes"):

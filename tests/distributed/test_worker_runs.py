@@ -1,5 +1,5 @@
-"""Two-process runs through a real Celery worker, as the dashboard starts them: a reward run and a REINFORCE run
-train to the end; a rank killed mid-run fails its run with the reason and leaves no process behind."""
+"""Two-process runs through a real Celery worker, as the dashboard starts them: a reward run (DDP, and FSDP) and a
+REINFORCE run train to the end; a rank killed mid-run fails its run with the reason and leaves no process behind."""
 
 from __future__ import annotations
 
@@ -36,13 +36,15 @@ def fresh(run):
     return run
 
 
-def test_a_two_process_reward_run_trains_from_the_service(celery_worker, charlie, alice, tiny_backbone):
-    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=tiny_backbone, **TWO_PROCESSES)
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_a_two_process_reward_run_trains_from_the_service(celery_worker, charlie, alice, tiny_backbone, strategy):
+    batch = judged_batch("b", alice)
+    run = start_reward_run(charlie, [batch], backbone=tiny_backbone, strategy=strategy, **TWO_PROCESSES)
 
     wait_for(lambda: fresh(run).is_finished, timeout=120, message=f"run {run.pk} to finish\n{celery_worker.log()}")
 
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.config["processes"] == 2
+    assert run.config["processes"] == 2 and run.config["strategy"] == strategy
     assert (Path(run.artifact_path) / "model.safetensors").is_file()
     assert run.metrics["eval_pairs"] > 0
     # Rank 0's reports came back as the same rows as an in-process run's: a log row and the position every step.

@@ -98,3 +98,21 @@ def test_a_failed_training_exits_with_the_reason(reward_run, tmp_path):
             "train_policy", "--reward-run", str(reward_run.pk), "--prompts-batch", "prompts",
             "--base", str(not_a_model), *TINY,
         )  # fmt: skip
+
+
+def test_train_sft_on_two_processes_trains_through_torchrun_and_reports_every_step(tiny_policy, tmp_path, db):
+    dialogues = tmp_path / "dialogues.jsonl"
+    rows = [{"prompt": prompt, "response": "sure ok"} for prompt in ("hi", "a b", "c d", "hello")]
+    dialogues.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    lines = run_command(
+        "train_sft", "--base", tiny_policy, "--file", str(dialogues), "--epochs", "2", "--batch-size", "2",
+        "--processes", "2",
+    )  # fmt: skip
+    sft = json.loads(lines[-1])
+    run = PolicyRun.objects.get(pk=sft["run"])
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.config["processes"] == 2 and sft["steps"] == 4 and sft["examples"] == 4
+    assert [log.step for log in run.logs.order_by("step")] == [1, 2, 3, 4]  # rank 0's reports, once each
+    assert run.model_dir is not None and (run.model_dir / "config.json").is_file()
+    assert not run.launch_dir.exists()
