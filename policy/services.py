@@ -5,7 +5,6 @@ human evaluation: policy.evaluation."""
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import IO, Any
 
@@ -270,15 +269,12 @@ def _train_reinforce_distributed(
     `policy-<id>.work/`, each rank loads the reward model from its run's folder, and rank 0's reports and samples
     come back as the same log, progress and sample rows."""
     from policy.reinforce.launch import write_job
-    from rlhf.distributed import launch_torchrun
+    from rlhf.distributed import fresh_launch_dir, launch_torchrun
 
     if run.reward_run.artifact_dir is None:
         raise PolicyRunError(f"Reward run {run.reward_run.pk} has no trained model on disk any more.")
     train, held_out = split_eval_prompts(data, seed=config.seed)
-    work_dir = run.launch_dir
-    shutil.rmtree(work_dir, ignore_errors=True)
-    try:
-        work_dir.mkdir(parents=True)
+    with fresh_launch_dir(run.launch_dir) as work_dir:
         write_job(
             work_dir,
             base,
@@ -299,8 +295,6 @@ def _train_reinforce_distributed(
             on_samples=lambda step, samples: save_policy_samples(run, step, samples),
             should_stop=should_stop,
         )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _train_sft_distributed(
@@ -316,12 +310,9 @@ def _train_sft_distributed(
     """SFT on `config.processes` processes (torchrun, see rlhf.distributed): the dialogues go to a file in
     `policy-<id>.work/`, and rank 0's reports come back as the same log and progress rows."""
     from policy.reinforce.sft_launch import write_job
-    from rlhf.distributed import launch_torchrun
+    from rlhf.distributed import fresh_launch_dir, launch_torchrun
 
-    work_dir = run.launch_dir
-    shutil.rmtree(work_dir, ignore_errors=True)
-    try:
-        work_dir.mkdir(parents=True)
+    with fresh_launch_dir(run.launch_dir) as work_dir:
         write_job(work_dir, base, data, config, output_dir, run.resume_checkpoint)
         return launch_torchrun(
             "policy.reinforce.sft_launch",
@@ -331,8 +322,6 @@ def _train_sft_distributed(
             on_progress=on_progress,
             should_stop=should_stop,
         )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def cancel_policy_run(run: PolicyRun) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 from collections.abc import Iterable
 from functools import lru_cache
 from itertools import groupby
@@ -341,11 +340,9 @@ def _train_distributed(
     """The same training on `config.processes` processes (torchrun, see rlhf.distributed): the inputs go to files in
     `reward-<id>.work/`, rank 0's reports come back as the same progress and log calls."""
     from rewardmodel.train.launch import write_job
-    from rlhf.distributed import launch_torchrun
+    from rlhf.distributed import fresh_launch_dir, launch_torchrun
 
-    work_dir = run.launch_dir
-    shutil.rmtree(work_dir, ignore_errors=True)
-    try:
+    with fresh_launch_dir(run.launch_dir) as work_dir:
         write_job(work_dir, pairs, config, output_dir, description, run.resume_checkpoint, rankings)
         return launch_torchrun(
             "rewardmodel.train.launch",
@@ -355,8 +352,6 @@ def _train_distributed(
             on_progress=run.progress_recorder(),
             should_stop=run.stop_checker(),
         )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def cancel_reward_run(run: RewardModelRun) -> bool:

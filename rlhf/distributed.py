@@ -19,12 +19,13 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -426,3 +427,15 @@ def check_strategy(processes: int, strategy: str, fsdp_missing: str = "") -> Non
         raise OptionError("strategy", f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
     if strategy == "fsdp" and fsdp_missing:
         raise OptionError("strategy", fsdp_missing)
+
+
+@contextlib.contextmanager
+def fresh_launch_dir(work_dir: Path) -> Iterator[Path]:
+    """An empty folder for one launch's job files (left over ones from a killed worker are removed first), removed
+    again however the launch ends: the inputs may be large and are not the run's record."""
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    try:
+        yield work_dir
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
