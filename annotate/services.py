@@ -495,6 +495,15 @@ def submit_hit(hit: Hit) -> Hit:
     progress = hit_progress(hit)
     # Samples given back cannot be rated any more; they do not hold up the rest.
     missing = progress.total - progress.completed - len(given_back_positions(hit))
+    if missing and hit.batch.is_ranking:
+        raise AnnotationError(
+            ngettext(
+                "%(n)d sample still needs a complete order before this HIT can be submitted.",
+                "%(n)d samples still need a complete order before this HIT can be submitted.",
+                missing,
+            )
+            % {"n": missing}
+        )
     if missing:
         raise AnnotationError(
             ngettext(

@@ -70,3 +70,11 @@ def test_a_ranking_sample_cannot_be_rated_on_the_pairwise_scale(alice):
     hit = assign_hit(alice)
     with pytest.raises(AnnotationError, match="is a ranking"):
         rate_item(hit, 1, Rating.RESPONSE_1_BETTER)
+
+
+def test_submitting_a_ranking_hit_early_names_the_orders_missing(alice):
+    make_ranking_batch(n_items=2, size=3, samples_per_hit=2)
+    hit = assign_hit(alice)
+    rank_item(hit, 1, [[1], [2]])
+    with pytest.raises(AnnotationError, match="1 sample still needs a complete order"):
+        submit_hit(hit)

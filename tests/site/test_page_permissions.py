@@ -144,3 +144,30 @@ def test_the_top_bar_shows_only_the_pages_one_may_open(users, world):
     client.force_login(users["researcher"])
     page = client.get("/dashboard/reward/").content.decode()
     assert ">Reward models<" in page and ">Quality<" in page and ">Export<" in page
+
+
+def test_run_pages_offer_cancel_resume_and_send_only_to_who_may_use_them(bare_staff, researcher, world):
+    """A user who may only view runs sees no buttons that would answer 403 (earlier, they were shown)."""
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+
+    from runs.models import RunStatus
+
+    bare_staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_rewardmodelrun", "view_policyrun", "view_policylog"])
+    )
+    RewardModelRun.objects.filter(pk=world["reward_run"]).update(status=RunStatus.RUNNING)
+    PolicyRun.objects.filter(pk=world["policy_run"]).update(
+        status=RunStatus.FAILED, error="worker lost", worker_lost_at=timezone.now()
+    )
+    pages = {
+        "reward": f"/dashboard/reward/{world['reward_run']}/",
+        "policy": f"/dashboard/policy/{world['policy_run']}/",
+    }
+    for user, may in ((bare_staff, False), (researcher, True)):
+        client = Client()
+        client.force_login(user)
+        reward_page = client.get(pages["reward"]).content.decode()
+        policy_page = client.get(pages["policy"]).content.decode()
+        assert ("Cancel run" in reward_page) is may, user
+        assert ("Resume" in policy_page) is may, user
