@@ -72,7 +72,7 @@ from arbiter.streams import ChunkSink
 from rlhf.options import OptionError, check_options, option
 from rlhf.preferences import AGGREGATIONS, item_direction, item_preferences
 from rlhf.prompts import join_input, lecture_transcript
-from rlhf.rankings import RANKING_AGGREGATIONS, RankingError, Tiers, borda, pairs_of, parse_pair_mode
+from rlhf.rankings import RANKING_AGGREGATIONS, RankingError, Tiers, item_rankings, pairs_of, parse_pair_mode
 
 CHUNK_SIZE = 2000
 FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet", "rankings")
@@ -307,11 +307,11 @@ class _Pair:
 
 
 def _item_rankings(group: list[dict], aggregate: str) -> list[tuple[Tiers, dict | None]]:
-    """The rankings of one ranking item: (tiers, its judgment's row) per judgment, or one Borda ranking (row None)."""
-    if aggregate == "borda":
-        size = 2 + len(group[0]["item__more_responses"])
-        return [(borda([row["ranking"] for row in group], size), None)]
-    return [(row["ranking"], row) for row in group]
+    """The rankings of one ranking item (rlhf.rankings.item_rankings): (tiers, its judgment's row) per judgment, or one
+    Borda ranking (row None)."""
+    size = 2 + len(group[0]["item__more_responses"])
+    rankings = item_rankings([row["ranking"] for row in group], size, aggregate)
+    return [(tiers, None if index is None else group[index]) for tiers, index in rankings]
 
 
 def _item_pairs(group: list[dict], filters: ExportFilters) -> list[_Pair]:

@@ -22,7 +22,7 @@ from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses,
 from rlhf.options import OptionError
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
 from rlhf.prompts import join_input, prompt_group_id
-from rlhf.rankings import RANKING_AGGREGATIONS, borda, pairs_of
+from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings, pairs_of
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -103,22 +103,17 @@ def rankings_from_judgments(
 ) -> list[tuple[str, RankedResponses]]:
     """(key, ranking) for the ranking judgments: one per judgment ("each") or one per item, the Borda count of its
     judgments ("borda", rlhf.rankings.borda). The key names where the ranking came from; its pairs share it."""
-    if ranking_aggregate not in RANKING_AGGREGATIONS:
-        raise RewardRunError(
-            f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {ranking_aggregate!r}."
-        )
+    _check_ranking_aggregation(ranking_aggregate)
     ranked = [judgment for judgment in judgments if judgment.ranking is not None]
-    if ranking_aggregate == "each":
-        rankings = [(f"judgment-{j.pk}", j.item, j.ranking) for j in ranked]
-    else:
-        rankings = [
-            (f"item-{group[0].item_id}", group[0].item, borda([j.ranking for j in group], group[0].item.response_count))
-            for group in _by_item(ranked)
-        ]
+    # "each" keeps the judgments' order; "borda" gives one ranking per item (in order of first judgment).
+    groups = [[judgment] for judgment in ranked] if ranking_aggregate == "each" else _by_item(ranked)
     result = []
-    for key, item, tiers in rankings:
+    for group in groups:
+        item = group[0].item
         messages = join_input(item.prompt, item.prompt_input)
-        result.append((key, RankedResponses(messages, item.responses, tiers, prompt_group_id(messages))))
+        for tiers, index in item_rankings([j.ranking for j in group], item.response_count, ranking_aggregate):
+            key = f"item-{item.pk}" if index is None else f"judgment-{group[index].pk}"
+            result.append((key, RankedResponses(messages, item.responses, tiers, prompt_group_id(messages))))
     return result
 
 
@@ -156,6 +151,13 @@ def preference_pair(
         margin=0.0 if isinstance(preference, int) else preference.margin,
         group=prompt_group_id(messages),
     )
+
+
+def _check_ranking_aggregation(ranking_aggregate: str) -> None:
+    if ranking_aggregate not in RANKING_AGGREGATIONS:
+        raise RewardRunError(
+            f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {ranking_aggregate!r}."
+        )
 
 
 def _check_aggregation(aggregate: str) -> None:
@@ -211,10 +213,7 @@ def start_reward_run(
     if not batches:
         raise RewardRunError("Pick at least one batch.")
     _check_aggregation(aggregate)
-    if ranking_aggregate not in RANKING_AGGREGATIONS:
-        raise RewardRunError(
-            f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {ranking_aggregate!r}."
-        )
+    _check_ranking_aggregation(ranking_aggregate)
     if base_run is not None:
         if base_run.artifact_location is None:
             raise RewardRunError(

@@ -159,6 +159,19 @@ def borda(rankings: Sequence[Tiers], size: int) -> Tiers:
     return tiers_from_scores([totals[number] for number in range(1, size + 1)])
 
 
+def item_rankings(rankings: Sequence[Tiers], size: int, aggregate: str) -> list[tuple[Tiers, int | None]]:
+    """The rankings one item contributes under `aggregate` (RANKING_AGGREGATIONS), as (tiers, source): with ``each``
+    every annotator's ranking and its index in `rankings`; with ``borda`` one Borda ranking of them all, source None.
+
+    The ranking twin of rlhf.preferences.item_preferences: the export and reward-model training both call it.
+    """
+    if aggregate not in RANKING_AGGREGATIONS:
+        raise RankingError(f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {aggregate!r}")
+    if aggregate == "borda":
+        return [(borda(rankings, size), None)]
+    return [(tiers, index) for index, tiers in enumerate(rankings)]
+
+
 def kendall_tau(first: Tiers, second: Tiers) -> float:
     """Kendall's tau-b between two rankings of the same responses (1 same order, -1 reversed); nan if undefined.
 

@@ -9,6 +9,7 @@ from rlhf.rankings import (
     RankingError,
     borda,
     check_tiers,
+    item_rankings,
     kendall_tau,
     krippendorff_alpha_ranks,
     letters_of,
@@ -136,3 +137,11 @@ def test_krippendorff_alpha_matches_the_krippendorff_package_on_random_rankings(
         units.append(rankings)
     expected = krippendorff.alpha(reliability_data=np.array(list(rows.values())), level_of_measurement="interval")
     assert krippendorff_alpha_ranks(units) == pytest.approx(expected, abs=1e-9)
+
+
+def test_item_rankings_each_keeps_every_judgment_and_borda_makes_one():
+    rankings = [[[1], [2], [3]], [[2], [1], [3]]]
+    assert item_rankings(rankings, 3, "each") == [([[1], [2], [3]], 0), ([[2], [1], [3]], 1)]
+    assert item_rankings(rankings, 3, "borda") == [([[1, 2], [3]], None)]
+    with pytest.raises(RankingError, match="ranking aggregate must be one of each, borda"):
+        item_rankings(rankings, 3, "majority")
