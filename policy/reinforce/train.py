@@ -352,20 +352,7 @@ def _sample_n_and_score(
     """samples_per_prompt answers to each prompt and their rewards, as lists per prompt."""
     n = config.samples_per_prompt
     generator = make_generator(device, config.seed + 2_000_003)
-    responses: list[str] = []
-    for start in range(0, len(prompts), config.prompts_per_step):
-        rollout = rollout_prompts(
-            model,
-            tokenizer,
-            prompts[start : start + config.prompts_per_step],
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_prompt_tokens=config.max_prompt_tokens,
-            generator=generator,
-            samples_per_prompt=n,
-        )
-        responses.extend(decode_responses(tokenizer, rollout))
+    _, responses = _rollouts(model, tokenizer, prompts, config, generator, config.prompts_per_step, n)
     rewards = score(reward_fn, [messages for messages in prompts for _ in range(n)], responses) if responses else []
     return {
         "responses": [responses[i * n : (i + 1) * n] for i in range(len(prompts))],
@@ -387,23 +374,38 @@ def _sample_and_score(
     device: torch.device,
 ) -> dict:
     generator = _eval_generator(device, config)
+    batch_size = config.prompts_per_step * config.samples_per_prompt
+    rollouts, responses = _rollouts(model, tokenizer, prompts, config, generator, batch_size, 1)
+    return {"rollouts": rollouts, "responses": responses, "rewards": score(reward_fn, prompts, responses)}
+
+
+def _rollouts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[list[dict]],
+    config: ReinforceConfig,
+    generator: torch.Generator,
+    prompts_per_call: int,
+    samples_per_prompt: int,
+) -> tuple[list[Rollout], list[str]]:
+    """`samples_per_prompt` answers to every prompt, `prompts_per_call` prompts per generation call."""
     rollouts: list[Rollout] = []
     responses: list[str] = []
-    batch_size = config.prompts_per_step * config.samples_per_prompt
-    for start in range(0, len(prompts), batch_size):
+    for start in range(0, len(prompts), prompts_per_call):
         rollout = rollout_prompts(
             model,
             tokenizer,
-            prompts[start : start + batch_size],
+            prompts[start : start + prompts_per_call],
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,
             top_p=config.top_p,
             max_prompt_tokens=config.max_prompt_tokens,
             generator=generator,
+            samples_per_prompt=samples_per_prompt,
         )
         rollouts.append(rollout)
         responses.extend(decode_responses(tokenizer, rollout))
-    return {"rollouts": rollouts, "responses": responses, "rewards": score(reward_fn, prompts, responses)}
+    return rollouts, responses
 
 
 @torch.no_grad()
