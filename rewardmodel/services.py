@@ -22,7 +22,7 @@ from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses,
 from rlhf.options import OptionError
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
 from rlhf.prompts import join_input, prompt_group_id
-from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings, pairs_of
+from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -63,7 +63,7 @@ def preference_pairs(
     "majority": one pair per item in its majority direction; ties are dropped.
     "agreed": one pair per item whose judgments all agree; the others are dropped.
     The level is the pair's strength: "clear" when the mean rating toward the winner is >= 1.5.
-    Rankings give their pairs as `ranking_pairs` does, one ranking per judgment ("each") or per item ("borda").
+    Rankings give their pairs as `RankedResponses.pairs` does, one ranking per judgment ("each") or per item ("borda").
     """
     return pairs_from_judgments(judgments_for(batches, exclude_annotators), aggregate, ranking_aggregate)
 
@@ -85,7 +85,7 @@ def pairs_from_judgments(
         for preference in item_preferences([j.rating for j in group], aggregate):
             pairs.append(preference_pair(item.prompt, item.prompt_input, item.response_1, item.response_2, preference))
     for key, ranking in rankings_from_judgments(judgments, ranking_aggregate):
-        pairs.extend(ranking_pairs(ranking, key))
+        pairs.extend(ranking.pairs(key))
     return pairs
 
 
@@ -115,22 +115,6 @@ def rankings_from_judgments(
             key = f"item-{item.pk}" if index is None else f"judgment-{group[index].pk}"
             result.append((key, RankedResponses(messages, item.responses, tiers, prompt_group_id(messages))))
     return result
-
-
-def ranking_pairs(ranking: RankedResponses, key: str) -> list[PreferencePair]:
-    """A ranking's C(K,2) pairs, each weighing 1/C(K,2) (the lecture; ties give none). The trainer may draw M of them
-    per epoch instead (RewardTrainConfig.pairs_per_ranking)."""
-    return [
-        PreferencePair(
-            prompt=ranking.prompt,
-            chosen=ranking.responses[better - 1],
-            rejected=ranking.responses[worse - 1],
-            weight=weight,
-            group=ranking.group,
-            ranking=key,
-        )
-        for better, worse, weight in pairs_of(ranking.tiers, "all")
-    ]
 
 
 def preference_pair(

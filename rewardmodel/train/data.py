@@ -48,18 +48,32 @@ class RankedResponses:
     def group_id(self) -> str:
         return self.group or prompt_group_id(self.prompt)
 
+    def pairs(self, key: str = "", level: str = "") -> list[PreferencePair]:
+        """The ranking's C(K,2) pairs, each weighing 1/C(K,2) so that the prompt counts once (the lecture; ties give
+        none). `key` names the ranking on each pair: the trainer may draw M of them per epoch instead
+        (RewardTrainConfig.pairs_per_ranking)."""
+        return [
+            PreferencePair(
+                self.prompt,
+                self.responses[better - 1],
+                self.responses[worse - 1],
+                level=level,
+                weight=weight,
+                group=self.group,
+                ranking=key,
+            )
+            for better, worse, weight in pairs_of(self.tiers, "all")
+        ]
+
 
 def pairs_from_ranking(
     prompt: list[dict], responses_best_first: list[str], group: str = "", level: str = ""
 ) -> list[PreferencePair]:
-    """A K-way ranking as its C(K,2) pairs, each weighted 1/C(K,2) so that the prompt counts once (the lecture)."""
+    """A K-way ranking given as responses best first, as its weighted pairs (RankedResponses.pairs)."""
     if len(responses_best_first) < 2:
         raise ValueError(f"a ranking needs at least 2 responses, got {len(responses_best_first)}")
     tiers = tiers_from_order(range(1, len(responses_best_first) + 1))
-    return [
-        PreferencePair(prompt, responses_best_first[better - 1], responses_best_first[worse - 1], level, weight, group)
-        for better, worse, weight in pairs_of(tiers, "all")
-    ]
+    return RankedResponses(prompt, responses_best_first, tiers, group).pairs(level=level)
 
 
 def validate_pairs(pairs: list[PreferencePair]) -> None:
