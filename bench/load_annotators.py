@@ -143,21 +143,28 @@ def check(batch_name: str, ratings_ok: int) -> dict:
     return {"judgments_stored": stored, "ratings_ok": ratings_ok, "items_over_overlap": over}
 
 
+async def timed_request(
+    client: httpx.AsyncClient, stats: Stats, kind: str, method: str, path: str, **kwargs
+) -> httpx.Response | None:
+    """One request, its latency recorded under `kind`; None (and an error counted) when it failed or got >= 400."""
+    started = time.perf_counter()
+    try:
+        response = await client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        stats.error(f"{kind}: {type(exc).__name__}")
+        return None
+    stats.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
+    if response.status_code >= 400:
+        stats.error(f"{kind}: HTTP {response.status_code}")
+        return None
+    return response
+
+
 async def annotator(client: httpx.AsyncClient, key: str, stats: Stats, deadline: float) -> None:
     headers = {"Authorization": f"Token {key}"}
 
     async def post(kind: str, url: str, payload: dict | None = None) -> httpx.Response | None:
-        started = time.perf_counter()
-        try:
-            response = await client.post(url, json=payload, headers=headers)
-        except httpx.HTTPError as exc:
-            stats.error(f"{kind}: {type(exc).__name__}")
-            return None
-        stats.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
-        if response.status_code >= 400:
-            stats.error(f"{kind}: HTTP {response.status_code}")
-            return None
-        return response
+        return await timed_request(client, stats, kind, "POST", url, json=payload, headers=headers)
 
     while time.monotonic() < deadline:
         response = await post("next", "/api/hits/next/")
@@ -212,17 +219,7 @@ async def browser_annotator(url: str, credential: str, stats: Stats, deadline: f
         csrf = match.group(1) if match else ""
 
         async def request(kind: str, method: str, path: str, **kwargs) -> httpx.Response | None:
-            started = time.perf_counter()
-            try:
-                response = await client.request(method, path, **kwargs)
-            except httpx.HTTPError as exc:
-                stats.error(f"{kind}: {type(exc).__name__}")
-                return None
-            stats.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
-            if response.status_code >= 400:
-                stats.error(f"{kind}: HTTP {response.status_code}")
-                return None
-            return response
+            return await timed_request(client, stats, kind, method, path, **kwargs)
 
         while time.monotonic() < deadline:
             page = await request("next", "POST", "/hit/next/", data={"csrfmiddlewaretoken": csrf})
