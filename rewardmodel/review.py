@@ -48,6 +48,16 @@ def _gap(run: RewardModelRun) -> Subquery:
     return Subquery(scores, output_field=FloatField())
 
 
+def _with_margin(run: RewardModelRun, judgments: QuerySet[Judgment]) -> QuerySet[Judgment]:
+    """Pairwise `judgments` that `run` has scored, with `margin` = r(annotator's rejected) - r(annotator's chosen)."""
+    return (
+        judgments.filter(rating__isnull=False)
+        .annotate(gap=_gap(run))
+        .filter(gap__isnull=False)
+        .annotate(margin=Case(When(rating__gt=0, then=-F("gap")), default=F("gap"), output_field=FloatField()))
+    )
+
+
 def model_disagreements(run: RewardModelRun, batch_ids: list[int], min_margin: float = 0.0) -> QuerySet[Judgment]:
     """Pairwise judgments whose rejected response the model prefers by more than `min_margin`, most confident first.
 
@@ -55,10 +65,7 @@ def model_disagreements(run: RewardModelRun, batch_ids: list[int], min_margin: f
     are not listed. Judgments marked wrong stay listed (marked), so the mark can be taken back here.
     """
     return (
-        Judgment.objects.filter(item__batch_id__in=batch_ids, rating__isnull=False)
-        .annotate(gap=_gap(run))
-        .filter(gap__isnull=False)
-        .annotate(margin=Case(When(rating__gt=0, then=-F("gap")), default=F("gap"), output_field=FloatField()))
+        _with_margin(run, Judgment.objects.filter(item__batch_id__in=batch_ids))
         .filter(margin__gt=min_margin)
         .select_related("item__batch", "annotator", "excluded_by", "confirmed_by")
         .order_by("-margin", "pk")
@@ -133,13 +140,3 @@ def annotator_disagreement_rows(run: RewardModelRun | None, batch_ids: list[int]
         for item_id, gap in ItemScore.objects.filter(run=run, item__in=items).values_list("item_id", "gap_2_minus_1"):
             rows[item_id].gap = gap
     return list(rows.values())
-
-
-def judgment_margin(run: RewardModelRun | None, judgment: Judgment) -> float | None:
-    """r(rejected) - r(chosen) of one pairwise judgment under `run`, or None when unscored."""
-    if run is None or judgment.rating is None:
-        return None
-    gap = ItemScore.objects.filter(run=run, item_id=judgment.item_id).values_list("gap_2_minus_1", flat=True).first()
-    if gap is None:
-        return None
-    return -gap if judgment.rating > 0 else gap
