@@ -18,7 +18,6 @@ A subclass's log model must name its foreign key `run` with related_name="logs":
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -37,6 +36,7 @@ from django.db import connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from rlhf.checkpoint import committed_checkpoint
 from runs import storage
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,6 @@ ETA_WINDOW_STEPS = 20
 # The trainers' resumable checkpoint (a torch.save dict) and the step it holds (JSON, readable without torch),
 # in `<final>.resume/`: outside `<final>.partial`, which a failed run removes.
 RESUME_CHECKPOINT = "resume.pt"
-RESUME_STEP_FILE = "resume.json"
 # Sending a task to a broker that is down: give up fast (the request must answer), the outbox re-sends later.
 DISPATCH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
@@ -110,13 +109,10 @@ def resume_dir_for(final_dir: Path) -> Path:
 
 
 def resume_checkpoint_step(resume_dir: Path) -> int | None:
-    """The step of the resumable checkpoint in `resume_dir`, or None when there is none to resume from."""
-    if not (resume_dir / RESUME_CHECKPOINT).is_file():
-        return None
-    try:
-        return int(json.loads((resume_dir / RESUME_STEP_FILE).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The step of the resumable checkpoint in `resume_dir`, or None when there is none to resume from: the step the
+    trainer will resume from (rlhf.checkpoint.committed_checkpoint, the rule both read)."""
+    committed = committed_checkpoint(resume_dir / RESUME_CHECKPOINT)
+    return None if committed is None else committed[0]
 
 
 def format_duration(duration: timedelta | None) -> str:
