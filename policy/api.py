@@ -12,7 +12,7 @@ import json
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -43,9 +43,34 @@ from runs.dashboard import zip_download
 from runs.forms import RunQueueField
 
 
+class WinRateSerializer(serializers.Serializer):
+    wins = serializers.FloatField(help_text="Comparisons the policy won (a tie counts half).")
+    n = serializers.IntegerField(help_text="Comparisons counted.")
+    rate = serializers.FloatField(allow_null=True)
+    low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval")
+    high = serializers.FloatField(allow_null=True)
+    verdict = serializers.CharField(
+        help_text='The interval in words: "not distinguishable from the reference yet" when it spans 0.5.'
+    )
+
+
+def win_rate_body(rate) -> dict | None:
+    return None if rate is None else {**rate._asdict(), "verdict": rate.verdict}
+
+
+class WinRatesSerializer(serializers.Serializer):
+    reward_model = WinRateSerializer(allow_null=True, help_text="By the reward model trained against (held out).")
+    judge = WinRateSerializer(allow_null=True, help_text="By the independent judge, when the run names one.")
+    human = WinRateSerializer(allow_null=True, help_text="Annotators on the pairwise batch sent from the run.")
+    ranked = WinRateSerializer(allow_null=True, help_text="Annotators' rankings: a policy answer above the reference.")
+
+
 class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
     checkpoints = serializers.SerializerMethodField(
         help_text='Downloadable models: "final" first, then checkpoint-<step> (empty until the run succeeded).'
+    )
+    win_rates = serializers.SerializerMethodField(
+        help_text="Every win rate over the reference with its count and 95 % Wilson interval (null: none yet)."
     )
 
     class Meta:
@@ -54,6 +79,7 @@ class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerialize
             *TRAINING_RUN_FIELDS,
             "kind",
             "reward_run",
+            "judge_run",
             "base_run",
             "base_path",
             "base_checkpoint",
@@ -61,17 +87,36 @@ class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerialize
             "annotation_batch",
             "ranking_batch",
             "checkpoints",
+            "win_rates",
         ]
         read_only_fields = fields
 
     def get_checkpoints(self, run: PolicyRun) -> list[str]:
         return run.checkpoint_names()
 
+    @extend_schema_field(WinRatesSerializer)
+    def get_win_rates(self, run: PolicyRun) -> dict:
+        human = human_win_rate(run) if run.annotation_batch_id else None
+        ranked = ranked_win_rate(run) if run.ranking_batch_id else None
+        return {
+            "reward_model": win_rate_body(run.reward_model_win_rate),
+            "judge": win_rate_body(run.judge_win_rate),
+            "human": win_rate_body(human),
+            "ranked": win_rate_body(ranked),
+        }
+
 
 class StartPolicyRunSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=PolicyRun.Kind.choices, default=PolicyRun.Kind.REINFORCE)
     reward_run = serializers.PrimaryKeyRelatedField(
         queryset=RewardModelRun.objects.all(), required=False, help_text="REINFORCE: the reward model (succeeded)."
+    )
+    judge_run = serializers.PrimaryKeyRelatedField(
+        queryset=RewardModelRun.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="REINFORCE, optional: another succeeded reward model that scores the held-out answers as an "
+        "independent judge.",
     )
     base_run = serializers.PrimaryKeyRelatedField(
         queryset=PolicyRun.objects.all(), required=False, help_text="Start from this run's model (an SFT warm start)."
@@ -146,14 +191,6 @@ class SentBatchSerializer(serializers.Serializer):
     items = serializers.IntegerField()
 
 
-class WinRateSerializer(serializers.Serializer):
-    wins = serializers.IntegerField()
-    n = serializers.IntegerField()
-    rate = serializers.FloatField(allow_null=True)
-    low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval")
-    high = serializers.FloatField(allow_null=True)
-
-
 class PolicyRunViewSet(TrainingRunViewSet):
     serializer_class = PolicyRunSerializer
     filterset_fields = ["status", "kind", "reward_run"]
@@ -226,7 +263,7 @@ class PolicyRunViewSet(TrainingRunViewSet):
     @extend_schema(summary="How often annotators preferred the policy over the reference", responses=WinRateSerializer)
     @action(detail=True, methods=["get"], url_path="win-rate", filterset_fields=[])
     def win_rate(self, request: Request, pk: str | None = None) -> Response:
-        return Response(WinRateSerializer(human_win_rate(self.get_object())._asdict()).data)
+        return Response(WinRateSerializer(win_rate_body(human_win_rate(self.get_object()))).data)
 
     @extend_schema(
         summary="From the ranking batch: how often annotators ranked a policy answer above the reference's",
@@ -234,7 +271,7 @@ class PolicyRunViewSet(TrainingRunViewSet):
     )
     @action(detail=True, methods=["get"], url_path="ranked-win-rate", filterset_fields=[])
     def ranked_win_rate(self, request: Request, pk: str | None = None) -> Response:
-        return Response(WinRateSerializer(ranked_win_rate(self.get_object())._asdict()).data)
+        return Response(WinRateSerializer(win_rate_body(ranked_win_rate(self.get_object()))).data)
 
     @extend_schema(
         summary="Download the final model or a checkpoint (a zip of the folder from_pretrained loads)",

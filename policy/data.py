@@ -14,9 +14,9 @@ from policy.errors import PolicyRunError
 from policy.models import PolicyRun
 from rlhf.prompts import MessageError, check_messages, prompt_group_id
 
-# Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most MAX_EVAL_PROMPTS.
+# Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most the run's
+# eval_max_prompts (ReinforceConfig, 64 by default).
 EVAL_FRACTION = 0.2
-MAX_EVAL_PROMPTS = 16
 # An uploaded prompts / dialogues file larger than this is refused before it is read.
 MAX_DATA_FILE_BYTES = 50 * 1024 * 1024
 
@@ -108,12 +108,15 @@ def unique_prompts(prompts: Iterable[Messages]) -> list[Messages]:
     return unique
 
 
-def split_eval_prompts(prompts: list[Messages], seed: int = 0) -> tuple[list[Messages], list[Messages]]:
-    """(train, eval): a deterministic held-out share, chosen by a hash of each prompt, never on both sides."""
+def split_eval_prompts(
+    prompts: list[Messages], seed: int = 0, max_eval: int = 64
+) -> tuple[list[Messages], list[Messages]]:
+    """(train, eval): a deterministic held-out share (a fifth, at most `max_eval`), chosen by a hash of each prompt,
+    never on both sides."""
     prompts = unique_prompts(prompts)
     if len(prompts) < 2:
         raise PolicyRunError(f"Need at least 2 distinct prompts (one to train on, one held out); got {len(prompts)}.")
-    n_eval = min(MAX_EVAL_PROMPTS, max(1, round(EVAL_FRACTION * len(prompts))))
+    n_eval = min(max_eval, max(1, round(EVAL_FRACTION * len(prompts))))
 
     def rank(prompt: Messages) -> str:
         return hashlib.sha256(f"{seed}:{prompt_group_id(prompt)}".encode()).hexdigest()

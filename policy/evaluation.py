@@ -3,9 +3,7 @@ reference policy's, and the human win rate with its interval."""
 
 from __future__ import annotations
 
-import math
 import random
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -15,6 +13,7 @@ from annotate.models import Batch, Item, Judgment
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun
 from rlhf.rankings import MAX_RANKING_SIZE, MIN_RANKING_SIZE, ranks_of
+from rlhf.stats import WinRate
 from runs.models import RunStatus
 
 # What "send to annotators" makes: a pairwise batch (policy vs reference) or a ranking batch (n + 1 answers).
@@ -216,25 +215,6 @@ def _free_batch_name(name: str) -> str:
     return candidate
 
 
-class WinRate(NamedTuple):
-    wins: int
-    n: int
-    rate: float | None
-    low: float | None
-    high: float | None
-
-
-def wilson_interval(wins: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval for a binomial share (95 % for the default z)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = wins / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def human_win_rate(run: PolicyRun) -> WinRate:
     """How often annotators preferred the policy over the reference, with a 95 % Wilson interval.
 
@@ -253,10 +233,7 @@ def human_win_rate(run: PolicyRun) -> WinRate:
             continue
         n += 1
         wins += judgment.chosen == policy_side
-    if n == 0:
-        return WinRate(0, 0, None, None, None)
-    low, high = wilson_interval(wins, n)
-    return WinRate(wins, n, wins / n, low, high)
+    return WinRate.of(wins, n)
 
 
 def ranked_win_rate(run: PolicyRun) -> WinRate:
@@ -276,7 +253,4 @@ def ranked_win_rate(run: PolicyRun) -> WinRate:
         for number in source.get("policy_responses", []):
             n += 1
             wins += ranks[number] < ranks[reference]
-    if n == 0:
-        return WinRate(0, 0, None, None, None)
-    low, high = wilson_interval(wins, n)
-    return WinRate(wins, n, wins / n, low, high)
+    return WinRate.of(wins, n)

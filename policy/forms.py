@@ -98,21 +98,40 @@ class ReinforceRunForm(RunDataForm):
         queryset=RewardModelRun.objects.none(), label="Reward model", help_text="Only runs that succeeded."
     )
 
+    judge_run = RewardRunChoiceField(
+        queryset=RewardModelRun.objects.none(),
+        required=False,
+        label="Judge (optional)",
+        help_text="A second reward model, trained on judgments the first never saw (other batches, or the other half "
+        "of a prompt-disjoint split): it scores the held-out answers beside the reward model, never the training.",
+    )
+
     config_class = ReinforceConfig
-    field_order = ["reward_run", *RunDataForm.field_order]
+    field_order = ["reward_run", "judge_run", *RunDataForm.field_order]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["reward_run"].queryset = RewardModelRun.objects.filter(status=RunStatus.SUCCEEDED).prefetch_related(
             "batches"
         )
-        self.fields["data_batch"].help_text = "Its items' distinct prompts; a fifth (at most 16) is held out."
+        self.fields["judge_run"].queryset = self.fields["reward_run"].queryset
+        self.fields[
+            "data_batch"
+        ].help_text = "Its items' distinct prompts; a fifth (at most the held-out prompts option) is held out."
         self.fields[
             "data_file"
         ].help_text = 'One prompt per line: {"prompt": "text"} or {"prompt": [{"role": "user", "content": "…"}]}.'
 
+    def clean(self):
+        cleaned = super().clean()
+        judge, reward = cleaned.get("judge_run"), cleaned.get("reward_run")
+        if judge is not None and reward is not None and judge.pk == reward.pk:
+            self.add_error("judge_run", "The judge must be another reward model than the one the policy is trained on.")
+        return cleaned
+
     def start_kwargs(self) -> dict:
-        return {"reward_run": self.cleaned_data["reward_run"], **super().start_kwargs()}
+        data = self.cleaned_data
+        return {"reward_run": data["reward_run"], "judge_run": data.get("judge_run"), **super().start_kwargs()}
 
 
 class SFTRunForm(RunDataForm):

@@ -17,6 +17,7 @@ from annotate.models import Batch, Judgment
 from policy.evaluation import human_win_rate, ranked_win_rate
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
+from rlhf.stats import WinRate
 
 # A lineage page never grows without bound: a batch used by many runs shows the first ones.
 MAX_STEPS = 40
@@ -109,6 +110,12 @@ def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _win_rate_text(rate: WinRate) -> str:
+    """A win rate with its count and 95 % interval, and "not distinguishable" when the interval spans 0.5."""
+    text = f"{_rate(rate.rate)} (n = {rate.n}; 95 % {rate.low:.2f}–{rate.high:.2f})"
+    return f"{text}, not distinguishable from the reference yet" if rate.spans_half else text
+
+
 def step_of(obj: Model) -> LineageStep:
     """A node with its headline figures: a batch's judgments, a reward model's held-out accuracy and Kendall's tau,
     a policy's reward-model win rate, KL and human win rate."""
@@ -129,10 +136,13 @@ def step_of(obj: Model) -> LineageStep:
     metrics = obj.metrics or {}
     figures = [("status", obj.get_status_display())]
     if obj.is_reinforce:
-        figures += [("RM win rate", _rate(metrics.get("win_rate"))), ("KL", _rate(metrics.get("kl")))]
-        for label, rate in (("human win rate", human_win_rate(obj)), ("ranked above reference", ranked_win_rate(obj))):
-            if rate.n:
-                figures.append((label, f"{_rate(rate.rate)} (n = {rate.n})"))
+        rates = [("RM win rate", obj.reward_model_win_rate), ("judge win rate", obj.judge_win_rate)]
+        rates += [("human win rate", human_win_rate(obj)), ("ranked above reference", ranked_win_rate(obj))]
+        for label, rate in rates:
+            if rate is not None and rate.n:
+                figures.append((label, _win_rate_text(rate)))
+        if metrics.get("kl") is not None:
+            figures.append(("KL (nats per answer)", _rate(metrics.get("kl"))))
     return LineageStep("policy", obj, f"Policy {obj}", obj.get_absolute_url(), figures)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.db import models
 from django.urls import reverse
 
+from rlhf.stats import WinRate
 from runs import storage
 from runs.models import TrainingLog, TrainingRun
 
@@ -20,6 +21,11 @@ class PolicyRun(TrainingRun):
     # The reward model REINFORCE optimises against; null for SFT.
     reward_run = models.ForeignKey(
         "rewardmodel.RewardModelRun", null=True, blank=True, on_delete=models.PROTECT, related_name="policy_runs"
+    )
+    # An independent judge (REINFORCE): a second reward model, trained on judgments the first never saw, that scores
+    # the held-out answers beside it at every evaluation and never touches training.
+    judge_run = models.ForeignKey(
+        "rewardmodel.RewardModelRun", null=True, blank=True, on_delete=models.PROTECT, related_name="judged_policy_runs"
     )
     # Where the starting weights come from: another policy run (an SFT warm start) or a path / hub id;
     # neither means the default SmolLM2-135M-Instruct.
@@ -65,6 +71,22 @@ class PolicyRun(TrainingRun):
     @property
     def is_reinforce(self) -> bool:
         return self.kind == self.Kind.REINFORCE
+
+    @property
+    def reward_model_win_rate(self) -> WinRate | None:
+        """The final evaluation's win rate over the reference by the reward model trained against, with its count
+        and interval (a run from before counts were stored: its rate times the held-out prompts it had)."""
+        metrics = self.metrics or {}
+        stored = WinRate.from_metrics(metrics, "win")
+        if stored is not None or metrics.get("win_rate") is None:
+            return stored
+        n = min(int(self.config.get("eval_prompts") or 0), int(self.config.get("eval_max_prompts") or 1 << 30))
+        return WinRate.of(round(2 * metrics["win_rate"] * n) / 2, n) if n else None
+
+    @property
+    def judge_win_rate(self) -> WinRate | None:
+        """The final evaluation's win rate by the independent judge, when the run named one."""
+        return WinRate.from_metrics(self.metrics or {}, "judge_win")
 
     @property
     def base_label(self) -> str:

@@ -41,6 +41,7 @@ def start_policy_run(
     kind: str,
     *,
     reward_run: RewardModelRun | None = None,
+    judge_run: RewardModelRun | None = None,
     base_run: PolicyRun | None = None,
     base_path: str = "",
     base_checkpoint: str = "",
@@ -52,7 +53,8 @@ def start_policy_run(
 ) -> PolicyRun:
     """Create a queued run and (by default) hand it to a worker once the row is committed.
 
-    REINFORCE needs a succeeded reward-model run and prompts; SFT needs demonstrations.
+    REINFORCE needs a succeeded reward-model run and prompts, and may name a second succeeded reward-model run as
+    an independent judge of its held-out answers (`check_judge_run`); SFT needs demonstrations.
     Data comes from `data_batch` or an uploaded JSONL `data_file` (checked here, line by line,
     and kept under MEDIA_ROOT so the worker reads exactly what was uploaded).
     """
@@ -70,8 +72,10 @@ def start_policy_run(
             )
         if reward_run.artifact_location is None:
             raise PolicyRunError(f"Reward run {reward_run.pk} has no trained model on disk any more.")
+        if judge_run is not None:
+            check_judge_run(judge_run, reward_run)
     else:
-        reward_run = None
+        reward_run = judge_run = None
     base_path = (base_path or "").strip()
     if base_run is not None and base_path:
         raise PolicyRunError("Give either a base policy run or a base path, not both.")
@@ -103,7 +107,7 @@ def start_policy_run(
         else:
             data = batch_prompts(data_batch)
     if kind == PolicyRun.Kind.REINFORCE:
-        train, held_out = split_eval_prompts(data, seed=config.seed)
+        train, held_out = split_eval_prompts(data, seed=config.seed, max_eval=config.eval_max_prompts)
         extra = {"train_prompts": len(train), "eval_prompts": len(held_out)}
     else:
         extra = {"dialogues": len(data)}
@@ -113,6 +117,7 @@ def start_policy_run(
             kind=kind,
             created_by=user if getattr(user, "pk", None) else None,
             reward_run=reward_run,
+            judge_run=judge_run,
             base_run=base_run,
             base_path=base_path,
             base_checkpoint=base_checkpoint,
@@ -129,6 +134,22 @@ def start_policy_run(
 
             run.dispatch_on_commit(train_policy_run)
     return run
+
+
+def check_judge_run(judge_run: RewardModelRun, reward_run: RewardModelRun) -> None:
+    """A judge is a reward model that succeeded, other than the one the policy is trained against (a judge that
+    is the training reward model only repeats what the policy learnt to please)."""
+    if judge_run.pk == reward_run.pk:
+        raise PolicyRunError(
+            f"The judge must not be the run's own reward model (reward run {reward_run.pk}): pick a reward model "
+            "trained on other judgments, e.g. the other half of a prompt-disjoint split."
+        )
+    if judge_run.status != RunStatus.SUCCEEDED:
+        raise PolicyRunError(
+            f"Judge reward run {judge_run.pk} is {judge_run.get_status_display().lower()}; pick a run that succeeded."
+        )
+    if judge_run.artifact_location is None:
+        raise PolicyRunError(f"Judge reward run {judge_run.pk} has no trained model on disk any more.")
 
 
 def artifact_dir_for(run: PolicyRun) -> Path:
@@ -239,7 +260,14 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     def save_samples(step: int, samples: list[dict]) -> None:
         save_policy_samples(run, step, samples)
 
-    train, held_out = split_eval_prompts(data, seed=config.seed)
+    judge_fn = None
+    if run.judge_run is not None:
+        judge = scorer_for(run.judge_run)
+
+        def judge_fn(prompts: list[Messages], responses: list[str]) -> list[float]:
+            return [float(r) for r in judge.score_batch(prompts, responses)]
+
+    train, held_out = split_eval_prompts(data, seed=config.seed, max_eval=config.eval_max_prompts)
     return trainer.train_reinforce(
         base,
         reward_fn,
@@ -252,6 +280,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
         should_stop=should_stop,
         on_progress=on_progress,
         resume_path=run.resume_checkpoint,
+        judge_fn=judge_fn,
     )
 
 
@@ -273,7 +302,12 @@ def _train_reinforce_distributed(
 
     if run.reward_run.artifact_dir is None:
         raise PolicyRunError(f"Reward run {run.reward_run.pk} has no trained model on disk any more.")
-    train, held_out = split_eval_prompts(data, seed=config.seed)
+    judge_dir = None
+    if run.judge_run is not None:
+        judge_dir = run.judge_run.artifact_dir
+        if judge_dir is None:
+            raise PolicyRunError(f"Judge reward run {run.judge_run.pk} has no trained model on disk any more.")
+    train, held_out = split_eval_prompts(data, seed=config.seed, max_eval=config.eval_max_prompts)
     with fresh_launch_dir(run.launch_dir) as work_dir:
         write_job(
             work_dir,
@@ -285,6 +319,7 @@ def _train_reinforce_distributed(
             config,
             output_dir,
             run.resume_checkpoint,
+            judge_model_path=str(judge_dir) if judge_dir is not None else None,
         )
         return launch_torchrun(
             "policy.reinforce.launch",

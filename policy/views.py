@@ -62,7 +62,7 @@ def run_new_sft(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(PolicyRun.objects.select_related("reward_run", "base_run", "annotation_batch"), pk=pk)
     context = {
-        **_live_context(run),
+        **_live_context(run, request.GET.get("x")),
         **_samples_context(run, request.GET),
         **_human_context(run),
         **_ranked_context(run),
@@ -75,7 +75,11 @@ def run_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The polled part of the run page; the last poll (run finished) answers 286."""
     run = get_object_or_404(PolicyRun, pk=pk)
     return render_polled(
-        request, "policy/run_detail.html#live", _live_context(run), done=run.is_finished, refresh_when_done=True
+        request,
+        "policy/run_detail.html#live",
+        _live_context(run, request.GET.get("x")),
+        done=run.is_finished,
+        refresh_when_done=True,
     )
 
 
@@ -152,7 +156,21 @@ def run_human(request: HttpRequest, pk: int) -> HttpResponse:
 # Helpers -----------------------------------------------------------------------------------------
 
 
-def _live_context(run: PolicyRun) -> dict:
+def _win_rate_curves(run: PolicyRun, x_axis: str) -> list[tuple[str, str, list]]:
+    """The reward model's and the judge's held-out win rates per evaluation, against the step or (x_axis "kl") the
+    held-out KL of the same evaluation: the over-optimisation picture (Gao et al., 2022)."""
+    series = [("reward model", "eval", "eval_win_rate"), ("judge", "judge", "eval_judge_win_rate")]
+    if x_axis != "kl":
+        return [(label, css, run.curve(key)) for label, css, key in series]
+    kl_at = dict(run.curve("eval_kl"))
+    return [
+        (label, css, [(round(kl_at[step], 4), rate) for step, rate in run.curve(key) if step in kl_at])
+        for label, css, key in series
+    ]
+
+
+def _live_context(run: PolicyRun, x_axis: str | None = None) -> dict:
+    x_axis = "kl" if x_axis == "kl" else "step"
     run.check_worker()  # every poll of a running run notices a dead worker (no write unless it is lost)
     if run.kind == PolicyRun.Kind.SFT:
         charts = [("Loss", line_chart([("train loss", "train", run.curve("loss"))], "loss"))]
@@ -186,11 +204,31 @@ def _live_context(run: PolicyRun) -> dict:
                 ),
             ),
             (
-                "Reward-model win rate over reference",
-                line_chart([("held out", "eval", run.curve("eval_win_rate"))], "win rate", y_range=(0.0, 1.0)),
+                "Held-out win rate over reference",
+                line_chart(
+                    _win_rate_curves(run, x_axis),
+                    "win rate",
+                    y_range=(0.0, 1.0),
+                    x_label="KL (nats per answer)" if x_axis == "kl" else "step",
+                ),
             ),
         ]
-    return {"run": run, "charts": [(title, chart) for title, chart in charts if chart]}
+    return {
+        "run": run,
+        "charts": [(title, chart) for title, chart in charts if chart],
+        "win_x": x_axis,
+        "model_rates": _model_rates(run),
+    }
+
+
+def _model_rates(run: PolicyRun) -> list[tuple[str, object]]:
+    """(who judged, WinRate) for the final held-out evaluation: the reward model trained against, and the judge."""
+    if not run.is_reinforce or run.status != "succeeded":
+        return []
+    rates = [("Reward model (trained against)", run.reward_model_win_rate)]
+    if run.judge_run_id:
+        rates.append((f"Judge: {run.judge_run}", run.judge_win_rate))
+    return [(label, rate) for label, rate in rates if rate is not None]
 
 
 def _samples_context(run: PolicyRun, query) -> dict:
@@ -219,7 +257,13 @@ def _human_context(run: PolicyRun) -> dict:
     if batch is not None:
         wanted = batch.items.count() * batch.overlap
         done = human.n >= wanted
-    return {"run": run, "human": human, "human_done": done, "reward_model_win_rate": run.metrics.get("win_rate")}
+    return {
+        "run": run,
+        "human": human,
+        "human_done": done,
+        "human_label": "Annotators",
+        "model_rates": _model_rates(run),
+    }
 
 
 def _ranked_context(run: PolicyRun) -> dict:

@@ -77,10 +77,11 @@ def line_chart(
     width: int = 480,
     height: int = 190,
     y_range: tuple[float, float] | None = None,
+    x_label: str = "step",
 ) -> dict | None:
     """Geometry for an inline SVG chart (template `runs/_run.html#chart`): a polyline per (label, css class, points)
     and a dot on each point, so a series of one point (a 1-epoch eval, a 1-step run) still shows. The x axis is the
-    step, the y axis `y_label`.
+    step (or `x_label`: any non-negative quantity, e.g. KL), the y axis `y_label`.
 
     None when there is nothing to draw yet.
     """
@@ -88,6 +89,8 @@ def line_chart(
     if not all_points:
         return None
     x_max = max(x for x, _ in all_points) or 1
+    if isinstance(x_max, float):
+        x_max = round(x_max, 3) or 1
     if y_range is None:
         ys = [y for _, y in all_points]
         y_range = (min(ys), max(ys))
@@ -128,7 +131,7 @@ def line_chart(
         "y_max": y_max,
         "x_min": 0,
         "x_max": x_max,
-        "x_label": "step",
+        "x_label": x_label,
         "y_label": y_label,
         "x_label_x": (left + right) // 2,
         "y_label_y": (top + bottom) // 2,

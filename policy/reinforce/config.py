@@ -48,7 +48,15 @@ class ReinforceConfig:
     max_grad_norm: float = option(1.0, low=1e-6, high=1000.0, advanced=True, label="Max gradient norm")
     weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
     eval_every: int = option(5, low=1, high=1_000_000, advanced=True, help="Steps between held-out evaluations.")
-    eval_max_prompts: int = option(8, low=1, high=10_000, advanced=True, help="Held-out prompts per evaluation.")
+    # 64 held-out prompts put a 95 % interval about ±0.12 wide around a win rate of 0.5; 8 left it ±0.3.
+    eval_max_prompts: int = option(
+        64,
+        low=1,
+        high=10_000,
+        advanced=True,
+        label="Held-out prompts",
+        help="Held-out prompts per evaluation: a fifth of the distinct prompts, at most this many.",
+    )
     checkpoint_every: int = option(
         5,
         low=1,

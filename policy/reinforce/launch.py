@@ -24,6 +24,7 @@ def write_job(
     config: ReinforceConfig,
     output_dir: str | Path,
     resume_path: str | Path | None = None,
+    judge_model_path: str | None = None,
 ) -> None:
     job = {
         "policy_path": str(policy_path),
@@ -34,6 +35,7 @@ def write_job(
         "config": config.to_dict(),
         "output_dir": str(output_dir),
         "resume_path": str(resume_path) if resume_path else None,
+        "judge_model_path": judge_model_path,  # an independent judge's folder (same loader), or None
     }
     write_json(work_dir / JOB_FILE, job)
 
@@ -48,6 +50,13 @@ def train(job: dict, channel: RankChannel) -> dict:
     def reward_fn(prompts: list[list[dict]], responses: list[str]) -> list[float]:
         return [float(r) for r in scorer.score_batch(prompts, responses)]
 
+    judge_fn = None
+    if job.get("judge_model_path") and channel.context.master_process:  # rank 0 alone evaluates
+        judge = load_reward_model(job["judge_model_path"], device=str(channel.context.device))
+
+        def judge_fn(prompts: list[list[dict]], responses: list[str]) -> list[float]:
+            return [float(r) for r in judge.score_batch(prompts, responses)]
+
     return train_reinforce(
         job["policy_path"],
         reward_fn,
@@ -60,6 +69,7 @@ def train(job: dict, channel: RankChannel) -> dict:
         should_stop=channel.should_stop,
         on_progress=channel.on_progress,
         resume_path=job["resume_path"],
+        judge_fn=judge_fn,
     )
 
 

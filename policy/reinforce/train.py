@@ -27,6 +27,7 @@ from rlhf.training import TrainingStopped
 
 from .card import policy_card
 from .config import ReinforceConfig
+from .evaluation import compare_with_reference
 from .loading import load_policy
 from .loss import compute_baseline, k3_kl, reinforce_loss, token_kl, whiten
 from .sampling import Rollout, decode_responses, make_generator, response_logprobs, rollout_prompts
@@ -108,13 +109,18 @@ def train_reinforce(
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
     resume_path: str | os.PathLike | None = None,
+    judge_fn: RewardFn | None = None,
 ) -> dict:
     """Train the policy at policy_path with REINFORCE on reward_fn.
+
+    `judge_fn`, an independent scorer (a reward model trained on other judgments), scores the held-out answers of
+    every evaluation beside reward_fn; it never touches training.
 
     With `resume_path`, saves a resumable checkpoint there every `config.checkpoint_every` steps (beside the
     downloadable checkpoint-<step> folder) and continues from it when it exists, as an uninterrupted run would.
 
-    Returns the last evaluation on eval_prompts (reward_policy, reward_reference, win_rate, kl, response_length),
+    Returns the last evaluation on eval_prompts (reward_policy, reward_reference, win_rate with win_wins, win_n,
+    win_low, win_high; the judge's judge_win_rate and the rest when there is one; kl, response_length),
     model_path (output_dir/final) and eval_samples: the policy's and the reference's answer to each held-out prompt.
 
     Started by torchrun (policy.reinforce.launch), every rank takes the same prompts for a step and samples, scores
@@ -204,6 +210,9 @@ def train_reinforce(
         mask = rollout.response_mask
         kl_tokens = token_kl(logprobs.detach(), ref_logprobs, mask)
         sequence_kl = kl_tokens.sum(dim=1)
+        # The KL reported (logs, page, API): k3 summed over the response, >= 0 for every sample (the k1 penalty above
+        # is an unbiased estimate too, but one sample of it can be negative).
+        reported_kl = k3_kl(logprobs.detach(), ref_logprobs, mask).sum(dim=1)
         rewards = scores.clone()
         if config.no_eos_penalty is not None:
             rewards = rewards - config.no_eos_penalty * (~rollout.ended).float()
@@ -229,7 +238,7 @@ def train_reinforce(
 
         # The step's metrics over every rank's samples (loss_stats stay this rank's).
         all_scores = ctx.all_gather(scores)
-        all_sequence_kl = ctx.all_gather(sequence_kl)
+        all_sequence_kl = ctx.all_gather(reported_kl)
         all_lengths = ctx.all_gather(rollout.lengths.float())
         all_ended = ctx.all_gather(rollout.ended.float())
         (loss_sum,) = ctx.all_reduce_sum([loss.item()])
@@ -266,10 +275,12 @@ def train_reinforce(
             if reference_eval is None:
                 # The reference never changes: its eval answers are sampled and scored once.
                 reference_eval = _sample_and_score(reference, tokenizer, reward_fn, eval_prompts, config, device)
+                if judge_fn is not None:
+                    reference_eval["judge_rewards"] = score(judge_fn, eval_prompts, reference_eval["responses"])
                 if on_samples is not None:
                     on_samples(step, _eval_samples(eval_prompts, reference_eval, "reference"))
             evaluation = _evaluate(
-                policy, reference, tokenizer, reward_fn, eval_prompts, config, device, reference_eval
+                policy, reference, tokenizer, reward_fn, eval_prompts, config, device, reference_eval, judge_fn
             )
             if on_samples is not None:
                 on_samples(step, _eval_samples(eval_prompts, evaluation["policy"], "eval"))
@@ -304,7 +315,11 @@ def train_reinforce(
                     # The reference's eval answers (sampled once): what the final comparison needs of them.
                     "reference_eval": None
                     if reference_eval is None
-                    else {"responses": reference_eval["responses"], "rewards": reference_eval["rewards"]},
+                    else {
+                        key: reference_eval[key]
+                        for key in ("responses", "rewards", "judge_rewards")
+                        if key in reference_eval
+                    },
                     "config": config.to_dict(),
                 },
                 resume_path,
@@ -320,6 +335,8 @@ def train_reinforce(
         "reward_policy": eval_metrics["eval_reward_policy"],
         "reward_reference": eval_metrics["eval_reward_reference"],
         "win_rate": eval_metrics["eval_win_rate"],
+        **{key.removeprefix("eval_"): value for key, value in eval_metrics.items() if key.startswith(_FINAL_PREFIXES)},
+        "eval_prompts": len(eval_prompts),
         "kl": eval_metrics["eval_kl"],
         "response_length": eval_metrics["eval_length"],
         "train_reward_mean": metrics["reward_mean"],
@@ -408,6 +425,10 @@ def _rollouts(
     return rollouts, responses
 
 
+# Evaluation metrics the final result repeats without the "eval_" prefix (win_wins, judge_win_rate, ...).
+_FINAL_PREFIXES = ("eval_win_", "eval_judge_")
+
+
 @torch.no_grad()
 def _evaluate(
     policy: PreTrainedModel,
@@ -418,24 +439,29 @@ def _evaluate(
     config: ReinforceConfig,
     device: torch.device,
     reference_eval: dict,
+    judge_fn: RewardFn | None = None,
 ) -> dict:
     sampled = _sample_and_score(policy, tokenizer, reward_fn, prompts, config, device)
     kls, lengths = [], []
     for rollout in sampled["rollouts"]:
         logprobs = response_logprobs(policy, rollout, config.temperature)
         ref_logprobs = response_logprobs(reference, rollout, config.temperature)
-        kls.extend(token_kl(logprobs, ref_logprobs, rollout.response_mask).sum(dim=1).tolist())
+        # KL(policy || reference) per answer: k3 summed over its tokens (>= 0), as in the training logs.
+        kls.extend(k3_kl(logprobs, ref_logprobs, rollout.response_mask).sum(dim=1).tolist())
         lengths.extend(rollout.lengths.tolist())
-    policy_rewards, reference_rewards = sampled["rewards"], reference_eval["rewards"]
-    # A tie counts half, so identical policies score 0.5.
-    wins = sum(1.0 if p > r else 0.5 if p == r else 0.0 for p, r in zip(policy_rewards, reference_rewards, strict=True))
-    metrics = {
-        "eval_reward_policy": sum(policy_rewards) / len(policy_rewards),
-        "eval_reward_reference": sum(reference_rewards) / len(reference_rewards),
-        "eval_win_rate": wins / len(policy_rewards),
-        "eval_kl": sum(kls) / len(kls),
-        "eval_length": sum(lengths) / len(lengths),
-    }
+    scorers = {"reward": reward_fn} if judge_fn is None else {"reward": reward_fn, "judge": judge_fn}
+    known_reference = {"reward": reference_eval["rewards"]}
+    if "judge_rewards" in reference_eval:
+        known_reference["judge"] = reference_eval["judge_rewards"]
+    comparison, _, _ = compare_with_reference(
+        prompts,
+        sampled["responses"],
+        reference_eval["responses"],
+        scorers,
+        policy_scores={"reward": sampled["rewards"]},
+        reference_scores=known_reference,
+    )
+    metrics = {**comparison, "eval_kl": sum(kls) / len(kls), "eval_length": sum(lengths) / len(lengths)}
     return {"metrics": metrics, "policy": sampled}
 
 

@@ -7,7 +7,8 @@ import pytest
 from annotate.models import Item
 from annotate.services import assign_hit, rate_item, submit_hit
 from policy.errors import PolicyRunError
-from policy.evaluation import human_win_rate, send_to_annotators, wilson_interval
+from policy.evaluation import human_win_rate, send_to_annotators
+from rlhf.stats import wilson_interval
 from policy.services import run_policy_training, start_policy_run
 from runs.models import RunStatus
 from tests.annotate.factories import make_batch

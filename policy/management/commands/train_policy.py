@@ -20,6 +20,12 @@ class Command(PolicyTrainingCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--reward-run", type=int, required=True, metavar="ID", help="A succeeded reward-model run.")
+        parser.add_argument(
+            "--judge-run",
+            type=int,
+            metavar="ID",
+            help="Another succeeded reward-model run that scores the held-out answers as an independent judge.",
+        )
         self.add_base_arguments(parser)
         prompts = parser.add_mutually_exclusive_group(required=True)
         prompts.add_argument("--prompts-batch", metavar="NAME", help="Use the distinct prompts of this batch.")
@@ -31,7 +37,17 @@ class Command(PolicyTrainingCommand):
         reward_run = RewardModelRun.objects.filter(pk=options["reward_run"]).first()
         if reward_run is None:
             raise CommandError(f"No reward-model run {options['reward_run']}.")
+        judge_run = None
+        if options.get("judge_run") is not None:
+            judge_run = RewardModelRun.objects.filter(pk=options["judge_run"]).first()
+            if judge_run is None:
+                raise CommandError(f"No reward-model run {options['judge_run']} (--judge-run).")
         training = self.checked_options(ReinforceConfig, options)
         self.start_and_train(
-            options, options["prompts_batch"], options["prompts_file"], reward_run=reward_run, **training
+            options,
+            options["prompts_batch"],
+            options["prompts_file"],
+            reward_run=reward_run,
+            judge_run=judge_run,
+            **training,
         )
