@@ -217,6 +217,8 @@ def _live_context(run: PolicyRun, x_axis: str | None = None) -> dict:
         "run": run,
         "charts": [(title, chart) for title, chart in charts if chart],
         "win_x": x_axis,
+        # The final evaluation's count (config: the split's, for runs from before it was logged).
+        "held_out": (run.metrics or {}).get("eval_prompts") or run.config.get("eval_prompts") or 0,
         "model_rates": _model_rates(run),
     }
 

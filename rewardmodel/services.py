@@ -21,7 +21,7 @@ from rewardmodel.models import RewardModelRun
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
 from rlhf.options import OptionError
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
-from rlhf.prompts import join_input, prompt_group_id
+from rlhf.prompts import join_input, prompt_group_id, prompt_half
 from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
@@ -284,6 +284,11 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
     if not pairs:
         raise RewardRunError("No preference pairs: the batches have no (untied) judgments.")
     rankings = [ranking for _, ranking in rankings_from_judgments(judgments, ranking_aggregate)]
+    if config.split_half != "none":
+        pairs = [pair for pair in pairs if prompt_half(pair.group_id()) == config.split_half]
+        rankings = [ranking for ranking in rankings if prompt_half(ranking.group_id()) == config.split_half]
+        if not pairs:
+            raise RewardRunError(f"No preference pairs in the {config.split_half} half of the prompts.")
     count, digest = judgments_fingerprint(judgments)
     type(run).objects.filter(pk=run.pk).update(judgments_count=count, judgments_hash=digest, pairs_count=len(pairs))
     description = {
@@ -291,6 +296,8 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         "judgments": count,
         "aggregate": run.config.get("aggregate", "each"),
     }
+    if config.split_half != "none":
+        description["prompt_half"] = config.split_half
     if rankings:
         description["rankings"] = len(rankings)
         description["ranking_aggregate"] = ranking_aggregate

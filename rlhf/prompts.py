@@ -68,6 +68,18 @@ def prompt_group_id(messages: list[dict]) -> str:
     return "prompt-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# A prompt-disjoint split in two halves, for two reward models that never saw the same prompt (a policy's reward
+# model and its independent judge).
+PROMPT_HALVES = ("first", "second")
+
+
+def prompt_half(group_id: str) -> str:
+    """Which half of the prompt-disjoint split a prompt group falls in: fixed by a hash of its id, so it does not
+    depend on which batches a run takes, and two runs on "first" and "second" never share a prompt."""
+    digest = hashlib.sha256(f"half:{group_id}".encode()).digest()
+    return PROMPT_HALVES[digest[0] & 1]
+
+
 def lecture_transcript(messages: list[dict]) -> str:
     """``<User> …\\n\\n<Assistant> …``, one turn per paragraph; a lone user turn is just its text."""
     if len(messages) == 1 and messages[0].get("role", "user") == "user":

@@ -58,7 +58,7 @@ class WinRate(NamedTuple):
     def verdict(self) -> str:
         """The interval in words, as the pages say it."""
         if self.n == 0:
-            return "no comparisons yet"
+            return "no judgments yet"
         if self.spans_half:
             return "not distinguishable from the reference yet"
         return "better than the reference" if self.low > 0.5 else "worse than the reference"

@@ -52,6 +52,17 @@ class RewardTrainConfig:
     max_grad_norm: float = option(1.0, low=1e-6, high=1000.0, advanced=True, label="Max gradient norm")
     weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
     eval_fraction: float = option(0.2, low=0.0, high=0.9, help="Share of prompts held out for evaluation.")
+    # Applied to the judgments before training (rewardmodel.services), kept here so form, command and API offer it.
+    split_half: str = option(
+        "none",
+        choices=(
+            ("none", "All prompts"),
+            ("first", "First half of a prompt-disjoint split"),
+            ("second", "Second half of a prompt-disjoint split"),
+        ),
+        label="Prompt half",
+        help="Train on one half of the prompts only; a run on the other half never sees them (an independent judge).",
+    )
     margin: str = option(
         "none",
         choices=(("none", "No margin"), ("level", "Margin per rating level (clearly > slightly better)")),

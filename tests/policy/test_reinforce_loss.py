@@ -70,3 +70,15 @@ def test_kl_estimators_are_zero_for_identical_policies_and_ignore_padding():
     assert token_kl(logprobs, ref, mask)[0].tolist() == pytest.approx([0.5, -1.0, 0.0])
     assert torch.all(k3_kl(logprobs, ref, mask)[:, :2] > 0)
     assert k3_kl(logprobs, ref, mask)[0, 2] == 0
+
+
+def test_the_reported_kl_is_k3_summed_over_the_answer_never_negative():
+    """k3 per token: exp(r) - 1 - r with r = log p_ref - log p; by hand for r = -0.5 and r = 1.0 (e^-0.5 = 0.60653,
+    e^1 = 2.71828): 0.10653 + 0.71828 = 0.82481 for the answer, where k1 (log p - log p_ref) would say -0.5."""
+    logprobs = torch.tensor([[-1.0, -2.0, -3.0]])
+    ref = torch.tensor([[-1.5, -1.0, -9.0]])
+    mask = torch.tensor([[1, 1, 0]], dtype=torch.bool)
+    assert token_kl(logprobs, ref, mask).sum().item() == pytest.approx(-0.5)
+    assert k3_kl(logprobs, ref, mask).sum(dim=1).tolist() == pytest.approx([0.82481], abs=1e-4)
+    noisy = torch.randn(64, 5)
+    assert torch.all(k3_kl(noisy, noisy + torch.randn(64, 5), torch.ones(64, 5, dtype=torch.bool)) >= 0)

@@ -10,8 +10,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotate.models import Judgment, Rating
+from policy.errors import PolicyRunError
 from policy.models import PolicyLog, PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig
+from policy.services import start_policy_run
 from rewardmodel.models import RewardModelRun
 from runs.models import RunStatus
 from tests.policy.helpers import finished_run_with_answers, prompts_batch, succeeded_reward_run
@@ -177,7 +179,7 @@ def test_live_panel_shows_progress_and_eta_then_stops_polling(charlie_client, re
 
 def test_run_page_draws_curves_and_offers_checkpoints(charlie_client, finished_run):
     page = charlie_client.get(url("run_detail", finished_run)).content.decode()
-    for title in ("Reward", "KL to reference", "Response length (tokens)", "Reward-model win rate over reference"):
+    for title in ("Reward", "KL to reference", "Response length (tokens)", "Held-out win rate over reference"):
         assert f'aria-label="{title}"' in page
     assert "<polyline" in page
     assert url("run_download_checkpoint", finished_run, "final") in page
@@ -290,3 +292,82 @@ def test_sft_counts_are_plural_or_singular_as_they_come(charlie_client):
     page = charlie_client.get(url("run_detail", run)).content.decode()
     assert ": 1 dialogue</dd>" in page and "2 epochs," in page and "on 1 dialogue." in page
     assert "(s)" not in page
+
+
+# Evaluation that can tell --------------------------------------------------------------------------
+
+
+def test_run_page_gives_counts_intervals_and_says_when_the_reference_is_not_beaten(
+    charlie_client, finished_run, tmp_path
+):
+    judge = succeeded_reward_run(tmp_path / "judge")
+    finished_run.judge_run = judge
+    # The reward model: 5 of 8 (interval 0.31–0.86, spans 0.5); the judge: 58 of 64 (clearly above).
+    finished_run.metrics = {
+        **finished_run.metrics,
+        "win_rate": 0.625,
+        **{"win_wins": 5, "win_n": 8, "judge_win_rate": 58 / 64, "judge_win_wins": 58, "judge_win_n": 64},
+        "eval_prompts": 8,
+    }
+    finished_run.save()
+    page = charlie_client.get(url("run_detail", finished_run)).content.decode()
+    assert "On 8 held-out prompts" in page
+    assert "5 of 8" in page and "0.31 – 0.86" in page
+    assert "not distinguishable from the reference yet" in page
+    assert "58 of 64" in page and "better than the reference" in page
+    assert f"Judge: {judge}" in page
+
+    body = charlie_client.get(f"/api/policy-runs/{finished_run.pk}/").json()
+    reward_model, judge_rate = body["win_rates"]["reward_model"], body["win_rates"]["judge"]
+    assert (reward_model["wins"], reward_model["n"]) == (5, 8)
+    assert reward_model["low"] == pytest.approx(0.3057, abs=1e-3)
+    assert reward_model["verdict"] == "not distinguishable from the reference yet"
+    assert judge_rate["n"] == 64 and judge_rate["low"] > 0.5 and body["win_rates"]["human"] is None
+
+
+def test_win_rates_plot_reward_model_and_judge_against_steps_or_kl(charlie_client, finished_run):
+    for step, (rate, judge, kl) in enumerate([(0.5, 0.5, 0.0), (0.8, 0.6, 1.5), (0.95, 0.55, 4.0)], start=1):
+        PolicyLog.objects.create(
+            run=finished_run,
+            step=10 + step,
+            metrics={"eval_win_rate": rate, "eval_judge_win_rate": judge, "eval_kl": kl},
+        )
+    page = charlie_client.get(url("run_detail", finished_run)).content.decode()
+    assert '<tspan class="judge">judge</tspan>' in page and "judge at step 13: 0.55" in page
+    page = charlie_client.get(url("run_detail", finished_run) + "?x=kl").content.decode()
+    assert "KL (nats per answer)" in page and "judge at KL (nats per answer) 4.0: 0.55" in page
+
+
+def test_an_old_run_without_counts_shows_its_rate_over_its_held_out_prompts(finished_run):
+    finished_run.config = {"eval_prompts": 4, "eval_max_prompts": 8}
+    rate = finished_run.reward_model_win_rate
+    assert (rate.wins, rate.n, rate.rate) == (3, 4, 0.75)
+
+
+def test_a_judge_must_be_another_succeeded_reward_model(charlie, reward_run, tmp_path):
+    batch = prompts_batch()
+    with pytest.raises(PolicyRunError, match="must not be the run's own reward model"):
+        start_policy_run(charlie, "reinforce", reward_run=reward_run, judge_run=reward_run, data_batch=batch)
+    failed = RewardModelRun.objects.create(status=RunStatus.FAILED)
+    with pytest.raises(PolicyRunError, match=f"Judge reward run {failed.pk} is failed"):
+        start_policy_run(charlie, "reinforce", reward_run=reward_run, judge_run=failed, data_batch=batch)
+    judge = succeeded_reward_run(tmp_path / "judge")
+    run = start_policy_run(
+        charlie, "reinforce", reward_run=reward_run, judge_run=judge, data_batch=batch, dispatch=False
+    )
+    assert run.judge_run == judge
+
+
+def test_the_form_and_the_api_refuse_the_reward_model_as_its_own_judge(charlie_client, reward_run):
+    batch = prompts_batch()
+    response = charlie_client.post(
+        url("run_new"), {"reward_run": reward_run.pk, "judge_run": reward_run.pk, "data_batch": batch.pk}
+    )
+    assert "The judge must be another reward model" in response.content.decode()
+    response = charlie_client.post(
+        "/api/policy-runs/",
+        {"reward_run": reward_run.pk, "judge_run": reward_run.pk, "data_batch": batch.pk},
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and "must not be the run's own reward model" in response.content.decode()
+    assert not PolicyRun.objects.filter(judge_run=reward_run).exists()
