@@ -8,8 +8,8 @@ from annotate.models import Item
 from annotate.services import assign_hit, rate_item, submit_hit
 from policy.errors import PolicyRunError
 from policy.evaluation import human_win_rate, send_to_annotators
-from rlhf.stats import wilson_interval
 from policy.services import run_policy_training, start_policy_run
+from rlhf.stats import wilson_interval
 from runs.models import RunStatus
 from tests.annotate.factories import make_batch
 from tests.policy.helpers import TINY_REINFORCE, finished_run_with_answers, prompts_batch, succeeded_reward_run
