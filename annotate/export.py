@@ -67,7 +67,7 @@ from django.db.models import Count, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from annotate.models import Batch, Judgment, Rating
+from annotate.models import Batch, Judgment, Rating, simulated_user_ids
 from arbiter.streams import ChunkSink
 from rlhf.options import OptionError, check_options, option
 from rlhf.preferences import AGGREGATIONS, item_direction, item_preferences
@@ -195,6 +195,11 @@ class ExportFilters:
     aggregate: str = option("each", choices=[(a, AGGREGATION_LABELS.get(a, a)) for a in AGGREGATIONS])
     exclude_flagged: bool = option(False, label="Exclude flagged annotators", help="As the quality page flags them.")
     usernames: bool = option(False, label="Usernames instead of pseudonyms", help="Raw, csv and rankings only.")
+    include_simulated: bool = option(
+        False,
+        label="Include simulated annotators",
+        help="Their judgments (annotate.simulation) are left out unless asked for; raw rows name them simulated-<n>.",
+    )
     ranking_aggregate: str = option(
         "each",
         label="Rankings aggregated",
@@ -240,6 +245,8 @@ class ExportFilters:
         """The judgments to export, ordered by item (aggregation relies on it)."""
         self.__post_init__()  # the fields may have changed since
         judgments = Judgment.objects.kept()  # a judgment staff marked wrong is left out until it is unmarked
+        if not self.include_simulated:
+            judgments = judgments.by_people()
         if self.batches:
             names = list(self.batches)
             found = set(Batch.objects.filter(name__in=names).values_list("name", flat=True))
@@ -427,7 +434,7 @@ def trl_lines(
 
 def ranking_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Iterator[dict]:
     """One row per ranking (per judgment, or per item with borda) of the ranking items; pairwise items are skipped."""
-    names: dict[int, str] = {}
+    names = _AnnotatorNames(filters)
     judgments = filters.judgments() if judgments is None else judgments
     for group in _item_groups(judgments.filter(ranking__isnull=False), _RAW_FIELDS):
         first = group[0]
@@ -436,10 +443,7 @@ def ranking_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> I
         for tiers, row in _item_rankings(group, filters.ranking_aggregate):
             annotator = None
             if row is not None:
-                user_id = row["annotator_id"]
-                if user_id not in names:
-                    names[user_id] = row["annotator__username"] if filters.usernames else annotator_pseudonym(user_id)
-                annotator = names[user_id]
+                annotator = names.of(row)
             yield {
                 "prompt": prompt,
                 "responses": responses,
@@ -452,9 +456,29 @@ def ranking_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> I
             }
 
 
+class _AnnotatorNames:
+    """An export row's annotator: a pseudonym (or the username when asked); a simulated annotator always by its
+    username (simulated-<n>), so the file says which judgments were simulated."""
+
+    def __init__(self, filters: ExportFilters) -> None:
+        self.usernames = filters.usernames
+        # Without include_simulated no simulated row comes; with it, their ids are read on the first row.
+        self.simulated: set[int] | None = None if filters.include_simulated else set()
+        self.names: dict[int, str] = {}
+
+    def of(self, row: dict) -> str:
+        user_id = row["annotator_id"]
+        if user_id not in self.names:
+            if self.simulated is None:
+                self.simulated = simulated_user_ids()
+            plain = self.usernames or user_id in self.simulated
+            self.names[user_id] = row["annotator__username"] if plain else annotator_pseudonym(user_id)
+        return self.names[user_id]
+
+
 def raw_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Iterator[dict]:
     """One row per judgment, in the item's orientation."""
-    names: dict[int, str] = {}
+    names = _AnnotatorNames(filters)
     judgments = filters.judgments() if judgments is None else judgments
     # A ranking has no rating: ranking judgments are in the rankings format.
     for group in _item_groups(judgments.filter(rating__isnull=False), _RAW_FIELDS):
@@ -463,9 +487,6 @@ def raw_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Itera
         first = group[0]
         prompt = render_prompt(first["prompt"], first["item__prompt_input"])
         for row in group:
-            user_id = row["annotator_id"]
-            if user_id not in names:
-                names[user_id] = row["annotator__username"] if filters.usernames else annotator_pseudonym(user_id)
             yield {
                 "batch": row["item__batch__name"],
                 "item_id": row["item__external_id"],
@@ -477,7 +498,7 @@ def raw_rows(filters: ExportFilters, judgments: QuerySet | None = None) -> Itera
                 "rating_label": RATING_LABELS[row["rating"]],
                 "chosen": 2 if row["rating"] > 0 else 1,
                 "swapped": row["swapped"],
-                "annotator": names[user_id],
+                "annotator": names.of(row),
                 "time_seconds": row["time_ms"] / 1000,
                 "created_at": row["created_at"].isoformat(),
                 "updated_at": row["updated_at"].isoformat(),

@@ -300,10 +300,28 @@ class HitSlot(models.Model):
         return to_screen_tiers(item_tiers, self.display_order)
 
 
+# The group of the simulated annotators (annotate.simulation): their judgments are marked as such on the pages and in
+# exports, and left out of exports and reward-model training unless asked for.
+SIMULATED_GROUP = "simulated annotators"
+
+
+def simulated_user_ids() -> set[int]:
+    from django.contrib.auth import get_user_model  # the user model is not ready while this module loads
+
+    return set(get_user_model().objects.filter(groups__name=SIMULATED_GROUP).values_list("pk", flat=True))
+
+
 class JudgmentQuerySet(models.QuerySet):
     def kept(self) -> JudgmentQuerySet:
         """Judgments not marked wrong by staff: what exports and reward-model training use."""
         return self.filter(excluded_at__isnull=True)
+
+    def by_people(self) -> JudgmentQuerySet:
+        """Leaves out the simulated annotators' judgments."""
+        return self.exclude(annotator__groups__name=SIMULATED_GROUP)
+
+    def simulated(self) -> JudgmentQuerySet:
+        return self.filter(annotator__groups__name=SIMULATED_GROUP)
 
 
 class Judgment(models.Model):

@@ -21,7 +21,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Length
 from scipy.stats import binomtest
 
-from annotate.models import Batch, Item, Judgment, Rating
+from annotate.models import Batch, Item, Judgment, Rating, simulated_user_ids
 from annotate.ranking_quality import RankingQuality, ranking_quality
 
 SCALE = sorted(Rating.values)  # the ordinal scale -2 < -1 < +1 < +2
@@ -57,6 +57,7 @@ class AnnotatorQuality:
     length_comparable: int = 0  # judgments whose responses differ in length
     slight_share: float | None = None
     flags: list[str] = field(default_factory=list)
+    simulated: bool = False  # one of the simulated annotators (annotate.simulation)
 
     @property
     def flagged(self) -> bool:
@@ -193,9 +194,15 @@ def _annotator_stats(rows: list[_Row], thresholds: Thresholds) -> list[Annotator
     for row in rows:
         by_annotator[row.annotator_id].append(row)
     usernames = dict(get_user_model().objects.filter(pk__in=by_annotator).values_list("pk", "username"))
+    simulated = simulated_user_ids()
     results = []
     for user_id, own in by_annotator.items():
-        quality = AnnotatorQuality(user_id=user_id, username=usernames.get(user_id, str(user_id)), judgments=len(own))
+        quality = AnnotatorQuality(
+            user_id=user_id,
+            username=usernames.get(user_id, str(user_id)),
+            judgments=len(own),
+            simulated=user_id in simulated,
+        )
         quality.median_seconds = statistics.median(r.time_ms for r in own) / 1000
 
         agreed = comparable = 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from scipy.stats import binomtest
 
-from annotate.models import Batch
+from annotate.models import Batch, simulated_user_ids
 from rlhf.rankings import Tiers, kendall_tau, krippendorff_alpha_ranks
 
 
@@ -66,6 +66,7 @@ class AnnotatorRankingQuality:
     mean_tau: float | None = None  # mean Kendall's tau with the others' rankings of the same items
     tau_pairs: int = 0  # (own ranking, other's ranking) pairs behind mean_tau
     position_bias: PositionBias = field(default_factory=PositionBias)
+    simulated: bool = False  # one of the simulated annotators (annotate.simulation)
 
 
 @dataclass
@@ -133,6 +134,7 @@ def _annotators(rankings: list[_Ranking], by_item: dict[int, list[_Ranking]]) ->
     for ranking in rankings:
         by_annotator[ranking.annotator_id].append(ranking)
     usernames = dict(get_user_model().objects.filter(pk__in=by_annotator).values_list("pk", "username"))
+    simulated = simulated_user_ids()
     results = []
     for user_id, own in by_annotator.items():
         taus = [
@@ -150,6 +152,7 @@ def _annotators(rankings: list[_Ranking], by_item: dict[int, list[_Ranking]]) ->
                 mean_tau=_mean(taus),
                 tau_pairs=len(taus),
                 position_bias=_position_bias(own),
+                simulated=user_id in simulated,
             )
         )
     results.sort(key=lambda a: a.username)

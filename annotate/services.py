@@ -98,10 +98,11 @@ def current_hit(user) -> Hit | None:
     return live.order_by("created_at", "pk").first()
 
 
-def assign_hit(user) -> Hit | None:
+def assign_hit(user, batch: Batch | None = None) -> Hit | None:
     """Assignment: the annotator's current HIT, or a new one; None when no work is left for them.
 
-    A new HIT comes from the first active batch, in queue order (priority, then oldest), with work left.
+    A new HIT comes from the first active batch, in queue order (priority, then oldest), with work left; with `batch`
+    (the simulated annotators), from that batch only, and an open HIT of another batch is no work for it.
 
     One transaction that starts by locking the annotator's user row: requests of the same annotator
     arriving at once (a double click, ten tabs) queue behind each other, and each one after the first
@@ -114,10 +115,13 @@ def assign_hit(user) -> Hit | None:
         User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
         hit = current_hit(user)
         if hit is not None:
-            return hit
-        for batch in Batch.objects.filter(active=True).in_queue_order():
+            return hit if batch is None or hit.batch_id == batch.pk else None
+        batches = Batch.objects.filter(active=True)
+        if batch is not None:
+            batches = batches.filter(pk=batch.pk)
+        for candidate in batches.in_queue_order():
             # No savepoint per batch: a batch that yields nothing has written nothing.
-            hit = _assign_from_batch(user, batch)
+            hit = _assign_from_batch(user, candidate)
             if hit is not None:
                 return hit
     return None

@@ -34,10 +34,13 @@ class RewardRunError(Exception):
 # Data in -----------------------------------------------------------------------------------------
 
 
-def judgments_for(batches: Iterable[Batch], exclude_annotators: Iterable = ()) -> QuerySet[Judgment]:
+def judgments_for(
+    batches: Iterable[Batch], exclude_annotators: Iterable = (), include_simulated: bool = False
+) -> QuerySet[Judgment]:
+    """The batches' kept judgments; the simulated annotators' (annotate.simulation) only when asked for."""
+    judgments = Judgment.objects.kept() if include_simulated else Judgment.objects.kept().by_people()
     return (
-        Judgment.objects.kept()
-        .filter(item__batch__in=list(batches))
+        judgments.filter(item__batch__in=list(batches))
         .exclude(annotator__in=list(exclude_annotators))
         .select_related("item")
         .order_by("pk")
@@ -220,7 +223,7 @@ def start_reward_run(
         exclude_ids |= flagged_annotators(batches).keys()
     exclude_ids = sorted(exclude_ids)
     config = build_config(**options)
-    judgments = list(judgments_for(batches, exclude_ids))
+    judgments = list(judgments_for(batches, exclude_ids, config.include_simulated))
     if not judgments:
         names = ", ".join(b.name for b in batches)
         raise RewardRunError(
@@ -278,7 +281,9 @@ def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
         if base_dir is None:
             raise RewardRunError(f"Base {run.base_run} has no trained model any more.")
         config.backbone = str(base_dir)  # its weights and reward head, not a fresh head
-    judgments = list(judgments_for(run.batches.all(), run.config.get("exclude_annotators", [])))
+    judgments = list(
+        judgments_for(run.batches.all(), run.config.get("exclude_annotators", []), config.include_simulated)
+    )
     ranking_aggregate = run.config.get("ranking_aggregate", "each")
     pairs = pairs_from_judgments(judgments, run.config.get("aggregate", "each"), ranking_aggregate)
     if not pairs:
@@ -377,6 +382,22 @@ def score_with_run(run: RewardModelRun, prompt: str, response_1: str, response_2
     messages = [{"role": "user", "content": prompt}]
     reward_1, reward_2 = scorer_for(run).score_batch([messages, messages], [response_1, response_2])
     return float(reward_1), float(reward_2)
+
+
+def simulate_with_run(batch: Batch, run: RewardModelRun, annotators: int, **settings):
+    """Answer an open batch as `annotators` simulated annotators preferring by the run's rewards
+    (annotate.simulation.simulate_annotators; `settings`: temperature, position_bias, random_share, seed)."""
+    from annotate.simulation import SimulationSettings, simulate_annotators
+
+    SimulationSettings(annotators, **settings)  # refuse bad settings before the model loads
+    if run.status != RunStatus.SUCCEEDED:
+        raise RewardRunError(f"Reward run {run.pk} is {run.get_status_display().lower()}; pick a run that succeeded.")
+    scorer = scorer_for(run)
+
+    def score(prompts: list[list[dict]], responses: list[str]) -> list[float]:
+        return [float(r) for r in scorer.score_batch(prompts, responses)]
+
+    return simulate_annotators(batch, score, annotators, **settings)
 
 
 def evaluate_run(run: RewardModelRun, pairs: list[PreferencePair]) -> dict:

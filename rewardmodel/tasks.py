@@ -29,6 +29,20 @@ def score_batch_items(batch_id: int, run_id: int) -> int:
 
 
 @shared_task(acks_late=True)
+def simulate_annotators(batch_id: int, run_id: int, annotators: int, settings: dict) -> int:
+    """The staff action "answer with simulated annotators" (sent to the `celery` queue: one reward model on a CPU).
+    A redelivered message carries on where the first stopped: the simulated users only take work left for them."""
+    from annotate.models import Batch
+    from rewardmodel.services import simulate_with_run
+
+    batch = Batch.objects.filter(pk=batch_id).first()
+    run = RewardModelRun.objects.filter(pk=run_id).first()
+    if batch is None or run is None:
+        return 0
+    return simulate_with_run(batch, run, annotators, **settings).judgments
+
+
+@shared_task(acks_late=True)
 def score_judged_items(run_id: int, batch_ids: list[int], limit: int) -> int:
     """The review queue's scoring: up to `limit` judged items of the batches that the run has not scored yet."""
     from rewardmodel.review import score_judged

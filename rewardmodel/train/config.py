@@ -63,6 +63,11 @@ class RewardTrainConfig:
         label="Prompt half",
         help="Train on one half of the prompts only; a run on the other half never sees them (an independent judge).",
     )
+    include_simulated: bool = option(
+        False,
+        label="Include simulated annotators",
+        help="Train on the simulated annotators' judgments too (left out by default).",
+    )
     margin: str = option(
         "none",
         choices=(("none", "No margin"), ("level", "Margin per rating level (clearly > slightly better)")),
