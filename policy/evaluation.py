@@ -207,6 +207,37 @@ def _comparisons_of(run_pk: int, eval_samples: list[dict], rng: random.Random) -
     return comparisons
 
 
+def send_to_simulated_annotators(
+    run: PolicyRun, reward_run, *, kind: str = SEND_PAIRWISE, annotators: int = 3, **settings
+) -> Batch:
+    """Have the batch "send to annotators" made of the run (pairwise or ranking) answered by simulated annotators who
+    prefer by `reward_run`'s scores (annotate.simulation), on a worker: the task goes to the `celery` queue once this
+    transaction commits. The judge should not be the run's own reward model (it would only echo the training)."""
+    from annotate.simulation import SimulationError, SimulationSettings
+    from rewardmodel.tasks import simulate_annotators
+
+    batch = run.ranking_batch if kind == SEND_RANKING else run.annotation_batch
+    if batch is None:
+        raise PolicyRunError(f"{run} has no {kind} batch yet: send it to annotators first.")
+    if reward_run is None or reward_run.status != RunStatus.SUCCEEDED or reward_run.artifact_location is None:
+        raise PolicyRunError("Pick a reward model that succeeded for the simulated annotators to prefer by.")
+    if reward_run.pk == run.reward_run_id:
+        raise PolicyRunError(
+            "The simulated annotators must not prefer by the run's own reward model: pick a judge trained on other "
+            "judgments."
+        )
+    try:
+        SimulationSettings(annotators, **settings)
+    except SimulationError as exc:
+        raise PolicyRunError(str(exc)) from None
+    if not batch.active:
+        raise PolicyRunError(f"Batch {batch.name} is closed: open it for annotators first.")
+    transaction.on_commit(
+        lambda: simulate_annotators.apply_async((batch.pk, reward_run.pk, annotators, settings), queue="celery")
+    )
+    return batch
+
+
 def _free_batch_name(name: str) -> str:
     candidate, n = name, 1
     while Batch.objects.filter(name=candidate).exists():

@@ -16,5 +16,6 @@ urlpatterns = [
     path("<int:pk>/download/<str:name>/", views.run_download, name="run_download_checkpoint"),
     path("<int:pk>/send/", views.run_send, name="run_send"),
     path("<int:pk>/human/", views.run_human, name="run_human"),
+    path("<int:pk>/simulate/", views.run_simulate, name="run_simulate"),
     path("lineage/<str:kind>/<int:pk>/", views.lineage, name="lineage"),
 ]

@@ -8,9 +8,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from annotate.models import Batch
+from annotate.models import Batch, Judgment
 from policy.errors import PolicyRunError
-from policy.evaluation import SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
+from policy.evaluation import (
+    SEND_PAIRWISE,
+    human_win_rate,
+    ranked_win_rate,
+    send_to_annotators,
+    send_to_simulated_annotators,
+)
 from policy.forms import ReinforceRunForm, SFTRunForm
 from policy.lineage import lineage_of
 from policy.models import PolicyRun, PolicySample
@@ -133,6 +139,31 @@ def run_send(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             what = ngettext("%(n)d comparison", "%(n)d comparisons", count) % {"n": count}
         messages.success(request, f"Batch {batch.name} ({what}) is open to annotators.")
+    return redirect(run)
+
+
+@permission_required("policy.send_policyrun")
+@require_POST
+def run_simulate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Staff action: the run's pairwise (or ranking) batch answered by simulated annotators, on a worker."""
+    run = get_object_or_404(PolicyRun, pk=pk)
+    judge = RewardModelRun.objects.filter(pk=request.POST.get("reward_run") or run.judge_run_id or 0).first()
+    try:
+        annotators = int(request.POST.get("annotators") or 3)
+        temperature = float(request.POST.get("temperature") or 1.0)
+        batch = send_to_simulated_annotators(
+            run, judge, kind=request.POST.get("kind") or SEND_PAIRWISE, annotators=annotators, temperature=temperature
+        )
+    except ValueError:
+        messages.error(request, "Simulated annotators must be a whole number and the temperature a number.")
+    except PolicyRunError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"{annotators} simulated annotator{'s' if annotators != 1 else ''} preferring by {judge} are answering "
+            f"batch {batch.name} on a worker.",
+        )
     return redirect(run)
 
 
@@ -259,12 +290,24 @@ def _human_context(run: PolicyRun) -> dict:
     if batch is not None:
         wanted = batch.items.count() * batch.overlap
         done = human.n >= wanted
+    simulated = (
+        Judgment.objects.filter(item__batch_id=run.annotation_batch_id, rating__isnull=False).simulated().count()
+        if batch is not None
+        else 0
+    )
+    if simulated and simulated == human.n:
+        label = "Simulated annotators"
+    elif simulated:
+        label = f"Annotators ({simulated} of {human.n} judgments simulated)"
+    else:
+        label = "Annotators"
     return {
         "run": run,
         "human": human,
         "human_done": done,
-        "human_label": "Annotators",
+        "human_label": label,
         "model_rates": _model_rates(run),
+        "judges": RewardModelRun.objects.filter(status="succeeded").exclude(pk=run.reward_run_id).order_by("-pk")[:50],
     }
 
 
