@@ -221,3 +221,33 @@ def test_bad_prompt_is_refused_naming_it(tiny_policy, tmp_path):
         train_reinforce(tiny_policy, count_a, bad, EVAL_PROMPTS, _config(), tmp_path)
     with pytest.raises(ValueError, match="baseline must be one of"):
         _config(baseline="median")
+
+
+def test_an_independent_judge_scores_every_evaluation_with_counts_and_intervals(tiny_policy, tmp_path):
+    """The judge (here: one that dislikes "a", the opposite of the reward) is logged beside the reward model at every
+    evaluation, with its count and interval; the reported KL is never negative."""
+    logs = []
+
+    def count_not_a(prompts: list[list[dict]], responses: list[str]) -> list[float]:
+        return [-value for value in count_a(prompts, responses)]
+
+    result = train_reinforce(
+        tiny_policy,
+        count_a,
+        PROMPTS,
+        EVAL_PROMPTS,
+        _config(steps=4, eval_every=2, eval_max_prompts=3),
+        tmp_path,
+        on_log=lambda step, metrics: logs.append(metrics),
+        judge_fn=count_not_a,
+    )
+    evaluations = [m for m in logs if "eval_judge_win_rate" in m]
+    assert [m["step"] for m in evaluations] == [2, 4]
+    for metrics in evaluations:
+        assert metrics["eval_prompts"] == metrics["eval_win_n"] == metrics["eval_judge_win_n"] == 3
+        assert metrics["eval_judge_win_low"] <= metrics["eval_judge_win_rate"] <= metrics["eval_judge_win_high"]
+        # Ties count half on both sides; otherwise the judge disagrees with the reward model on every answer.
+        assert metrics["eval_win_wins"] + metrics["eval_judge_win_wins"] == pytest.approx(3)
+    assert all(m["kl"] >= 0 for m in logs) and all(m["eval_kl"] >= 0 for m in evaluations)
+    assert (result["judge_win_n"], result["win_n"], result["eval_prompts"]) == (3, 3, 3)
+    assert result["win_low"] <= result["win_rate"] <= result["win_high"]
