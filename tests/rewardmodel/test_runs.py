@@ -401,3 +401,23 @@ def _dead_worker() -> str:
     probe = subprocess.Popen(["true"])
     probe.wait()
     return f"{socket.gethostname()}:{probe.pid}"
+
+
+def test_two_runs_on_the_two_prompt_halves_never_share_a_prompt(charlie, alice, tiny_backbone, artifacts):
+    from rlhf.prompts import prompt_group_id, prompt_half
+
+    batch = judged_batch("halves", alice, items=24)
+    groups = [prompt_group_id(item.chat_messages()) for item in batch.items.all()]
+    halves = {half: {g for g in groups if prompt_half(g) == half} for half in ("first", "second")}
+    assert halves["first"] and halves["second"] and not halves["first"] & halves["second"]
+    runs = {
+        half: run_reward_training(
+            start_reward_run(charlie, [batch], backbone=tiny_backbone, dispatch=False, split_half=half, **TINY)
+        )
+        for half in ("first", "second")
+    }
+    for half, run in runs.items():
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        assert run.config["split_half"] == half
+        assert run.pairs_count == sum(group in halves[half] for group in groups)  # one judgment per item
+    assert runs["first"].pairs_count + runs["second"].pairs_count == 24
