@@ -25,6 +25,7 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
         "eval_reward_policy",
         "eval_reward_reference",
         "eval_win_rate",
+        "eval_judge_win_rate",
         "eval_kl",
     )
 

@@ -14,7 +14,8 @@ from rewardmodel.models import RewardModelRun
 class Command(PolicyTrainingCommand):
     help = (
         "REINFORCE a policy against a reward-model run, in this process. Prints the run id, progress lines, "
-        "and ends with one JSON line: reward of policy and reference, reward-model win rate, KL."
+        "and ends with one JSON line: reward of policy and reference, reward-model win rate with its count and 95 % "
+        "interval (win_n, win_low, win_high; judge_win_rate and the rest with --judge-run), KL (k3, nats per answer)."
     )
     kind = PolicyRun.Kind.REINFORCE
 
