@@ -158,6 +158,7 @@ def test_cancel_a_policy_run_and_send_a_finished_one_to_annotators(staff, tmp_pa
         "rate": None,
         "low": None,
         "high": None,
+        "verdict": "no judgments yet",
     }
 
 

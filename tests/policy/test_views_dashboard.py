@@ -316,6 +316,9 @@ def test_run_page_gives_counts_intervals_and_says_when_the_reference_is_not_beat
     assert "not distinguishable from the reference yet" in page
     assert "58 of 64" in page and "better than the reference" in page
     assert f"Judge: {judge}" in page
+    lineage = charlie_client.get(reverse("policy:lineage", args=["policy", finished_run.pk])).content.decode()
+    assert "0.62 (n = 8; 95 % 0.31–0.86), not distinguishable from the reference yet" in lineage
+    assert "0.91 (n = 64; 95 % 0.81–0.96)" in lineage
 
     body = charlie_client.get(f"/api/policy-runs/{finished_run.pk}/").json()
     reward_model, judge_rate = body["win_rates"]["reward_model"], body["win_rates"]["judge"]
