@@ -20,7 +20,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.models import Batch
+from annotate.models import Batch, Judgment
 from arbiter.options import model_location, options_serializer
 from policy.errors import PolicyRunError
 from policy.evaluation import SEND_KIND_LABELS, SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
@@ -52,10 +52,17 @@ class WinRateSerializer(serializers.Serializer):
     verdict = serializers.CharField(
         help_text='The interval in words: "not distinguishable from the reference yet" when it spans 0.5.'
     )
+    simulated = serializers.IntegerField(
+        required=False,
+        help_text="Annotators' win rates: how many of the judgments behind it simulated annotators gave.",
+    )
 
 
-def win_rate_body(rate) -> dict | None:
-    return None if rate is None else {**rate._asdict(), "verdict": rate.verdict}
+def win_rate_body(rate, simulated: int | None = None) -> dict | None:
+    if rate is None:
+        return None
+    body = {**rate._asdict(), "verdict": rate.verdict}
+    return body if simulated is None else {**body, "simulated": simulated}
 
 
 class WinRatesSerializer(serializers.Serializer):
@@ -101,9 +108,16 @@ class PolicyRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerialize
         return {
             "reward_model": win_rate_body(run.reward_model_win_rate),
             "judge": win_rate_body(run.judge_win_rate),
-            "human": win_rate_body(human),
-            "ranked": win_rate_body(ranked),
+            "human": win_rate_body(human, _simulated_judgments(run.annotation_batch_id, pairwise=True)),
+            "ranked": win_rate_body(ranked, _simulated_judgments(run.ranking_batch_id, pairwise=False)),
         }
+
+
+def _simulated_judgments(batch_id: int | None, *, pairwise: bool) -> int | None:
+    if batch_id is None:
+        return None
+    judgments = Judgment.objects.filter(item__batch_id=batch_id, rating__isnull=not pairwise)
+    return judgments.simulated().count()
 
 
 class StartPolicyRunSerializer(serializers.Serializer):

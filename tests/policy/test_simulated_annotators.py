@@ -48,6 +48,8 @@ def test_the_command_answers_the_sent_batch_and_the_page_shows_a_simulated_win_r
     # Twelve coin-like judgments cannot tell two policies apart; the page says so, or says which side won.
     assert any(words in page for words in ("not distinguishable", "better than the reference", "worse than"))
     assert "Answer with simulated annotators" not in page  # the batch is done
+    human = charlie_client.get(f"/api/policy-runs/{run.pk}/").json()["win_rates"]["human"]
+    assert (human["n"], human["simulated"]) == (12, 12) and human["low"] < human["rate"] < human["high"]
 
 
 def test_the_training_reward_model_is_refused_as_the_simulated_annotators_judge(charlie_client, reward_run, judge):
