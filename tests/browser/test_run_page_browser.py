@@ -75,7 +75,7 @@ def test_a_policy_run_page_shows_samples_and_send_to_annotators_once_the_run_suc
     expect(page.locator(".run-phase")).to_have_count(0)
     expect(page.locator("#run-live")).not_to_have_attribute("hx-get", re.compile(".*"))
     # The win-rate chart has one point: a dot, with its axes labelled.
-    chart = page.locator('svg[aria-label="Reward-model win rate over reference"]')
+    chart = page.locator('svg[aria-label="Held-out win rate over reference"]')
     expect(chart.locator("circle")).to_have_count(1)
     expect(chart.locator("text.axis-label")).to_have_text(["step", "win rate"])
     assert not script_errors
