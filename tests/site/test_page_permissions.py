@@ -65,6 +65,7 @@ PAGES = [
     Page("policy:run_download_checkpoint", "get", "/dashboard/policy/{policy_run}/download/final/", RESEARCHER),
     Page("policy:run_send", "post", "/dashboard/policy/{policy_run}/send/", RESEARCHER),
     Page("policy:run_human", "get", "/dashboard/policy/{policy_run}/human/", RESEARCHER),
+    Page("policy:run_simulate", "post", "/dashboard/policy/{policy_run}/simulate/", RESEARCHER),
     Page("ordering:batch", "get", "/dashboard/ordering/{batch}/", CURATOR + RESEARCHER),  # both may view batches
     Page("ordering:save", "post", "/dashboard/ordering/{batch}/save/", CURATOR, {"order": "import"}),
     Page("ordering:rescore", "post", "/dashboard/ordering/{batch}/rescore/", CURATOR),
