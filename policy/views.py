@@ -147,15 +147,17 @@ def run_send(request: HttpRequest, pk: int) -> HttpResponse:
 def run_simulate(request: HttpRequest, pk: int) -> HttpResponse:
     """Staff action: the run's pairwise (or ranking) batch answered by simulated annotators, on a worker."""
     run = get_object_or_404(PolicyRun, pk=pk)
-    judge = RewardModelRun.objects.filter(pk=request.POST.get("reward_run") or run.judge_run_id or 0).first()
     try:
+        judge = RewardModelRun.objects.filter(pk=int(request.POST.get("reward_run") or run.judge_run_id or 0)).first()
         annotators = int(request.POST.get("annotators") or 3)
         temperature = float(request.POST.get("temperature") or 1.0)
         batch = send_to_simulated_annotators(
             run, judge, kind=request.POST.get("kind") or SEND_PAIRWISE, annotators=annotators, temperature=temperature
         )
     except ValueError:
-        messages.error(request, "Simulated annotators must be a whole number and the temperature a number.")
+        messages.error(
+            request, "The reward model and simulated annotators must be whole numbers, the temperature a number."
+        )
     except PolicyRunError as exc:
         messages.error(request, str(exc))
     else:
