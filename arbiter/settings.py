@@ -207,6 +207,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ROUTES = {
+    # Scoring is inference, minutes at most: the light worker (queue celery) does it, never behind a training run.
+    "rewardmodel.tasks.score_batch_items": {"queue": "celery"},
+    "rewardmodel.tasks.score_judged_items": {"queue": "celery"},
     "rewardmodel.tasks.*": {"queue": "gpu"},
     "policy.tasks.*": {"queue": "gpu"},
 }

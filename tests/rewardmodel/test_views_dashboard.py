@@ -260,10 +260,10 @@ def test_a_loading_run_says_what_it_is_doing_instead_of_step_zero(charlie_client
     run.record_progress(1, 1, "evaluating", eta_seconds=0)
     evaluating = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX).content.decode()
 
-    assert "Waiting for a worker to start it…" in queued
+    assert "Waiting for a worker (queue gpu) to start it…" in queued
     assert "Loading the model…" in loading and "Step 0" not in loading and "(0%)" not in loading
     assert "Tokenizing the data…" in tokenizing and "Step" not in tokenizing
-    assert "Evaluating on held-out data… Step 1 of 1 (100%) · almost done" in evaluating
+    assert "Evaluating on held-out data… Step 1 of 1 (100%) · finishing the evaluation" in evaluating
 
 
 @pytest.mark.django_db
