@@ -16,7 +16,15 @@ from django.utils import timezone
 
 from rlhf.preferences import strength_of, winner_of
 from rlhf.prompts import join_input
-from rlhf.rankings import LETTERS, MAX_RANKING_SIZE, MIN_RANKING_SIZE, Tiers, to_item_tiers, to_screen_tiers
+from rlhf.rankings import (
+    LETTERS,
+    MAX_RANKING_SIZE,
+    MIN_RANKING_SIZE,
+    Tiers,
+    order_text,
+    to_item_tiers,
+    to_screen_tiers,
+)
 
 
 class Rating(models.IntegerChoices):
@@ -355,6 +363,11 @@ class Judgment(models.Model):
     @property
     def is_ranking(self) -> bool:
         return self.ranking is not None
+
+    @property
+    def ranking_text(self) -> str:
+        """The ranking as the letters of the item's responses (A = response 1), best first: "B > A > D > C"."""
+        return order_text(self.ranking) if self.ranking is not None else ""
 
     @property
     def chosen(self) -> int:

@@ -43,7 +43,7 @@ def _start(request: HttpRequest, form_class: type, kind: str, template_title: st
         except PolicyRunError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"{run} is queued.")
+            messages.success(request, f"{run} is queued.", extra_tags="run-queued")
             return redirect(run)
     return render(request, "policy/run_new.html", {"form": form, "title": template_title, "kind": kind})
 
