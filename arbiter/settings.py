@@ -99,6 +99,9 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a lockout flagged during authentication into its response.
     "axes.middleware.AxesMiddleware",
 ]
+if DEBUG:
+    # The styled 404 page with DEBUG on too (bin/run): Django's own lists every URL pattern instead.
+    MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "arbiter.middleware.StyledNotFoundMiddleware")
 
 ROOT_URLCONF = "arbiter.urls"
 
@@ -296,6 +299,10 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["arbiter.filters.StrictFilterBackend"],  # 400 for a value it cannot read
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # JSON only outside DEBUG: the browsable API's inline scripts and styles break the Content-Security-Policy.
+    # The Swagger UI (/api/docs/) is the way to explore the API in a browser.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Arbiter API",

@@ -42,6 +42,11 @@ class RewardModelRun(TrainingRun):
         """The backbone as people call it: the packaged default by name, a folder by its last part, a hub id as is."""
         if self.base_run_id:
             return f"from reward run {self.base_run_id}"
+        return self.backbone_name
+
+    @property
+    def backbone_name(self) -> str:
+        """The backbone model's name, never a site-packages path (the page keeps that in a detail)."""
         if not self.backbone:
             return "backbone not recorded"
         if self.backbone == DEFAULT_BACKBONE:

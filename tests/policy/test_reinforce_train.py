@@ -150,7 +150,15 @@ def test_run_writes_checkpoints_samples_and_a_loadable_final_model(tiny_policy, 
     # Evaluation counts its answers: at step 2 the reference's and the policy's (4 prompts each, one call each); at
     # the last step the policy's and then n=4 more per prompt (2 prompts per call).
     evaluating = [(step, counts) for step, _, phase, *counts in progress if phase == "evaluating"]
-    assert evaluating == [(2, [0, 8]), (2, [4, 8]), (2, [8, 8]), (4, [0, 20]), (4, [4, 20]), (4, [12, 20]), (4, [20, 20])]
+    assert evaluating == [
+        (2, [0, 8]),
+        (2, [4, 8]),
+        (2, [8, 8]),
+        (4, [0, 20]),
+        (4, [4, 20]),
+        (4, [12, 20]),
+        (4, [20, 20]),
+    ]
     assert config.evaluation_answers_from(1, len(EVAL_PROMPTS)) == 8 + 20
     assert config.evaluation_answers_from(3, len(EVAL_PROMPTS)) == 20
     assert config.evaluation_answers_from(5, len(EVAL_PROMPTS)) == 0
