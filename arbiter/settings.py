@@ -256,11 +256,14 @@ MAX_ITEM_SECONDS = envint("MAX_ITEM_SECONDS", "1800")
 IMPORT_USERNAME = os.getenv("IMPORT_USERNAME", "import")
 
 # Login throttling (django-axes), on the login form and on POST /api/auth/token/ alike: after
-# LOGIN_FAILURE_LIMIT failed attempts for one username, or from one address, every attempt (a right
-# password included) is refused until LOGIN_LOCKOUT_MINUTES have passed without another failure.
+# LOGIN_FAILURE_LIMIT failed attempts for one username from one address, or LOGIN_WIDE_FAILURE_LIMIT for one username
+# from anywhere or from one address for any username (many people share an address behind a NAT), every attempt (a
+# right password included) is refused until LOGIN_LOCKOUT_MINUTES have passed without another failure.
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "10")
+LOGIN_WIDE_FAILURE_LIMIT = envint("LOGIN_WIDE_FAILURE_LIMIT", "100")
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", "15"))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address", "username"]
+AXES_HANDLER = "accounts.lockout.PairFirstHandler"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 # Addresses come from REMOTE_ADDR: a client could set X-Forwarded-For to anything. Behind N reverse
 # proxies that each append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
