@@ -100,3 +100,40 @@ def test_a_message_from_before_the_end_does_not_stay_on_the_finished_page(live_s
     expect(page.locator("#run-live .status")).to_have_text("Cancelled", timeout=FINISH_TIMEOUT_MS)
     expect(page.locator(".messages")).to_have_count(0)
     assert RewardModelRun.objects.get(pk=run.pk).finished_at <= timezone.now()
+
+
+def test_a_queued_run_says_what_it_waits_for_and_its_page_follows_it_through_evaluation(live_server, page, staff):
+    """Resumed behind a training run, a run's page names that run; it updates by itself once the worker takes it (the
+    "is queued" message goes), and evaluation shows its own progress, not "Step 4 of 4 (100%) · almost done"."""
+    from playwright.sync_api import expect
+
+    busy = RewardModelRun.objects.create(config={"epochs": 1})
+    busy.claim()
+    busy.record_progress(3, 10, "training")
+    run = PolicyRun.objects.create(kind=PolicyRun.Kind.REINFORCE, config={"steps": 4})
+    run.claim()
+    run.mark_worker_lost("killed")
+    log_in(page, live_server, run.get_absolute_url())
+
+    page.get_by_role("button", name=re.compile("^Resume")).click()
+    expect(page.locator(".messages")).to_contain_text(f"{run} is queued again.")
+    phase = page.locator(".run-phase")
+    expect(phase).to_contain_text(f"Queued behind {busy} (step 3 of 10 (30%)) on queue gpu")
+    expect(phase.get_by_role("link", name=str(busy))).to_have_attribute("href", busy.get_absolute_url())
+
+    # The training worker finishes the other run and takes this one: no reload by hand.
+    busy.mark_succeeded({}, "")
+    run.refresh_from_db()
+    assert run.claim()
+    run.record_progress(1, 4, "training", eta_seconds=600)
+    expect(page.locator("#run-live .status")).to_have_text("Running", timeout=FINISH_TIMEOUT_MS)
+    expect(phase).to_contain_text("Step 1 of 4 (25%)")
+    expect(page.get_by_text(f"{run} is queued again.")).to_be_hidden()
+
+    run.record_progress(4, 4, "evaluating", eta_seconds=300, phase_done=12, phase_total=64)
+    expect(phase).to_contain_text(
+        re.compile(r"Evaluating on held-out data: 12 of 64 answers \(after step 4 of 4\) · about 4 min \d\d s left"),
+        timeout=FINISH_TIMEOUT_MS,
+    )
+    expect(phase).not_to_contain_text("almost done")
+    expect(page.locator("progress.run-progress")).to_have_attribute("value", "19")
