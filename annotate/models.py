@@ -428,6 +428,8 @@ class ImportJob(models.Model):
     as_judgments = models.BooleanField(default=False)
     allow_ties = models.BooleanField(default=False, help_text="Rankings: a new batch allows ties.")
     active = models.BooleanField(null=True, blank=True, help_text="Empty: the import's usual default.")
+    # A new batch's guidelines, overlap and samples per HIT (annotate.importers.NEW_BATCH_SETTINGS), as given.
+    batch_settings = models.JSONField(default=dict, blank=True)
     file_name = models.CharField(max_length=255, help_text="The uploaded file's name.")
     file_path = models.CharField(max_length=500, help_text="The upload, under IMPORT_DIR, until the job ends.")
     size_bytes = models.BigIntegerField(default=0)
