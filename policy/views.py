@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from annotate.models import Batch
 from policy.errors import PolicyRunError
 from policy.evaluation import SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
-from policy.forms import ReinforceRunForm, SFTRunForm
+from policy.forms import ReinforceRunForm, SFTRunForm, checkpoint_choices
 from policy.lineage import lineage_of
 from policy.models import PolicyRun, PolicySample
 from policy.services import cancel_policy_run, start_policy_run
@@ -46,6 +46,13 @@ def _start(request: HttpRequest, form_class: type, kind: str, template_title: st
             messages.success(request, f"{run} is queued.", extra_tags="run-queued")
             return redirect(run)
     return render(request, "policy/run_new.html", {"form": form, "title": template_title, "kind": kind})
+
+
+@permission_required("policy.add_policyrun")
+def base_checkpoints(request: HttpRequest) -> HttpResponse:
+    """The start form's base-checkpoint options for the base run picked (htmx swaps them into the select)."""
+    choices = checkpoint_choices(request.GET.get("base_run", ""))
+    return render(request, "policy/run_new.html#checkpoint-options", {"choices": choices})
 
 
 @permission_required("policy.add_policyrun")

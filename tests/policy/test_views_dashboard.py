@@ -290,3 +290,28 @@ def test_sft_counts_are_plural_or_singular_as_they_come(charlie_client):
     page = charlie_client.get(url("run_detail", run)).content.decode()
     assert ": 1 dialogue</dd>" in page and "2 epochs," in page and "on 1 dialogue." in page
     assert "(s)" not in page
+
+
+@pytest.mark.django_db
+def test_the_base_checkpoint_is_a_choice_of_what_the_picked_run_saved(charlie_client, tmp_path):
+    folder = tmp_path / "policy-earlier"
+    for name in ("final", "checkpoint-10", "checkpoint-2"):
+        (folder / name).mkdir(parents=True)
+    earlier = PolicyRun.objects.create(status=RunStatus.SUCCEEDED, artifact_path=str(folder))
+
+    options = charlie_client.get(reverse("policy:base_checkpoints"), {"base_run": earlier.pk}).content.decode()
+    assert options == (
+        '<option value="">Final model</option><option value="checkpoint-2">Checkpoint at step 2</option>'
+        '<option value="checkpoint-10">Checkpoint at step 10</option>'
+    )
+    assert charlie_client.get(reverse("policy:base_checkpoints"), {"base_run": "x"}).content.decode() == (
+        '<option value="">Final model</option>'
+    )
+
+    form = charlie_client.get(reverse("policy:run_new"), {"base_run": earlier.pk}).content.decode()
+    assert '<select name="base_checkpoint"' in form and "Checkpoint at step 10" in form
+    assert f'hx-get="{reverse("policy:base_checkpoints")}"' in form and 'hx-target="#id_base_checkpoint"' in form
+    page = charlie_client.post(
+        reverse("policy:run_new"), {"base_run": earlier.pk, "base_checkpoint": "checkpoint-9"}
+    ).content.decode()
+    assert "Select a valid choice. checkpoint-9 is not one of the available choices." in page
