@@ -145,7 +145,9 @@ def test_new_batch_settings_are_checked_and_refused_for_an_existing_batch(charli
 def test_a_background_import_keeps_the_new_batchs_settings(charlie_client, settings):
     settings.IMPORT_BACKGROUND_BYTES = 10
     data = {"file": upload("prefs.jsonl", TRL), "batch_name": "later", "format": "auto", "overlap": "2"}
-    charlie_client.post(IMPORT_URL, {**data, "guidelines": "Be kind."})
+    response = charlie_client.post(IMPORT_URL, {**data, "guidelines": "Be kind."}, follow=True)
+    # The job page says what the job waits for (no worker runs in this test).
+    assert "Queued: waiting for a light worker (queue celery) to start it." in response.content.decode()
 
     from annotate.import_jobs import run_import_job
     from annotate.models import ImportJob
