@@ -135,3 +135,21 @@ def test_a_queued_run_says_what_it_waits_for_and_its_page_follows_it_through_eva
     )
     expect(phase).not_to_contain_text("almost done")
     expect(page.locator("progress.run-progress")).to_have_attribute("value", "19")
+
+
+def test_the_base_checkpoint_list_follows_the_base_run_picked(live_server, page, staff, tmp_path):
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "policy-earlier"
+    for name in ("final", "checkpoint-2", "checkpoint-4"):
+        (folder / name).mkdir(parents=True)
+    earlier = PolicyRun.objects.create(status=RunStatus.SUCCEEDED, artifact_path=str(folder))
+    log_in(page, live_server, reverse("policy:run_new"))
+
+    checkpoints = page.locator("select[name=base_checkpoint] option")
+    expect(checkpoints).to_have_text(["Final model"])
+    with page.expect_response(lambda response: reverse("policy:base_checkpoints") in response.url):
+        page.select_option("select[name=base_run]", str(earlier.pk))
+    expect(checkpoints).to_have_text(["Final model", "Checkpoint at step 2", "Checkpoint at step 4"])
+    page.select_option("select[name=base_checkpoint]", "checkpoint-4")
+    expect(page.locator("select[name=base_checkpoint]")).to_have_value("checkpoint-4")
