@@ -9,7 +9,16 @@ from django.utils.translation import ngettext
 
 from annotate.batch_settings import kind_setting_errors
 from annotate.import_jobs import runs_in_background, start_import_job
-from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons, size_limit_message
+from annotate.importers import (
+    FORMAT_CHOICES,
+    MAX_GUIDELINES_CHARS,
+    MAX_OVERLAP,
+    MAX_SAMPLES_PER_HIT,
+    NEW_BATCH_SETTINGS,
+    ImportFileError,
+    import_comparisons,
+    size_limit_message,
+)
 from annotate.models import Batch, Hit, HitSlot, ImportJob, Item, Judgment
 
 
@@ -39,6 +48,29 @@ class ImportComparisonsForm(forms.Form):
         required=False,
         help_text="Annotators get items only from active batches; staff can pause and resume on the Queue page.",
     )
+    # A new batch's settings; empty: the batch defaults. An existing batch keeps its own (change them on its page).
+    guidelines = forms.CharField(
+        required=False,
+        max_length=MAX_GUIDELINES_CHARS,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="New batch: the instructions annotators see above every HIT (Markdown).",
+    )
+    overlap = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_OVERLAP,
+        help_text="New batch: how many annotators judge each item (default 1).",
+    )
+    samples_per_hit = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_SAMPLES_PER_HIT,
+        label="Samples per HIT",
+        help_text="New batch: items in one HIT (default 6).",
+    )
+
+    def batch_settings(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in NEW_BATCH_SETTINGS}
 
 
 class BatchForm(forms.ModelForm):
@@ -102,6 +134,7 @@ class BatchAdmin(admin.ModelAdmin):
                     active=form.cleaned_data["active"],
                     created_by=request.user,
                     allow_ties=form.cleaned_data["allow_ties"],
+                    batch_settings=form.batch_settings(),
                 )
                 return HttpResponseRedirect(reverse("admin:annotate_batch_import_job", args=[job.pk]))
             try:
@@ -113,6 +146,7 @@ class BatchAdmin(admin.ModelAdmin):
                     created_by=request.user,
                     active=form.cleaned_data["active"],
                     allow_ties=form.cleaned_data["allow_ties"],
+                    batch_settings=form.batch_settings(),
                 )
             except ImportFileError as exc:
                 form.add_error(None, f"{upload.name}: {exc}. Nothing was imported.")

@@ -37,6 +37,7 @@ def start_import_job(
     active: bool | None = None,
     created_by=None,
     allow_ties: bool = False,
+    batch_settings: dict | None = None,
 ) -> ImportJob:
     """Keep the upload under IMPORT_DIR, record the job, and queue its task once the job is committed."""
     folder = Path(settings.IMPORT_DIR)
@@ -51,6 +52,7 @@ def start_import_job(
         as_judgments=as_judgments,
         allow_ties=allow_ties,
         active=active,
+        batch_settings=batch_settings or {},
         file_name=file_name[:255],
         file_path=str(path),
         size_bytes=path.stat().st_size,
@@ -92,6 +94,7 @@ def run_import_job(job_id: int) -> str:
             active=job.active,
             progress=progress,
             allow_ties=job.allow_ties,
+            batch_settings=job.batch_settings,
         )
     except ImportFileError as exc:
         _finish(job_id, error=f"{job.file_name}: {exc}. Nothing was imported.")

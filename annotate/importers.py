@@ -676,6 +676,26 @@ def item_for(batch: Batch, comparison: Comparison, rng: random.Random) -> Item:
 Progress = Callable[[str, int], None]
 
 
+# What an import may set on the batch it creates, with how people call it, and the limits (the form, the command).
+NEW_BATCH_SETTINGS = {"guidelines": "guidelines", "overlap": "overlap", "samples_per_hit": "samples per HIT"}
+MAX_GUIDELINES_CHARS = 20_000
+MAX_OVERLAP = 50
+MAX_SAMPLES_PER_HIT = 200
+
+
+def batch_setting_errors(batch_settings: dict) -> dict[str, str]:
+    """Field -> what is wrong with a new batch's settings (None or "" means the batch default)."""
+    errors = {}
+    guidelines = batch_settings.get("guidelines")
+    if guidelines and len(guidelines) > MAX_GUIDELINES_CHARS:
+        errors["guidelines"] = f"guidelines must be at most {MAX_GUIDELINES_CHARS} characters, got {len(guidelines)}"
+    for name, high in (("overlap", MAX_OVERLAP), ("samples_per_hit", MAX_SAMPLES_PER_HIT)):
+        value = batch_settings.get(name)
+        if value is not None and not (isinstance(value, int) and 1 <= value <= high):
+            errors[name] = f"{NEW_BATCH_SETTINGS[name]} must be a whole number in [1, {high}], got {value!r}"
+    return errors
+
+
 def import_comparisons(
     source: ImportSource,
     batch_name: str,
@@ -686,8 +706,12 @@ def import_comparisons(
     active: bool | None = None,
     progress: Progress | None = None,
     allow_ties: bool = False,
+    batch_settings: dict | None = None,
 ) -> ImportResult:
     """Import every comparison of the file into batch `batch_name` (created if missing), or nothing.
+
+    `batch_settings` (guidelines, overlap, samples_per_hit: NEW_BATCH_SETTINGS) set up a new batch; an existing one
+    keeps its own (they are changed on its admin page), and giving them for it is an error.
 
     `active` sets whether annotators get the batch; None keeps an existing batch as it is and makes a new one
     inactive when the import stores its answers as judgments (there is nothing left to ask), active otherwise.
@@ -704,6 +728,17 @@ def import_comparisons(
     if len(batch_name) > Batch._meta.get_field("name").max_length:
         raise ImportFileError("the batch name is too long")
     existing = Batch.objects.filter(name=batch_name).first()
+    batch_settings = {name: value for name, value in (batch_settings or {}).items() if value not in (None, "")}
+    if unknown := set(batch_settings) - set(NEW_BATCH_SETTINGS):
+        raise ImportFileError(f"unknown batch settings: {', '.join(sorted(unknown))}")
+    if errors := batch_setting_errors(batch_settings):
+        raise ImportFileError("; ".join(errors.values()))
+    if existing is not None and batch_settings:
+        given = ", ".join(NEW_BATCH_SETTINGS[name] for name in batch_settings)
+        raise ImportFileError(
+            f"batch {batch_name!r} exists, and {given} can only be set for a new batch (change an existing batch's "
+            "on its admin page)"
+        )
     if existing is not None and allow_ties and not existing.allow_ties:
         raise ImportFileError(f"batch {batch_name!r} exists and does not allow ties; --allow-ties is for a new batch")
     if existing is not None:
@@ -740,7 +775,7 @@ def import_comparisons(
     if progress:
         progress("writing", count)
     rng = random.Random(seed)
-    new_batch = {"kind": kind}
+    new_batch = {"kind": kind, **batch_settings}
     if kind == Batch.Kind.RANKING:
         # K is fixed for the batch when every item has the same K; otherwise it is per item.
         new_batch.update(ranking_size=sizes.pop() if len(sizes) == 1 else None, allow_ties=allow_ties)

@@ -16,7 +16,15 @@ from django.utils import timezone
 
 from rlhf.preferences import strength_of, winner_of
 from rlhf.prompts import join_input
-from rlhf.rankings import LETTERS, MAX_RANKING_SIZE, MIN_RANKING_SIZE, Tiers, to_item_tiers, to_screen_tiers
+from rlhf.rankings import (
+    LETTERS,
+    MAX_RANKING_SIZE,
+    MIN_RANKING_SIZE,
+    Tiers,
+    order_text,
+    to_item_tiers,
+    to_screen_tiers,
+)
 
 
 class Rating(models.IntegerChoices):
@@ -375,6 +383,11 @@ class Judgment(models.Model):
         return self.ranking is not None
 
     @property
+    def ranking_text(self) -> str:
+        """The ranking as the letters of the item's responses (A = response 1), best first: "B > A > D > C"."""
+        return order_text(self.ranking) if self.ranking is not None else ""
+
+    @property
     def chosen(self) -> int:
         """Which response (1 or 2, item orientation) won."""
         return winner_of(self.rating)
@@ -433,6 +446,8 @@ class ImportJob(models.Model):
     as_judgments = models.BooleanField(default=False)
     allow_ties = models.BooleanField(default=False, help_text="Rankings: a new batch allows ties.")
     active = models.BooleanField(null=True, blank=True, help_text="Empty: the import's usual default.")
+    # A new batch's guidelines, overlap and samples per HIT (annotate.importers.NEW_BATCH_SETTINGS), as given.
+    batch_settings = models.JSONField(default=dict, blank=True)
     file_name = models.CharField(max_length=255, help_text="The uploaded file's name.")
     file_path = models.CharField(max_length=500, help_text="The upload, under IMPORT_DIR, until the job ends.")
     size_bytes = models.BigIntegerField(default=0)

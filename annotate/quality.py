@@ -56,6 +56,7 @@ class AnnotatorQuality:
     longer_share: float | None = None  # length bias: chose the longer response
     length_comparable: int = 0  # judgments whose responses differ in length
     slight_share: float | None = None
+    rankings: int = 0  # ranking judgments (their figures: annotate.ranking_quality, on the annotator's page)
     flags: list[str] = field(default_factory=list)
     simulated: bool = False  # one of the simulated annotators (annotate.simulation)
 
@@ -256,8 +257,24 @@ def _flags(quality: AnnotatorQuality, t: Thresholds) -> list[str]:
 
 
 def annotator_quality(batches=None, thresholds: Thresholds = THRESHOLDS) -> list[AnnotatorQuality]:
-    """Figures for every annotator with judgments in `batches` (None: all batches)."""
-    return _annotator_stats(_rows(annotator_judgments(batches)), thresholds)
+    """Figures for every annotator with judgments in `batches` (None: all batches): the pairwise figures, and how many
+    rankings each gave (an annotator who only ranked is listed too, with no pairwise figures)."""
+    judgments = annotator_judgments(batches)
+    results = _annotator_stats(_rows(judgments), thresholds)
+    by_user = {quality.user_id: quality for quality in results}
+    ranked = (
+        judgments.filter(ranking__isnull=False)
+        .values_list("annotator_id", "annotator__username")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for user_id, username, count in ranked:
+        if user_id not in by_user:
+            by_user[user_id] = AnnotatorQuality(user_id=user_id, username=username)
+            results.append(by_user[user_id])
+        by_user[user_id].rankings = count
+    results.sort(key=lambda a: a.username)
+    return results
 
 
 def flagged_annotators(batches=None, thresholds: Thresholds = THRESHOLDS) -> dict[int, list[str]]:
@@ -316,7 +333,9 @@ def _ranking_batch_quality(batch: Batch) -> BatchQuality:
 def annotator_report(annotator) -> dict:
     """The annotator page's figures: overall, per batch judged, and the ratings given; per ranking batch ranked,
     the ranking figures (annotate.ranking_quality)."""
-    overall: AnnotatorQuality | None = next((a for a in annotator_quality() if a.user_id == annotator.pk), None)
+    overall: AnnotatorQuality | None = next(
+        (a for a in annotator_quality() if a.user_id == annotator.pk and a.judgments), None
+    )  # the pairwise figures; rankings have their own below
     everything = annotator_judgments().filter(annotator=annotator)
     own = everything.filter(rating__isnull=False)
     per_batch = [

@@ -99,6 +99,9 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a lockout flagged during authentication into its response.
     "axes.middleware.AxesMiddleware",
 ]
+if DEBUG:
+    # The styled 404 page with DEBUG on too (bin/run): Django's own lists every URL pattern instead.
+    MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "arbiter.middleware.StyledNotFoundMiddleware")
 
 ROOT_URLCONF = "arbiter.urls"
 
@@ -207,6 +210,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ROUTES = {
+    # Scoring is inference, minutes at most: the light worker (queue celery) does it, never behind a training run.
+    "rewardmodel.tasks.score_batch_items": {"queue": "celery"},
+    "rewardmodel.tasks.score_judged_items": {"queue": "celery"},
     "rewardmodel.tasks.*": {"queue": "gpu"},
     "policy.tasks.*": {"queue": "gpu"},
 }
@@ -250,11 +256,14 @@ MAX_ITEM_SECONDS = envint("MAX_ITEM_SECONDS", "1800")
 IMPORT_USERNAME = os.getenv("IMPORT_USERNAME", "import")
 
 # Login throttling (django-axes), on the login form and on POST /api/auth/token/ alike: after
-# LOGIN_FAILURE_LIMIT failed attempts for one username, or from one address, every attempt (a right
-# password included) is refused until LOGIN_LOCKOUT_MINUTES have passed without another failure.
+# LOGIN_FAILURE_LIMIT failed attempts for one username from one address, or LOGIN_WIDE_FAILURE_LIMIT for one username
+# from anywhere or from one address for any username (many people share an address behind a NAT), every attempt (a
+# right password included) is refused until LOGIN_LOCKOUT_MINUTES have passed without another failure.
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", "10")
+LOGIN_WIDE_FAILURE_LIMIT = envint("LOGIN_WIDE_FAILURE_LIMIT", "100")
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", "15"))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address", "username"]
+AXES_HANDLER = "accounts.lockout.PairFirstHandler"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 # Addresses come from REMOTE_ADDR: a client could set X-Forwarded-For to anything. Behind N reverse
 # proxies that each append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N.
@@ -293,6 +302,10 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["arbiter.filters.StrictFilterBackend"],  # 400 for a value it cannot read
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # JSON only outside DEBUG: the browsable API's inline scripts and styles break the Content-Security-Policy.
+    # The Swagger UI (/api/docs/) is the way to explore the API in a browser.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Arbiter API",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.template.defaultfilters import floatformat
+from django.urls import reverse
 from django.utils import timezone
 
 from annotate.forms import BatchChoiceField, batches_with_counts
@@ -31,6 +32,20 @@ class RewardRunChoiceField(forms.ModelChoiceField):
         return reward_run_label(run)
 
 
+def checkpoint_choices(base_run_id: object) -> list[tuple[str, str]]:
+    """The base checkpoint's choices for a base run (its id, as a form gives it): the final model, then each
+    checkpoint-<step> the run saved; the final model alone while no run is picked."""
+    choices = [("", "Final model")]
+    try:
+        run = PolicyRun.objects.filter(pk=int(str(base_run_id)), status=RunStatus.SUCCEEDED).first()
+    except ValueError:
+        run = None
+    if run is not None:
+        choices += [(name, name.replace("checkpoint-", "Checkpoint at step ")) for name in run.checkpoint_names()]
+        choices = [choice for choice in choices if choice[0] != "final"]
+    return choices
+
+
 class RunDataForm(ConfigOptionsForm):
     """What both kinds share: the starting weights and where the data comes from."""
 
@@ -40,11 +55,11 @@ class RunDataForm(ConfigOptionsForm):
         label="Base policy run",
         help_text="Start from a finished policy run (e.g. an SFT warm start).",
     )
-    base_checkpoint = forms.CharField(
-        max_length=100,
+    base_checkpoint = forms.ChoiceField(
+        choices=[("", "Final model")],
         required=False,
         label="Base checkpoint",
-        help_text='Of the base policy run: "final" (or empty) for its final model, or a "checkpoint-<step>" it saved.',
+        help_text="Of the base policy run: its final model or a checkpoint it saved (the list follows the run picked).",
     )
     base_path = forms.CharField(
         max_length=500,
@@ -62,6 +77,17 @@ class RunDataForm(ConfigOptionsForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["base_run"].queryset = PolicyRun.objects.filter(status=RunStatus.SUCCEEDED)
+        # Picking a base run reloads the checkpoint list with that run's checkpoints (htmx; see base_checkpoints).
+        self.fields["base_run"].widget.attrs.update(
+            {
+                "hx-get": reverse("policy:base_checkpoints"),
+                "hx-target": "#id_base_checkpoint",
+                "hx-trigger": "change",
+                "hx-swap": "innerHTML",
+            }
+        )
+        picked = self.data.get("base_run") if self.is_bound else self.initial.get("base_run")
+        self.fields["base_checkpoint"].choices = checkpoint_choices(picked)
         self.fields["data_batch"].queryset = batches_with_counts()
         self.fields["queue"] = queue_form_field()
 

@@ -123,11 +123,18 @@ def step_of(obj: Model) -> LineageStep:
         counts = Batch.objects.filter(pk=obj.pk).aggregate(items=Count("items", distinct=True))
         judgments = Judgment.objects.filter(item__batch=obj).count()
         kind = "rankings" if obj.is_ranking else "pairwise judgments"
-        figures = [("items", str(counts["items"])), (kind, str(judgments))]
+        # Today's counts: what a run used is on the run's own step (recorded when it started).
+        figures = [("items", str(counts["items"])), (f"{kind} now", str(judgments))]
         return LineageStep("batch", obj, f"Batch {obj.name}", _batch_url(obj), figures)
     if isinstance(obj, RewardModelRun):
         metrics = obj.metrics or {}
-        figures = [("status", obj.get_status_display()), ("accuracy", _rate(metrics.get("eval_accuracy")))]
+        figures = [("status", obj.get_status_display())]
+        if obj.judgments_count:
+            used = f"{obj.judgments_count} judgment{'s' if obj.judgments_count != 1 else ''}"
+            if obj.pairs_count:
+                used += f" → {obj.pairs_count} pair{'s' if obj.pairs_count != 1 else ''}"
+            figures.append(("trained on", used))
+        figures.append(("accuracy", _rate(metrics.get("eval_accuracy"))))
         if metrics.get("eval_ranking_pairs"):
             figures.append(("accuracy on ranking pairs", _rate(metrics.get("eval_ranking_accuracy"))))
         if metrics.get("eval_kendall_tau") is not None:
@@ -135,6 +142,11 @@ def step_of(obj: Model) -> LineageStep:
         return LineageStep("reward", obj, f"Reward model {obj.pk}", obj.get_absolute_url(), figures)
     metrics = obj.metrics or {}
     figures = [("status", obj.get_status_display())]
+    config = obj.config or {}
+    if obj.is_reinforce and config.get("train_prompts") is not None:
+        figures.append(("prompts used", f"{config['train_prompts']} + {config.get('eval_prompts', 0)} held out"))
+    elif not obj.is_reinforce and config.get("dialogues") is not None:
+        figures.append(("dialogues used", str(config["dialogues"])))
     if obj.is_reinforce:
         rates = [("RM win rate", obj.reward_model_win_rate), ("judge win rate", obj.judge_win_rate)]
         rates += [("human win rate", human_win_rate(obj)), ("ranked above reference", ranked_win_rate(obj))]

@@ -31,7 +31,7 @@ from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import REWARD_MODEL_LOADER, scorer_for
 from rlhf.training import TrainingStopped
-from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
+from runs.models import EvaluationPlan, OnLog, RunQueueError, RunStatus, check_run_queue
 
 # Starting and running ----------------------------------------------------------------------------
 
@@ -223,6 +223,16 @@ def save_policy_samples(run: PolicyRun, step: int, samples: list[dict]) -> None:
     )
 
 
+def _evaluation_plan(config: ReinforceConfig, data: Any) -> EvaluationPlan:
+    """The held-out evaluations a REINFORCE run will sample, for its ETA."""
+    _, held_out = split_eval_prompts(data, seed=config.seed)
+    eval_prompts = min(len(held_out), config.eval_max_prompts)
+    return EvaluationPlan(
+        answers_from=lambda step: config.evaluation_answers_from(step, eval_prompts),
+        answers_per_step=config.prompts_per_step * config.samples_per_prompt,
+    )
+
+
 def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     kind = run.kind
     options = {k: v for k, v in run.config.items() if k in config_fields(kind)}
@@ -232,7 +242,8 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
 
     log = run.progress_logger(on_log, clean=_json_safe)
     should_stop = run.stop_checker()
-    on_progress = run.progress_recorder()
+    evaluations = None if kind == PolicyRun.Kind.SFT else _evaluation_plan(config, data)
+    on_progress = run.progress_recorder(evaluations=evaluations)
 
     if kind == PolicyRun.Kind.SFT and config.processes > 1:
         return _train_sft_distributed(run, config, base, data, output_dir, log, should_stop, on_progress)

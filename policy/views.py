@@ -17,7 +17,7 @@ from policy.evaluation import (
     send_to_annotators,
     send_to_simulated_annotators,
 )
-from policy.forms import ReinforceRunForm, SFTRunForm
+from policy.forms import ReinforceRunForm, SFTRunForm, checkpoint_choices
 from policy.lineage import lineage_of
 from policy.models import PolicyRun, PolicySample
 from policy.services import cancel_policy_run, start_policy_run
@@ -49,9 +49,16 @@ def _start(request: HttpRequest, form_class: type, kind: str, template_title: st
         except PolicyRunError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"{run} is queued.")
+            messages.success(request, f"{run} is queued.", extra_tags="run-queued")
             return redirect(run)
     return render(request, "policy/run_new.html", {"form": form, "title": template_title, "kind": kind})
+
+
+@permission_required("policy.add_policyrun")
+def base_checkpoints(request: HttpRequest) -> HttpResponse:
+    """The start form's base-checkpoint options for the base run picked (htmx swaps them into the select)."""
+    choices = checkpoint_choices(request.GET.get("base_run", ""))
+    return render(request, "policy/run_new.html#checkpoint-options", {"choices": choices})
 
 
 @permission_required("policy.add_policyrun")

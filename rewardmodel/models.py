@@ -42,6 +42,11 @@ class RewardModelRun(TrainingRun):
         """The backbone as people call it: the packaged default by name, a folder by its last part, a hub id as is."""
         if self.base_run_id:
             return f"from reward run {self.base_run_id}"
+        return self.backbone_name
+
+    @property
+    def backbone_name(self) -> str:
+        """The backbone model's name, never a site-packages path (the page keeps that in a detail)."""
         if not self.backbone:
             return "backbone not recorded"
         if self.backbone == DEFAULT_BACKBONE:
@@ -49,12 +54,13 @@ class RewardModelRun(TrainingRun):
         path = Path(self.backbone)
         return path.name if path.is_absolute() else self.backbone
 
-    def level_accuracy(self) -> list[tuple[str, float | None]]:
-        """Final eval accuracy overall and per rating level, for the table on the run page."""
+    def level_accuracy(self) -> list[tuple[str, int | None, float | None]]:
+        """Final eval accuracy overall and per rating level, with the held-out pairs each is of: (label, pairs,
+        accuracy), for the table on the run page ("Slightly better: 0.000 of 3 pairs" says how little that is)."""
         return [
-            ("All pairs", self.metrics.get("eval_accuracy")),
-            ("Clearly better", self.metrics.get("eval_accuracy_clear")),
-            ("Slightly better", self.metrics.get("eval_accuracy_slight")),
+            ("All pairs", self.metrics.get("eval_pairs"), self.metrics.get("eval_accuracy")),
+            ("Clearly better", self.metrics.get("eval_pairs_clear"), self.metrics.get("eval_accuracy_clear")),
+            ("Slightly better", self.metrics.get("eval_pairs_slight"), self.metrics.get("eval_accuracy_slight")),
         ]
 
     def source_accuracy(self) -> list[tuple[str, int | None, float | None]]:

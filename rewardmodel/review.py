@@ -13,7 +13,7 @@ from annotate.models import Item, Judgment
 from annotate.review import annotator_disagreements
 from rewardmodel.models import ItemScore, RewardModelRun
 from rewardmodel.ordering import score_items
-from rlhf.rankings import ranked_pairs
+from rlhf.rankings import order_text, ranked_pairs
 from runs.models import RunStatus
 
 # How many judged items one press of "Score" sends to the model (the page stays fast; press again for more).
@@ -105,6 +105,7 @@ def ranking_disagreements(
     for margin, negative_pk, pair in top:
         judgment = judgments[-negative_pk]
         judgment.margin, judgment.disputed = margin, pair
+        judgment.disputed_text = order_text([[pair[0]], [pair[1]]])  # "A > C": the letters the page labels them with
         rows.append(judgment)
     return rows
 

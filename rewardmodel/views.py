@@ -43,7 +43,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
         except RewardRunError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"{run} is queued.")
+            messages.success(request, f"{run} is queued.", extra_tags="run-queued")
             return redirect(run)
     return render(request, "rewardmodel/run_new.html", {"form": form})
 

@@ -76,7 +76,7 @@ def launch_torchrun(
     processes: int,
     *,
     on_log: Callable[[int, dict], None] | None = None,
-    on_progress: Callable[[int, int, str], None] | None = None,
+    on_progress: Callable[..., None] | None = None,
     on_samples: Callable[[int, list[dict]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     poll_seconds: float = 0.2,
@@ -370,8 +370,8 @@ class RankChannel:
     def on_log(self, step: int, metrics: dict) -> None:
         self.emit("log", step, metrics)
 
-    def on_progress(self, step: int, total_steps: int, phase: str) -> None:
-        self.emit("progress", step, total_steps, phase)
+    def on_progress(self, step: int, total_steps: int, phase: str, *counts: int) -> None:
+        self.emit("progress", step, total_steps, phase, *counts)  # counts: a phase's done and total, when it has them
 
     def on_samples(self, step: int, samples: list[dict]) -> None:
         self.emit("samples", step, samples)

@@ -146,6 +146,11 @@ def letters_of(screen_tiers: Tiers) -> str:
     return " ".join(parts)
 
 
+def order_text(item_tiers: Tiers) -> str:
+    """Tiers of response numbers as the letters that label them, best first: [[2], [1], [4, 3]] -> 'B > A > D = C'."""
+    return " > ".join(" = ".join(LETTERS[number - 1] for number in tier) for tier in item_tiers)
+
+
 def borda(rankings: Sequence[Tiers], size: int) -> Tiers:
     """Several annotators' rankings of one item as one, by Borda count.
 

@@ -53,7 +53,8 @@ def resume_and_redirect(request: HttpRequest, run: TrainingRun) -> HttpResponse:
     """Queue a run that lost its worker again (from its last checkpoint), say so, and go back to its page."""
     step = run.resume_step
     if run.resume():
-        messages.info(request, f"{run} is queued again, from step {step}." if step else f"{run} is queued again.")
+        queued = f"{run} is queued again, from step {step}." if step else f"{run} is queued again."
+        messages.info(request, queued, extra_tags="run-queued")
     else:
         messages.warning(request, f"{run} cannot be resumed ({run.get_status_display().lower()}).")
     return redirect(run)

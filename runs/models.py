@@ -27,10 +27,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.db.models import F
@@ -68,7 +70,8 @@ def process_is_gone(worker: str) -> bool:
 OnLog = Callable[[int, dict], None]
 # What a trainer calls at every step and phase change: (step, total_steps, phase). Trainers stay Django-free and
 # name the phase with one of RunPhase's values.
-OnProgress = Callable[[int, int, str], None]
+# (step, total_steps, phase[, done, total]): done and total count the phase's own work (an evaluation's answers).
+OnProgress = Callable[..., None]
 
 # How many recent steps the ETA's pace is measured over: recent enough to follow a change of pace (an eval pass,
 # a warmed-up GPU), long enough not to jump with every step, and never counting the time spent loading.
@@ -167,15 +170,46 @@ class StepPace:
             return  # no new step: the pace is what it was
         self.points.append((step, at))
 
-    def seconds_left(self, total_steps: int) -> float | None:
+    def seconds_per_step(self) -> float | None:
         """None until two steps are known."""
         if len(self.points) < 2:
             return None
         (first_step, first_at), (last_step, last_at) = self.points[0], self.points[-1]
         if last_at <= first_at:
             return None
-        seconds_per_step = (last_at - first_at) / (last_step - first_step)
-        return max(0, total_steps - last_step) * seconds_per_step
+        return (last_at - first_at) / (last_step - first_step)
+
+    def seconds_left(self, total_steps: int) -> float | None:
+        """None until two steps are known."""
+        seconds_per_step = self.seconds_per_step()
+        if seconds_per_step is None:
+            return None
+        return max(0, total_steps - self.points[-1][0]) * seconds_per_step
+
+
+@dataclass
+class EvaluationPlan:
+    """The held-out evaluations a trainer will still run, so the ETA counts them and not only the steps.
+
+    `answers_from(step)` is how many answers the evaluations at `step` and after sample; `answers_per_step` how many
+    a training step samples, to guess an answer's time from the training pace until an evaluation has measured it.
+    """
+
+    answers_from: Callable[[int], int]
+    answers_per_step: int
+
+
+@dataclass
+class QueuePosition:
+    """Where a queued run stands: the runs its queue's workers are training, and how many wait before it."""
+
+    running: list[TrainingRun]
+    waiting_before: int
+
+
+def training_run_models() -> list[type[TrainingRun]]:
+    """Every concrete run model (reward runs, policy runs): the apps above this one subclass TrainingRun."""
+    return [model for model in apps.get_models() if issubclass(model, TrainingRun)]
 
 
 class TrainingRun(models.Model):
@@ -193,6 +227,9 @@ class TrainingRun(models.Model):
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     phase = models.CharField(max_length=16, choices=RunPhase.choices, blank=True)
+    # The phase's own progress where it counts something (an evaluation's answers sampled of all it samples).
+    phase_done = models.PositiveIntegerField(null=True, blank=True)
+    phase_total = models.PositiveIntegerField(null=True, blank=True)
     # The time left as estimated at the last progress report (`progress_at`): the page counts down from it, so the
     # ETA never grows while nothing new is known.
     eta_seconds = models.FloatField(null=True, blank=True)
@@ -456,7 +493,13 @@ class TrainingRun(models.Model):
         )
 
     def record_progress(
-        self, step: int, total_steps: int, phase: str | None = None, eta_seconds: float | None = None
+        self,
+        step: int,
+        total_steps: int,
+        phase: str | None = None,
+        eta_seconds: float | None = None,
+        phase_done: int | None = None,
+        phase_total: int | None = None,
     ) -> None:
         """Save the trainer's position without touching status (one UPDATE).
 
@@ -471,6 +514,8 @@ class TrainingRun(models.Model):
             "total_steps": total_steps,
             "eta_seconds": eta_seconds,
             "progress_at": now,
+            "phase_done": phase_done,
+            "phase_total": phase_total,
         }
         if phase is not None:
             fields["phase"] = phase
@@ -561,23 +606,70 @@ class TrainingRun(models.Model):
 
         return log
 
-    def progress_recorder(self, clock: Callable[[], float] = time.monotonic) -> OnProgress:
-        """The trainer's `on_progress`: saves step, phase and ETA when the step or the phase changes.
+    def progress_recorder(
+        self, clock: Callable[[], float] = time.monotonic, evaluations: EvaluationPlan | None = None
+    ) -> OnProgress:
+        """The trainer's `on_progress(step, total_steps, phase[, done, total])`: saves step, phase, the phase's own
+        progress (an evaluation's answers done of total) and the ETA whenever one of them changes.
 
-        One indexed UPDATE per training step, far cheaper than the step itself; the ETA is the pace over the
-        last ETA_WINDOW_STEPS steps (StepPace), fixed until the next step.
+        One indexed UPDATE per training step, far cheaper than the step itself. The ETA is the steps left at the pace
+        of the last ETA_WINDOW_STEPS training steps (StepPace; time spent evaluating or saving does not count), plus,
+        with `evaluations`, the answers still to sample in evaluations at the pace the last evaluation measured
+        (before the first one, guessed from the training pace). It is fixed until the next report.
         """
         pace = StepPace()
-        last: tuple[int, int, str] | None = None
+        last: tuple | None = None
+        current_phase, phase_started = "", 0.0
+        outside_training = 0.0  # seconds spent evaluating or saving since training began: not the steps' pace
+        seconds_per_answer: float | None = None
+        evaluated_step: int | None = None
 
-        def on_progress(step: int, total_steps: int, phase: str) -> None:
-            nonlocal last
-            if phase not in (RunPhase.LOADING, RunPhase.TOKENIZING):  # the pace of training steps only
-                pace.add(step, clock())
-            if (step, total_steps, phase) == last:
+        def seconds_left(step: int, total_steps: int, phase: str, done: int | None, total: int | None) -> float | None:
+            seconds_per_step = pace.seconds_per_step()
+            if seconds_per_step is None:
+                return None
+            left = max(0, total_steps - step) * seconds_per_step
+            if evaluations is None:
+                return left
+            per_answer = seconds_per_answer
+            if per_answer is None:
+                per_answer = seconds_per_step / max(1, evaluations.answers_per_step)
+            answers = 0
+            if phase == RunPhase.EVALUATING and total:
+                answers += max(0, total - (done or 0))
+            if phase != RunPhase.SAVING or step < total_steps:
+                answers += evaluations.answers_from(step + 1 if evaluated_step == step else step)
+            return left + answers * per_answer
+
+        def on_progress(
+            step: int, total_steps: int, phase: str, done: int | None = None, total: int | None = None
+        ) -> None:
+            nonlocal last, current_phase, phase_started, outside_training, seconds_per_answer, evaluated_step
+            if phase in (RunPhase.LOADING, RunPhase.TOKENIZING):  # before training: no pace to measure
+                current_phase = phase
+            else:
+                now = clock()
+                if phase != current_phase:
+                    if current_phase in (RunPhase.EVALUATING, RunPhase.SAVING):
+                        outside_training += now - phase_started
+                    current_phase, phase_started = phase, now
+                if phase == RunPhase.TRAINING:
+                    pace.add(step, now - outside_training)
+                elif phase == RunPhase.EVALUATING:
+                    evaluated_step = step
+                    if done:
+                        seconds_per_answer = (now - phase_started) / done
+            if (step, total_steps, phase, done, total) == last:
                 return
-            last = (step, total_steps, phase)
-            self.record_progress(step, total_steps, phase, eta_seconds=pace.seconds_left(total_steps))
+            last = (step, total_steps, phase, done, total)
+            self.record_progress(
+                step,
+                total_steps,
+                phase,
+                eta_seconds=seconds_left(step, total_steps, phase, done, total),
+                phase_done=done,
+                phase_total=total,
+            )
 
         return on_progress
 
@@ -648,9 +740,49 @@ class TrainingRun(models.Model):
         return timedelta(seconds=max(0, round(left)))
 
     @property
+    def queued_behind(self) -> QueuePosition | None:
+        """While this run is queued: what its queue's workers are busy with (runs of any kind on the same queue), and
+        how many runs were queued before it there. None once it is no longer queued."""
+        if self.status != RunStatus.QUEUED:
+            return None
+        running: list[TrainingRun] = []
+        waiting_before = 0
+        for model in training_run_models():
+            same_queue = model.objects.filter(queue=self.queue)
+            running.extend(same_queue.filter(status=RunStatus.RUNNING).order_by("started_at", "id"))
+            earlier = same_queue.filter(status=RunStatus.QUEUED, created_at__lt=self.created_at)
+            if model is type(self):
+                earlier = earlier | same_queue.filter(
+                    status=RunStatus.QUEUED, created_at=self.created_at, pk__lt=self.pk
+                )
+            waiting_before += earlier.count()
+        return QueuePosition(running=running, waiting_before=waiting_before)
+
+    @property
     def shows_steps(self) -> bool:
         """Whether "Step n of N" means something yet: once the step count is known and the model is loaded."""
         return bool(self.total_steps) and self.phase not in (RunPhase.LOADING, RunPhase.TOKENIZING)
+
+    @property
+    def phase_progress_text(self) -> str:
+        """What a running trainer is doing, in words: "Evaluating on held-out data: 12 of 64 answers (after step 4 of
+        4)", "Step 3 of 10 (30%)", or the phase alone before steps mean something."""
+        if self.phase_total and self.phase in (RunPhase.EVALUATING, RunPhase.SAVING, RunPhase.LOADING):
+            label = self.get_phase_display().rstrip("…")
+            after = f" (after step {self.step} of {self.total_steps})" if self.total_steps else ""
+            return f"{label}: {self.phase_done or 0} of {self.phase_total} answers{after}"
+        if self.shows_steps:
+            prefix = f"{self.get_phase_display()} " if self.phase in (RunPhase.EVALUATING, RunPhase.SAVING) else ""
+            return f"{prefix}Step {self.step} of {self.total_steps} ({self.progress_percent}%)"
+        return self.get_phase_display() or "Starting…"
+
+    @property
+    def bar_percent(self) -> int | None:
+        """The progress bar's value: the phase's own progress while it counts something, else the steps'; None
+        (the bar shows activity) while nothing is counted yet."""
+        if self.phase_total:
+            return min(100, round(100 * (self.phase_done or 0) / self.phase_total))
+        return self.progress_percent if self.shows_steps else None
 
     @property
     def elapsed_text(self) -> str:

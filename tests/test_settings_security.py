@@ -75,6 +75,57 @@ def test_the_documented_production_environment_passes_check_deploy():
     assert result.returncode != 0 and "security.W004" in result.stderr
 
 
+def test_the_browsable_api_is_off_outside_debug():
+    """Its inline scripts and styles break the Content-Security-Policy: outside DEBUG the API answers JSON only."""
+    code = "from django.conf import settings; print(settings.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES'])"
+    result = run_django(code, **PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "JSONRenderer" in result.stdout and "BrowsableAPIRenderer" not in result.stdout
+    assert "BrowsableAPIRenderer" in run_django(code, DEBUG="true").stdout
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python manage.py ARGS` as typed by hand: no DEBUG, SECRET_KEY or DATABASE_URL in the environment."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_commands_typed_by_hand_use_the_settings_bin_run_wrote(tmp_path):
+    """bin/run keeps DEBUG and its SECRET_KEY in var/env; manage.py reads it, so `manage.py axes_reset` works on a
+    bin/run install with nothing set in the shell (it stopped with "SECRET_KEY is not set")."""
+    var_dir = tmp_path / "var"
+    var_dir.mkdir()
+    without_env_file = manage("axes_reset", ARBITER_VAR_DIR=str(var_dir))
+    assert without_env_file.returncode != 0 and "SECRET_KEY is not set" in without_env_file.stderr
+
+    # What bin/run writes (its own database here: an SQLite file in the test's folder).
+    (var_dir / "env").write_text(
+        "# Written by bin/run\nDEBUG=true\nSECRET_KEY=a-key-bin-run-made\n"
+        f"DATABASE_URL=sqlite:///{var_dir / 'arbiter.sqlite3'}\n"
+    )
+    assert manage("migrate", "axes", ARBITER_VAR_DIR=str(var_dir)).returncode == 0
+    result = manage("axes_reset", ARBITER_VAR_DIR=str(var_dir))
+    assert result.returncode == 0, result.stderr
+    assert "No attempts found" in result.stdout or "attempts removed" in result.stdout
+    key = manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)", ARBITER_VAR_DIR=str(var_dir)
+    )
+    assert key.stdout.strip().splitlines()[-1] == "a-key-bin-run-made"
+    # The environment wins over the file (a production shell sets its own).
+    key = manage(
+        "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+        ARBITER_VAR_DIR=str(var_dir), SECRET_KEY="from-the-shell",
+    )  # fmt: skip
+    assert key.stdout.strip().splitlines()[-1] == "from-the-shell"
+
+
 def test_the_security_settings_come_from_the_environment():
     code = (
         "from django.conf import settings as s; "

@@ -12,7 +12,10 @@ class AnnotatorQualitySerializer(serializers.Serializer):
 
     user_id = serializers.IntegerField(help_text="The annotator's user id, as in /api/annotators/{id}/quality/.")
     username = serializers.CharField()
-    judgments = serializers.IntegerField()
+    judgments = serializers.IntegerField(help_text="Pairwise judgments (the figures below are theirs).")
+    rankings = serializers.IntegerField(
+        default=0, help_text="Ranking judgments (their figures: /api/annotators/{id}/quality/)."
+    )
     median_seconds = serializers.FloatField(allow_null=True, help_text="Median time per item.")
     agreement = serializers.FloatField(
         allow_null=True, help_text="Share of comparable judgments that agree with the majority of the others."

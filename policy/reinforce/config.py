@@ -84,6 +84,23 @@ class ReinforceConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def evaluation_passes(self, step: int, *, with_reference: bool) -> int:
+        """Answers to each held-out prompt the evaluation at `step` samples: the policy's one, the reference's the
+        first time, and n more of the final policy at the last step (for a ranking batch)."""
+        return 1 + int(with_reference) + (self.samples_per_prompt if step == self.steps else 0)
+
+    def evaluation_answers_from(self, step: int, eval_prompts: int) -> int:
+        """The answers that all evaluations at `step` and after sample, for `eval_prompts` held-out prompts (the run
+        page's ETA counts them): one every eval_every steps and one at the last step."""
+        step = max(step, 1)
+        if step > self.steps:
+            return 0
+        first_evaluation = min(self.eval_every, self.steps)
+        multiples = self.steps // self.eval_every - (step - 1) // self.eval_every
+        evaluations = multiples + int(self.steps % self.eval_every != 0)
+        passes = evaluations + self.samples_per_prompt + int(step <= first_evaluation)
+        return eval_prompts * passes
+
 
 @dataclass
 class SFTConfig:

@@ -36,9 +36,10 @@ RewardFn = Callable[[list[list[dict]], list[str]], list[float]]
 LogFn = Callable[[int, dict], None]
 SamplesFn = Callable[[int, list[dict]], None]
 StopFn = Callable[[], bool]
-# (step, total_steps, phase): told of every step and phase ("loading", "tokenizing", "training", "evaluating",
-# "saving"); must be cheap.
-ProgressFn = Callable[[int, int, str], None]
+# (step, total_steps, phase[, done, total]): told of every step and phase ("loading", "tokenizing", "training",
+# "evaluating", "saving"), and while evaluating of the answers sampled (done) of all it samples (total); must be cheap.
+ProgressFn = Callable[..., None]
+AnswersFn = Callable[[int], None]
 
 
 def seed_everything(seed: int) -> None:
@@ -97,6 +98,18 @@ class _PromptCycle:
         return batch
 
 
+class _AnswerCount:
+    """An evaluation's answers sampled so far, reported as the phase's progress."""
+
+    def __init__(self, step: int, total: int, progress: Callable[..., None]) -> None:
+        self.step, self.total, self.done, self.progress = step, total, 0, progress
+        progress(step, "evaluating", 0, total)
+
+    def add(self, count: int) -> None:
+        self.done = min(self.total, self.done + count)
+        self.progress(self.step, "evaluating", self.done, self.total)
+
+
 def train_reinforce(
     policy_path: str | os.PathLike,
     reward_fn: RewardFn,
@@ -129,9 +142,9 @@ def train_reinforce(
     (the other ranks return {}).
     """
 
-    def progress(step: int, phase: str) -> None:
+    def progress(step: int, phase: str, *counts: int) -> None:
         if on_progress is not None:
-            on_progress(step, config.steps, phase)
+            on_progress(step, config.steps, phase, *counts)
 
     progress(0, "loading")
     _validate_prompts("prompts", prompts)
@@ -271,22 +284,37 @@ def train_reinforce(
         if step % config.eval_every == 0 or step == config.steps:
             stop_requested()
         if master_process and (step % config.eval_every == 0 or step == config.steps):
-            progress(step, "evaluating")
+            answered = _AnswerCount(
+                step,
+                len(eval_prompts) * config.evaluation_passes(step, with_reference=reference_eval is None),
+                progress,
+            )
             if reference_eval is None:
                 # The reference never changes: its eval answers are sampled and scored once.
-                reference_eval = _sample_and_score(reference, tokenizer, reward_fn, eval_prompts, config, device)
+                reference_eval = _sample_and_score(
+                    reference, tokenizer, reward_fn, eval_prompts, config, device, answered.add
+                )
                 if judge_fn is not None:
                     reference_eval["judge_rewards"] = score(judge_fn, eval_prompts, reference_eval["responses"])
                 if on_samples is not None:
                     on_samples(step, _eval_samples(eval_prompts, reference_eval, "reference"))
             evaluation = _evaluate(
-                policy, reference, tokenizer, reward_fn, eval_prompts, config, device, reference_eval, judge_fn
+                policy,
+                reference,
+                tokenizer,
+                reward_fn,
+                eval_prompts,
+                config,
+                device,
+                reference_eval,
+                judge_fn,
+                answered.add,
             )
             if on_samples is not None:
                 on_samples(step, _eval_samples(eval_prompts, evaluation["policy"], "eval"))
             if step == config.steps:
                 # n answers of the final policy to each held-out prompt, for a ranking batch (its n vs the reference).
-                ranked = _sample_n_and_score(policy, tokenizer, reward_fn, eval_prompts, config, device)
+                ranked = _sample_n_and_score(policy, tokenizer, reward_fn, eval_prompts, config, device, answered.add)
             metrics.update(evaluation["metrics"])
             progress(step, "training")
 
@@ -365,11 +393,12 @@ def _sample_n_and_score(
     prompts: list[list[dict]],
     config: ReinforceConfig,
     device: torch.device,
+    on_answers: AnswersFn | None = None,
 ) -> dict:
     """samples_per_prompt answers to each prompt and their rewards, as lists per prompt."""
     n = config.samples_per_prompt
     generator = make_generator(device, config.seed + 2_000_003)
-    _, responses = _rollouts(model, tokenizer, prompts, config, generator, config.prompts_per_step, n)
+    _, responses = _rollouts(model, tokenizer, prompts, config, generator, config.prompts_per_step, n, on_answers)
     rewards = score(reward_fn, [messages for messages in prompts for _ in range(n)], responses) if responses else []
     return {
         "responses": [responses[i * n : (i + 1) * n] for i in range(len(prompts))],
@@ -389,10 +418,11 @@ def _sample_and_score(
     prompts: list[list[dict]],
     config: ReinforceConfig,
     device: torch.device,
+    on_answers: AnswersFn | None = None,
 ) -> dict:
     generator = _eval_generator(device, config)
     batch_size = config.prompts_per_step * config.samples_per_prompt
-    rollouts, responses = _rollouts(model, tokenizer, prompts, config, generator, batch_size, 1)
+    rollouts, responses = _rollouts(model, tokenizer, prompts, config, generator, batch_size, 1, on_answers)
     return {"rollouts": rollouts, "responses": responses, "rewards": score(reward_fn, prompts, responses)}
 
 
@@ -404,8 +434,10 @@ def _rollouts(
     generator: torch.Generator,
     prompts_per_call: int,
     samples_per_prompt: int,
+    on_answers: AnswersFn | None = None,
 ) -> tuple[list[Rollout], list[str]]:
-    """`samples_per_prompt` answers to every prompt, `prompts_per_call` prompts per generation call."""
+    """`samples_per_prompt` answers to every prompt, `prompts_per_call` prompts per generation call; `on_answers(k)`
+    hears of each call's k prompts answered."""
     rollouts: list[Rollout] = []
     responses: list[str] = []
     for start in range(0, len(prompts), prompts_per_call):
@@ -422,6 +454,8 @@ def _rollouts(
         )
         rollouts.append(rollout)
         responses.extend(decode_responses(tokenizer, rollout))
+        if on_answers is not None:
+            on_answers(len(prompts[start : start + prompts_per_call]) * samples_per_prompt)
     return rollouts, responses
 
 
@@ -440,8 +474,9 @@ def _evaluate(
     device: torch.device,
     reference_eval: dict,
     judge_fn: RewardFn | None = None,
+    on_answers: AnswersFn | None = None,
 ) -> dict:
-    sampled = _sample_and_score(policy, tokenizer, reward_fn, prompts, config, device)
+    sampled = _sample_and_score(policy, tokenizer, reward_fn, prompts, config, device, on_answers)
     kls, lengths = [], []
     for rollout in sampled["rollouts"]:
         logprobs = response_logprobs(policy, rollout, config.temperature)

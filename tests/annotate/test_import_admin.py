@@ -113,3 +113,60 @@ def test_staff_without_add_permission_is_refused(client, bob):
 
     assert response.status_code == 403
     assert not Batch.objects.exists()
+
+
+def test_staff_set_a_new_batchs_guidelines_overlap_and_samples_per_hit(charlie_client):
+    data = {"file": upload("prefs.jsonl", TRL), "batch_name": "briefed", "format": "auto"}
+    data.update(guidelines="Pick the **kinder** answer.", overlap="3", samples_per_hit="4")
+
+    charlie_client.post(IMPORT_URL, data)
+
+    batch = Batch.objects.get(name="briefed")
+    assert (batch.guidelines, batch.overlap, batch.samples_per_hit) == ("Pick the **kinder** answer.", 3, 4)
+    # Left empty: the batch defaults.
+    charlie_client.post(IMPORT_URL, {"file": upload("prefs.jsonl", TRL), "batch_name": "plain", "format": "auto"})
+    plain = Batch.objects.get(name="plain")
+    assert (plain.guidelines, plain.overlap, plain.samples_per_hit) == ("", 1, 6)
+
+
+def test_new_batch_settings_are_checked_and_refused_for_an_existing_batch(charlie_client):
+    data = {"file": upload("prefs.jsonl", TRL), "batch_name": "capped", "format": "auto", "overlap": "0"}
+    page = charlie_client.post(IMPORT_URL, {**data, "samples_per_hit": "100000"}).content.decode()
+    assert "greater than or equal to 1" in page and "less than or equal to 200" in page
+    assert not Batch.objects.filter(name="capped").exists()
+
+    Batch.objects.create(name="existing", overlap=2)
+    data = {"file": upload("prefs.jsonl", TRL), "batch_name": "existing", "format": "auto", "overlap": "5"}
+    page = charlie_client.post(IMPORT_URL, data).content.decode()
+    assert "exists, and overlap can only be set for a new batch" in page
+    assert Batch.objects.get(name="existing").overlap == 2 and not Item.objects.exists()
+
+
+def test_a_background_import_keeps_the_new_batchs_settings(charlie_client, settings):
+    settings.IMPORT_BACKGROUND_BYTES = 10
+    data = {"file": upload("prefs.jsonl", TRL), "batch_name": "later", "format": "auto", "overlap": "2"}
+    response = charlie_client.post(IMPORT_URL, {**data, "guidelines": "Be kind."}, follow=True)
+    # The job page says what the job waits for (no worker runs in this test).
+    assert "Queued: waiting for a light worker (queue celery) to start it." in response.content.decode()
+
+    from annotate.import_jobs import run_import_job
+    from annotate.models import ImportJob
+
+    job = ImportJob.objects.get()
+    assert job.batch_settings == {"guidelines": "Be kind.", "overlap": 2, "samples_per_hit": None}
+    run_import_job(job.pk)
+    batch = Batch.objects.get(name="later")
+    assert (batch.guidelines, batch.overlap) == ("Be kind.", 2)
+
+
+def test_the_command_sets_and_checks_a_new_batchs_settings(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "prefs.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in TRL))
+    call_command("import_comparisons", str(path), batch="cli", overlap=2, samples_per_hit=3, guidelines="Be kind.")
+    batch = Batch.objects.get(name="cli")
+    assert (batch.guidelines, batch.overlap, batch.samples_per_hit) == ("Be kind.", 2, 3)
+    with pytest.raises(CommandError, match=r"overlap must be a whole number in \[1, 50\], got 51"):
+        call_command("import_comparisons", str(path), batch="too-wide", overlap=51)
+    assert not Batch.objects.filter(name="too-wide").exists()

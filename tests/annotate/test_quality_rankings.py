@@ -129,3 +129,16 @@ def test_the_annotator_page_and_api_show_ranking_figures(charlie_client, ranked,
     [row] = body["rankings"]
     assert row["batch_name"] == "ranked" and row["figures"]["rankings"] == 2
     assert body["overall"] is None and body["per_batch"] == []
+
+
+def test_annotators_who_only_ranked_are_listed_on_the_quality_page(charlie_client, ranked, alice):
+    pairs = Batch.objects.create(name="pairs")
+    item = Item.objects.create(
+        batch=pairs, external_id="p", prompt=[{"role": "user", "content": "q"}], response_1="a", response_2="b"
+    )
+    Judgment.objects.create(item=item, annotator=alice, rating=2)
+    figures = {a.username: (a.judgments, a.rankings) for a in annotator_quality()}
+    assert figures == {"alice": (1, 2), "bob": (0, 2)}, "bob only ranked; the import user is never listed"
+    html = charlie_client.get(reverse("quality:index")).content.decode()
+    annotators = html[html.index("Annotators (all batches)") :]
+    assert ">bob</a>" in annotators and "<th>Rankings</th>" in annotators

@@ -22,12 +22,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+# How long a browser test waits for the condition it needs (a page loaded, a text shown, a request answered). Tests
+# wait for conditions, never for a fixed time, so a long limit costs nothing on a quiet machine; under load (the whole
+# suite beside other work, load average 6 on 2 cores) Playwright's 5 s default failed tests that pass alone.
+BROWSER_TIMEOUT_MS = int(os.environ.get("BROWSER_TIMEOUT_MS", "30000"))
+
+
 @pytest.fixture(scope="session")
 def browser():
     chromium_path = shutil.which("chromium")
     if chromium_path is None:
         pytest.skip("chromium is not installed (Debian package 'chromium'); browser tests need it")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    sync_api.expect.set_options(timeout=BROWSER_TIMEOUT_MS)  # expect(...) has its own default, apart from the page's
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         yield browser
@@ -38,6 +45,6 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
     yield page
     context.close()

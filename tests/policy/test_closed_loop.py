@@ -197,7 +197,7 @@ def test_rankings_train_a_reward_model_whose_policy_is_ranked_again_and_trains_t
     assert figures[reward_v1]["accuracy"] != "–"
     assert "Kendall's τ" in figures[reward_v1]
     assert figures[policy_v1]["ranked above reference"] == f"1.00 (n = {2 * 2 * n}; 95 % 0.68–1.00)"
-    assert figures[ranked_samples]["rankings"] == "4"
+    assert figures[ranked_samples]["rankings now"] == "4"
 
 
 def test_the_api_form_and_command_take_a_base_checkpoint(charlie, charlie_client, tmp_path, tiny_policy):

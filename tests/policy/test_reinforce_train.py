@@ -142,13 +142,26 @@ def test_run_writes_checkpoints_samples_and_a_loadable_final_model(tiny_policy, 
         on_progress=lambda *report: progress.append(report),
     )
     assert progress[0] == (0, 4, "loading")
-    assert [step for step, _, phase in progress if phase == "training"] == [0, 1, 2, 2, 2, 3, 4, 4]
-    assert [(step, phase) for step, _, phase in progress if phase != "training"][1:] == [
-        (2, "evaluating"),
+    assert [step for step, _, phase, *_ in progress if phase == "training"] == [0, 1, 2, 2, 2, 3, 4, 4]
+    assert [(step, phase) for step, _, phase, *_ in progress if phase not in ("training", "evaluating")][1:] == [
         (2, "saving"),
-        (4, "evaluating"),
         (4, "saving"),
     ]
+    # Evaluation counts its answers: at step 2 the reference's and the policy's (4 prompts each, one call each); at
+    # the last step the policy's and then n=4 more per prompt (2 prompts per call).
+    evaluating = [(step, counts) for step, _, phase, *counts in progress if phase == "evaluating"]
+    assert evaluating == [
+        (2, [0, 8]),
+        (2, [4, 8]),
+        (2, [8, 8]),
+        (4, [0, 20]),
+        (4, [4, 20]),
+        (4, [12, 20]),
+        (4, [20, 20]),
+    ]
+    assert config.evaluation_answers_from(1, len(EVAL_PROMPTS)) == 8 + 20
+    assert config.evaluation_answers_from(3, len(EVAL_PROMPTS)) == 20
+    assert config.evaluation_answers_from(5, len(EVAL_PROMPTS)) == 0
     assert (tmp_path / "checkpoint-2" / "config.json").exists()
     assert json.loads((tmp_path / "checkpoint-2" / "training_state.json").read_text())["step"] == 2
     assert result["model_path"] == str(tmp_path / "final")

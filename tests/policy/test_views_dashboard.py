@@ -374,3 +374,28 @@ def test_the_form_and_the_api_refuse_the_reward_model_as_its_own_judge(charlie_c
     )
     assert response.status_code == 400 and "must not be the run's own reward model" in response.content.decode()
     assert not PolicyRun.objects.filter(judge_run=reward_run).exists()
+
+
+@pytest.mark.django_db
+def test_the_base_checkpoint_is_a_choice_of_what_the_picked_run_saved(charlie_client, tmp_path):
+    folder = tmp_path / "policy-earlier"
+    for name in ("final", "checkpoint-10", "checkpoint-2"):
+        (folder / name).mkdir(parents=True)
+    earlier = PolicyRun.objects.create(status=RunStatus.SUCCEEDED, artifact_path=str(folder))
+
+    options = charlie_client.get(reverse("policy:base_checkpoints"), {"base_run": earlier.pk}).content.decode()
+    assert options == (
+        '<option value="">Final model</option><option value="checkpoint-2">Checkpoint at step 2</option>'
+        '<option value="checkpoint-10">Checkpoint at step 10</option>'
+    )
+    assert charlie_client.get(reverse("policy:base_checkpoints"), {"base_run": "x"}).content.decode() == (
+        '<option value="">Final model</option>'
+    )
+
+    form = charlie_client.get(reverse("policy:run_new"), {"base_run": earlier.pk}).content.decode()
+    assert '<select name="base_checkpoint"' in form and "Checkpoint at step 10" in form
+    assert f'hx-get="{reverse("policy:base_checkpoints")}"' in form and 'hx-target="#id_base_checkpoint"' in form
+    page = charlie_client.post(
+        reverse("policy:run_new"), {"base_run": earlier.pk, "base_checkpoint": "checkpoint-9"}
+    ).content.decode()
+    assert "Select a valid choice. checkpoint-9 is not one of the available choices." in page

@@ -169,4 +169,6 @@ def test_ranking_judgments_are_listed_by_the_pair_the_model_disputes_most(alice,
     client = Client()
     client.force_login(curator)
     page = client.get(f"/dashboard/review/?run={run.pk}").content.decode()
-    assert "Ranked 1 above 3" in page and "3.000" in page
+    assert 'Ranked <span class="ranking-order">A &gt; C</span>' in page and "3.000" in page
+    # The whole ranking in the letters the responses are listed with, not its JSON.
+    assert 'ranked <span class="ranking-order">A &gt; B &gt; C</span>' in page and "[[1]" not in page

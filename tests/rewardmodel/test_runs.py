@@ -162,6 +162,41 @@ def test_progress_recorder_saves_every_step_with_its_phase_and_a_windowed_eta():
     assert run.eta_seconds == pytest.approx(48 * 2.0)
 
 
+@pytest.mark.django_db
+def test_the_eta_counts_the_evaluations_still_to_come_at_their_measured_pace():
+    """A run of 4 steps of 2 s with an evaluation of 10 answers after steps 2 and 4: the ETA counts the 20 answers
+    (guessed from the training pace until the first evaluation measured 1 s an answer), and the evaluation's own
+    progress is saved and shown."""
+    run = _queued_run()
+    run.claim()
+    now = [100.0]
+    plan = runs.EvaluationPlan(answers_from=lambda step: 10 * ((4 - max(step, 1)) // 2 + 1), answers_per_step=4)
+    on_progress = run.progress_recorder(clock=lambda: now[0], evaluations=plan)
+
+    def report(at: float, *args) -> runs.TrainingRun:
+        now[0] = at
+        on_progress(*args)
+        run.refresh_from_db()
+        return run
+
+    report(100, 0, 4, "training")
+    # 2 s a step; before any evaluation an answer is guessed at 2 s / 4 answers a step.
+    assert report(102, 1, 4, "training").eta_seconds == pytest.approx(3 * 2.0 + 20 * 0.5)
+    assert report(104, 2, 4, "training").eta_seconds == pytest.approx(2 * 2.0 + 20 * 0.5)
+    report(104, 2, 4, "evaluating", 0, 10)
+    run = report(109, 2, 4, "evaluating", 5, 10)  # 1 s an answer, measured
+    assert (run.phase_done, run.phase_total) == (5, 10)
+    assert run.eta_seconds == pytest.approx(5 * 1.0 + 2 * 2.0 + 10 * 1.0)
+    assert run.phase_progress_text == "Evaluating on held-out data: 5 of 10 answers (after step 2 of 4)"
+    assert run.bar_percent == 50
+    report(114, 2, 4, "evaluating", 10, 10)
+    run = report(114, 2, 4, "training")
+    assert (run.phase_done, run.phase_total) == (None, None)
+    assert run.eta_seconds == pytest.approx(2 * 2.0 + 10 * 1.0)
+    # The 10 s of evaluation are not the step's pace: step 3 took 2 s.
+    assert report(116, 3, 4, "training").eta_seconds == pytest.approx(1 * 2.0 + 10 * 1.0)
+
+
 # Pairs from judgments ----------------------------------------------------------------------------
 
 

@@ -260,10 +260,10 @@ def test_a_loading_run_says_what_it_is_doing_instead_of_step_zero(charlie_client
     run.record_progress(1, 1, "evaluating", eta_seconds=0)
     evaluating = charlie_client.get(reverse("rewardmodel:run_live", args=[run.pk]), **HTMX).content.decode()
 
-    assert "Waiting for a worker to start it…" in queued
+    assert "Waiting for a worker (queue gpu) to start it…" in queued
     assert "Loading the model…" in loading and "Step 0" not in loading and "(0%)" not in loading
     assert "Tokenizing the data…" in tokenizing and "Step" not in tokenizing
-    assert "Evaluating on held-out data… Step 1 of 1 (100%) · almost done" in evaluating
+    assert "Evaluating on held-out data… Step 1 of 1 (100%) · finishing the evaluation" in evaluating
 
 
 @pytest.mark.django_db
@@ -322,3 +322,54 @@ def test_run_page_counts_are_singular_for_one(charlie_client, charlie, alice):
 
     assert "1 epoch," in page and "(1 step, 1 pair)." in page
     assert "(s)" not in page
+
+
+@pytest.mark.django_db
+def test_a_run_page_says_how_many_pairs_each_accuracy_is_of_and_names_its_backbone(charlie_client):
+    run = RewardModelRun.objects.create(
+        status=RunStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+        config={"backbone": "/venv/lib/python3.11/site-packages/some_package/tiny-reward-backbone"},
+        metrics={
+            "eval_accuracy": 0.5,
+            "eval_pairs": 8,
+            "eval_accuracy_clear": 0.6,
+            "eval_pairs_clear": 5,
+            "eval_accuracy_slight": 0.0,
+            "eval_pairs_slight": 3,
+        },
+    )
+    page = charlie_client.get(run.get_absolute_url()).content.decode()
+    levels = page[page.index("Eval accuracy per rating level") :]
+    assert '<td>Slightly better</td><td>3</td><td>0.000 <span class="muted">of 3 pairs</span>' in levels
+    assert '<td>All pairs</td><td>8</td><td>0.500 <span class="muted">of 8 pairs</span>' in levels
+    backbone = page[page.index('id="backbone"') :]
+    assert (
+        '<span title="/venv/lib/python3.11/site-packages/some_package/tiny-reward-backbone">tiny-reward-backbone</span>'
+        in backbone
+    )
+    assert "<summary>path</summary>" in backbone
+
+
+@pytest.mark.django_db
+def test_lineage_shows_what_each_run_used_not_todays_counts(charlie_client, alice):
+    from annotate.models import Item, Judgment
+    from policy.lineage import lineage_of
+
+    batch = Batch.objects.create(name="grows")
+    items = [
+        Item.objects.create(
+            batch=batch, external_id=str(i), prompt=[{"role": "user", "content": "q"}], response_1="a", response_2="b"
+        )
+        for i in range(6)
+    ]
+    for item in items[:3]:
+        Judgment.objects.create(item=item, annotator=alice, rating=1)
+    run = RewardModelRun.objects.create(status=RunStatus.SUCCEEDED, judgments_count=3, pairs_count=3)
+    run.batches.set([batch])
+    for item in items[3:]:  # judged after the run started
+        Judgment.objects.create(item=item, annotator=alice, rating=-1)
+
+    figures = {step.obj: dict(step.figures) for step in lineage_of(run)}
+    assert figures[run]["trained on"] == "3 judgments → 3 pairs"
+    assert figures[batch]["pairwise judgments now"] == "6"

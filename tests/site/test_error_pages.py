@@ -45,6 +45,19 @@ def test_a_missing_page_gets_a_readable_404(charlie_client):
     assert response.status_code == 404 and "Error 404" in response.content.decode()
 
 
+def test_with_debug_on_a_missing_page_gets_the_styled_404_too(charlie_client, settings):
+    """bin/run runs with DEBUG on, where Django would list every URL pattern instead."""
+    settings.DEBUG = True
+    response = charlie_client.get("/no/such/page/")
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert "Error 404" in page and "/no/such/page/" in page and "Using the URLconf" not in page
+    response = charlie_client.get(reverse("rewardmodel:run_detail", args=[999_999]))
+    assert response.status_code == 404 and "Error 404" in response.content.decode()
+    response = charlie_client.get("/dashboard/reward")  # no slash: still redirected to the page that exists
+    assert response.status_code == 301 and response["Location"].endswith("/dashboard/reward/")
+
+
 def test_a_server_error_page_renders_without_a_request_context():
     response = server_error(RequestFactory().get("/"))
     page = response.content.decode()

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import ngettext
 
-from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons
+from annotate.importers import FORMAT_CHOICES, NEW_BATCH_SETTINGS, ImportFileError, import_comparisons
 
 
 class Command(BaseCommand):
@@ -44,6 +44,9 @@ class Command(BaseCommand):
             help="Annotators do not get the batch until staff resume it (default with --as-judgments).",
         )
         parser.add_argument("--seed", type=int, default=None, help="Seed for the order of the two responses.")
+        parser.add_argument("--guidelines", default=None, help="New batch: the annotators' instructions (Markdown).")
+        parser.add_argument("--overlap", type=int, default=None, help="New batch: annotators per item (default 1).")
+        parser.add_argument("--samples-per-hit", type=int, default=None, help="New batch: items per HIT (default 6).")
 
     def handle(self, *args, **options) -> None:
         try:
@@ -55,6 +58,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 active=options["active"],
                 allow_ties=options["allow_ties"],
+                batch_settings={name: options[name] for name in NEW_BATCH_SETTINGS},
             )
         except ImportFileError as exc:
             raise CommandError(f"{options['file']}: {exc}. Nothing was imported.") from exc
