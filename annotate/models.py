@@ -71,10 +71,23 @@ class Batch(models.Model):
     )
     allow_ties = models.BooleanField(default=False, help_text="Ranking batches: annotators may rank responses equal.")
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
-    samples_per_hit = models.PositiveSmallIntegerField(default=6)
-    overlap = models.PositiveSmallIntegerField(default=1, help_text="How many annotators should judge each item.")
+    # The bounds are validators, so the admin's form, the API's serializer and full_clean() refuse the same values
+    # (the column's own range comes with them: Django adds it to every integer field).
+    samples_per_hit = models.PositiveSmallIntegerField(
+        default=6, validators=[MinValueValidator(1, "A HIT needs at least one sample.")]
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1, "Each item needs at least one annotator.")],
+        help_text="How many annotators should judge each item.",
+    )
     gold_rate = models.FloatField(
-        default=0.0, help_text="Share of each HIT drawn from the batch's gold items (0 to 1)."
+        default=0.0,
+        validators=[
+            MinValueValidator(0.0, "A share between 0 and 1."),
+            MaxValueValidator(1.0, "A share between 0 and 1."),
+        ],
+        help_text="Share of each HIT drawn from the batch's gold items (0 to 1).",
     )
     active = models.BooleanField(default=True, help_text="Annotators get items only from active batches.")
     priority = models.IntegerField(

@@ -20,6 +20,7 @@ from annotate.api.permissions import has_permissions
 from annotate.api.rankings import RankSerializer, ShownResponseSerializer, TiersOutputField
 from annotate.models import Batch, Hit, Rating
 from annotate.selectors import ScreenSample, screen_samples
+from rlhf.numbers import parse_id
 
 
 def annotation_error(exc: services.AnnotationError) -> ValidationError:
@@ -210,13 +211,14 @@ class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def rate(self, request: Request, pk: str | None = None) -> Response:
         """Answers with the rating saved and the HIT's progress; GET the HIT for its samples."""
         serializer = RateSerializer(data=request.data)
-        if not serializer.is_valid() or not str(pk).isdigit():
+        hit_id = parse_id(pk)
+        if not serializer.is_valid() or hit_id is None:
             self.own_hit()  # someone else's HIT answers 404 (or 403 for staff) before any word about the input
             serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
             # The service looks the HIT up with its annotator and locks it: one statement for both.
-            saved = services.rate_sample(int(pk), request.user.pk, data["position"], data["rating"], data["elapsed_ms"])
+            saved = services.rate_sample(hit_id, request.user.pk, data["position"], data["rating"], data["elapsed_ms"])
         except Hit.DoesNotExist:
             self.own_hit()  # 404, or 403 for staff who may read the HIT
             raise
