@@ -11,6 +11,7 @@ from annotate.batch_settings import kind_setting_errors
 from annotate.import_jobs import runs_in_background, start_import_job
 from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons, size_limit_message
 from annotate.models import Batch, Hit, HitSlot, ImportJob, Item, Judgment
+from annotate.rendering import visible_controls
 
 
 class ImportComparisonsForm(forms.Form):
@@ -60,8 +61,14 @@ class BatchForm(forms.ModelForm):
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
     form = BatchForm
-    list_display = ["name", "kind", "ranking_size", "active", "priority", "samples_per_hit", "overlap", "created_at"]
+    list_display = [
+        "shown_name", "kind", "ranking_size", "active", "priority", "samples_per_hit", "overlap", "created_at",
+    ]  # fmt: skip
     list_filter = ["active", "kind"]
+
+    @admin.display(description="name", ordering="name")
+    def shown_name(self, batch: Batch) -> str:
+        return str(batch)  # the name with its bidirectional controls visible (Batch.__str__)
 
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_comparisons_view)
@@ -141,7 +148,7 @@ class BatchAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Import of {job.file_name}",
+            "title": visible_controls(f"Import of {job.file_name}"),
             "job": job,
         }
         template = "admin/annotate/batch/import_job.html"
@@ -152,9 +159,13 @@ class BatchAdmin(admin.ModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "batch", "gold", "created_at"]
+    list_display = ["shown_external_id", "batch", "gold", "created_at"]
     list_filter = ["batch"]
     search_fields = ["external_id"]
+
+    @admin.display(description="external id", ordering="external_id")
+    def shown_external_id(self, item: Item) -> str:
+        return visible_controls(item.external_id)
 
 
 class HitSlotInline(admin.TabularInline):

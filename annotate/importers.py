@@ -538,13 +538,18 @@ def _known_order(record: Record, size: int, rules: RankingRules) -> tuple[Tiers 
         if not isinstance(value, list) or len(value) != size:
             raise record.fail(f"expected a list of {size} numbers, one per response", "scores")
         for number, score in enumerate(value, start=1):
-            if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            if isinstance(score, float) and not math.isfinite(score):
+                spelled = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(score)]  # as JSON writes it
+                raise record.fail(f"response {number}: expected a finite number, got {spelled}", "scores")
+            if isinstance(score, bool) or not isinstance(score, int | float):
                 raise record.fail(f"response {number}: expected a number, got {_type_name(score)}", "scores")
         tiers = tiers_from_scores(value)
         tie = next((tier for tier in tiers if len(tier) > 1), None)
         if tie and not rules.allow_ties:
             numbers = " and ".join(map(str, tie))
             raise record.fail(f"responses {numbers} have equal scores, a tie, and {TIES_HINT}", "scores")
+        if len(tiers) == 1:
+            raise record.fail(f"all {size} responses have equal scores, which says nothing about their order", "scores")
         return tiers, {"scores": value}
     return None, {}
 

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from annotate.rendering import visible_controls
 from rlhf.preferences import strength_of, winner_of
 from rlhf.prompts import join_input
 from rlhf.rankings import LETTERS, MAX_RANKING_SIZE, MIN_RANKING_SIZE, Tiers, to_item_tiers, to_screen_tiers
@@ -111,7 +112,7 @@ class Batch(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return self.name
+        return visible_controls(self.name)  # users choose names: shown as the HIT's texts are (admin, forms)
 
     @property
     def is_ranking(self) -> bool:
@@ -163,7 +164,7 @@ class Item(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.batch.name}/{self.external_id}"
+        return visible_controls(f"{self.batch.name}/{self.external_id}")
 
     @property
     def earlier_turns(self) -> list[dict]:
@@ -446,7 +447,7 @@ class ImportJob(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Import {self.pk} of {self.file_name} into {self.batch_name}"
+        return visible_controls(f"Import {self.pk} of {self.file_name} into {self.batch_name}")
 
     @property
     def is_finished(self) -> bool:

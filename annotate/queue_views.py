@@ -94,7 +94,7 @@ def set_priority(request: HttpRequest, pk: int) -> HttpResponse:
     priority = parse_whole_number(request.POST.get("priority"), INT32_MIN, INT32_MAX)
     if priority is None:
         return _queue_response(
-            request, f"The priority of {batch.name} must be a whole number between {INT32_MIN} and {INT32_MAX}."
+            request, f"The priority of {batch} must be a whole number between {INT32_MIN} and {INT32_MAX}."
         )
     Batch.objects.filter(pk=pk).update(priority=priority)
     return _queue_response(request)

@@ -46,6 +46,6 @@ def check_filter_values(query_params, filters: dict) -> None:
                 errors.setdefault(key, []).append("Expected a value.")
             elif isinstance(filter_, ID_FILTERS) and any(parse_id(value) is None for value in values):
                 # rlhf.numbers' rule: "²" passes isdigit() and fails int(), "٣" passes int().
-                errors.setdefault(key, []).append(f"Expected ids: whole numbers between 1 and {MAX_ID}.")
+                errors.setdefault(key, []).append(f"Expected ids between 1 and {MAX_ID}.")
     if errors:
         raise ValidationError(errors)

@@ -124,6 +124,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # `shown`: user-chosen text with its bidirectional controls visible, in every template.
+            "builtins": ["annotate.templatetags.display"],
         },
     },
 ]

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from annotate import services
 from annotate.api.batches import AnnotatorBatchSerializer
+from annotate.api.fields import WholeNumberField
 from annotate.api.permissions import has_permissions
 from annotate.api.rankings import RankSerializer, ShownResponseSerializer, TiersOutputField
 from annotate.models import Batch, Hit, Rating
@@ -138,18 +139,18 @@ class HitSummarySerializer(serializers.ModelSerializer):
 
 
 class RateSerializer(serializers.Serializer):
-    position = serializers.IntegerField(min_value=1, help_text="The sample's position in the HIT (1-based).")
+    position = WholeNumberField(min_value=1, help_text="The sample's position in the HIT (1-based).")
     rating = serializers.ChoiceField(
         choices=Rating.choices, help_text="On the screen's orientation: -2..2 toward 'AI Response 2'."
     )
-    elapsed_ms = serializers.IntegerField(
+    elapsed_ms = WholeNumberField(
         min_value=0, default=0, help_text="Time spent on the sample since it was last reported."
     )
 
 
 class TimeSerializer(serializers.Serializer):
-    position = serializers.IntegerField(min_value=1)
-    elapsed_ms = serializers.IntegerField(min_value=0)
+    position = WholeNumberField(min_value=1)
+    elapsed_ms = WholeNumberField(min_value=0)
 
 
 class HitFilter(django_filters.FilterSet):

@@ -43,7 +43,7 @@ def test_an_id_filter_answers_400_for_a_number_it_cannot_read(alice, value):
     make_batch()
     response = api(alice).get("/api/judgments/", {"batch": value})
     assert response.status_code == 400
-    assert "whole numbers between 1 and" in response.json()["batch"][0]
+    assert "Expected ids between 1 and" in response.json()["batch"][0]
 
 
 def test_a_hit_path_id_in_unicode_digits_is_not_found(alice):
