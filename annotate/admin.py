@@ -9,7 +9,7 @@ from django.utils.translation import ngettext
 
 from annotate.batch_settings import kind_setting_errors
 from annotate.import_jobs import runs_in_background, start_import_job
-from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons, size_limit_message
+from annotate.importers import FORMAT_CHOICES, ImportFileError, import_comparisons, item_errors, size_limit_message
 from annotate.models import Batch, Hit, HitSlot, ImportJob, Item, Judgment
 from annotate.rendering import visible_controls
 
@@ -157,8 +157,23 @@ class BatchAdmin(admin.ModelAdmin):
         return TemplateResponse(request, template, context)
 
 
+class ItemForm(forms.ModelForm):
+    """The admin's item form: the importer's checks (item_errors), so an item saved here is one an import writes."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.errors or cleaned.get("batch") is None:
+            return cleaned
+        fields = ("batch", "external_id", "prompt", "prompt_input", "response_1", "response_2", "more_responses")
+        item = Item(**{name: cleaned.get(name, getattr(self.instance, name, None)) for name in fields})
+        for name, message in item_errors(item).items():
+            self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
+    form = ItemForm
     list_display = ["shown_external_id", "batch", "gold", "created_at"]
     list_filter = ["batch"]
     search_fields = ["external_id"]

@@ -6,6 +6,7 @@ A judgment is always stored in the item's own orientation: "response 1" is
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from annotate.rendering import visible_controls
 from rlhf.preferences import strength_of, winner_of
-from rlhf.prompts import join_input
+from rlhf.prompts import MessageError, check_messages, join_input
 from rlhf.rankings import LETTERS, MAX_RANKING_SIZE, MIN_RANKING_SIZE, Tiers, to_item_tiers, to_screen_tiers
 
 
@@ -167,17 +168,27 @@ class Item(models.Model):
         return visible_controls(f"{self.batch.name}/{self.external_id}")
 
     @property
+    def messages(self) -> list[dict]:
+        """The prompt's messages. One stored in another shape (saved before the admin checked items as imports are
+        checked) is its JSON text as one user turn: shown to the annotator as it is, never a 500 that blocks them."""
+        try:
+            return check_messages(self.prompt, last_role="user")
+        except MessageError:
+            text = self.prompt if isinstance(self.prompt, str) else json.dumps(self.prompt, ensure_ascii=False)
+            return [{"role": "user", "content": text}]
+
+    @property
     def earlier_turns(self) -> list[dict]:
         """Every message before the final instruction (a multi-turn transcript)."""
-        return self.prompt[:-1]
+        return self.messages[:-1]
 
     @property
     def instruction(self) -> str:
-        return self.prompt[-1]["content"] if self.prompt else ""
+        return self.messages[-1]["content"]
 
     def chat_messages(self) -> list[dict]:
         """The prompt as a model sees it: the input joined to the last user turn."""
-        return join_input(self.prompt, self.prompt_input)
+        return join_input(self.messages, self.prompt_input)
 
     @property
     def responses(self) -> list[str]:
