@@ -1,11 +1,13 @@
 """Every numeric query, path and form parameter against hostile numbers: no answer may be a server error (5xx).
 
-Runs in-process with Django's test client on a fresh SQLite database in a temporary ARBITER_VAR_DIR (DEBUG on, no
+Runs in-process with Django's test client on a fresh SQLite database (which stores any 64-bit integer in any integer
+column, so a value past a PostgreSQL column's range, such as a 2**31 priority, fails only there: the PostgreSQL tests
+cover those) in a temporary ARBITER_VAR_DIR (DEBUG on, no
 broker: a run that a request starts stays queued), after `create_demo`. The parameters come from two places:
 
-- the API: every operation of the OpenAPI schema, each query or path parameter and each JSON body property (the
-  trainer `options` included) whose schema type is integer or number, as the annotator alice and the superuser
-  admin;
+- the API: every operation of the OpenAPI schema, each path parameter (ids) and each query parameter and JSON body
+  property (the trainer `options` included) whose schema type is integer or number, as the annotator alice and the
+  superuser admin;
 - the pages: the HIT page and its rate / time / rank forms, the queue's priority, the review page, the run pages'
   sample step and send overlap, list pages' `page`, the start forms' numeric options, the export form and the
   admin's batch form.
@@ -86,7 +88,9 @@ def api_cases(ids: dict[str, str]) -> list[tuple[str, str, str, str, object]]:
             parameters = operation.get("parameters", [])
             concrete = re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "1"), path)
             for parameter in parameters:
-                if not numeric(resolve(parameter.get("schema", {}), components)):
+                # Path parameters are ids whatever type the schema gives them (a router's pk is a string there).
+                is_id = parameter["in"] == "path"
+                if not is_id and not numeric(resolve(parameter.get("schema", {}), components)):
                     continue
                 for value in VALUES:
                     if parameter["in"] == "query":
