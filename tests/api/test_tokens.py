@@ -1,5 +1,5 @@
-"""API tokens: made, seen, rotated and revoked by their user (staff: anyone's), stored as digests, dead after a
-password change, never shown in the admin."""
+"""API tokens: made, seen, rotated and revoked by their user (staff: anyone's who holds no right they lack), stored
+as digests, dead after a password change, never shown in the admin."""
 
 from __future__ import annotations
 
