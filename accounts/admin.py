@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from accounts.models import ApiToken
+from accounts.tokens import token_refusal
 
 
 @admin.register(ApiToken)
@@ -17,3 +18,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Revoking someone's token is managing it: the same rule as the API (never a user with more rights).
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or token_refusal(request.user, obj.user) is None)

@@ -2,7 +2,8 @@
 
 /api/auth/token/            POST: a new token (username + password in the body, or as the signed-in user); the key
                             is in this response only. GET: the token's details (never the key). DELETE: revoke it.
-/api/auth/tokens/{username}/  The same for any user's token, for staff with the API-token permissions.
+/api/auth/tokens/{username}/  The same for any user's token, for staff with the API-token permissions; issuing and
+                            revoking also need every permission the user holds (and a superuser for a superuser).
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from django.contrib.auth import authenticate, get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.lockout import lockout_response
 from accounts.models import ApiToken
-from accounts.tokens import current_token, issue_token, revoke_token
+from accounts.tokens import current_token, issue_token, revoke_token, token_refusal
 from runs.permissions import HasPermissions
 
 
@@ -106,6 +107,14 @@ class UserTokenView(APIView):
     def _user(self, username: str):
         return get_object_or_404(get_user_model(), **{get_user_model().USERNAME_FIELD: username})
 
+    def _managed_user(self, request: Request, username: str):
+        """The user whose token the caller may issue or revoke: never one with rights the caller lacks."""
+        user = self._user(username)
+        reason = token_refusal(request.user, user)
+        if reason is not None:
+            raise PermissionDenied(reason)
+        return user
+
     @extend_schema(responses={200: TokenInfoSerializer})
     def get(self, request: Request, username: str) -> Response:
         """Any user's token details (never the key)."""
@@ -117,11 +126,11 @@ class UserTokenView(APIView):
     @extend_schema(request=None, responses={200: NewTokenSerializer})
     def post(self, request: Request, username: str) -> Response:
         """A new token for the user, replacing any old one; the key is in this response only."""
-        return new_token_response(self._user(username))
+        return new_token_response(self._managed_user(request, username))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, username: str) -> Response:
         """Revoke the user's token."""
-        if not revoke_token(self._user(username)):
+        if not revoke_token(self._managed_user(request, username)):
             raise NotFound(f"{username} has no API token.")
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,25 @@ PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+def token_refusal(actor: AbstractBaseUser, target: AbstractBaseUser) -> str | None:
+    """Why `actor` may not issue, rotate or revoke `target`'s token (None when they may).
+
+    A token is its user's every right: whoever issues one for someone else can act as them. So the caller must
+    hold every permission the target holds, and only a superuser reaches a superuser. The caller's own token is
+    always theirs to manage. The API and the admin both ask this.
+    """
+    if actor.pk == target.pk:
+        return None
+    username = target.get_username()
+    if target.is_superuser and not actor.is_superuser:
+        return f"Only a superuser may manage the token of {username}, a superuser."
+    missing = sorted(target.get_all_permissions() - actor.get_all_permissions())
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        return f"{username} holds permissions you do not ({shown}): you may not manage their token."
+    return None
+
+
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

@@ -17,9 +17,11 @@ from annotate.importers import (
     NEW_BATCH_SETTINGS,
     ImportFileError,
     import_comparisons,
+    item_errors,
     size_limit_message,
 )
 from annotate.models import Batch, Hit, HitSlot, ImportJob, Item, Judgment
+from annotate.rendering import visible_controls
 
 
 class ImportComparisonsForm(forms.Form):
@@ -92,8 +94,14 @@ class BatchForm(forms.ModelForm):
 @admin.register(Batch)
 class BatchAdmin(admin.ModelAdmin):
     form = BatchForm
-    list_display = ["name", "kind", "ranking_size", "active", "priority", "samples_per_hit", "overlap", "created_at"]
+    list_display = [
+        "shown_name", "kind", "ranking_size", "active", "priority", "samples_per_hit", "overlap", "created_at",
+    ]  # fmt: skip
     list_filter = ["active", "kind"]
+
+    @admin.display(description="name", ordering="name")
+    def shown_name(self, batch: Batch) -> str:
+        return str(batch)  # the name with its bidirectional controls visible (Batch.__str__)
 
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_comparisons_view)
@@ -175,7 +183,7 @@ class BatchAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Import of {job.file_name}",
+            "title": visible_controls(f"Import of {job.file_name}"),
             "job": job,
         }
         template = "admin/annotate/batch/import_job.html"
@@ -184,11 +192,30 @@ class BatchAdmin(admin.ModelAdmin):
         return TemplateResponse(request, template, context)
 
 
+class ItemForm(forms.ModelForm):
+    """The admin's item form: the importer's checks (item_errors), so an item saved here is one an import writes."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.errors or cleaned.get("batch") is None:
+            return cleaned
+        fields = ("batch", "external_id", "prompt", "prompt_input", "response_1", "response_2", "more_responses")
+        item = Item(**{name: cleaned.get(name, getattr(self.instance, name, None)) for name in fields})
+        for name, message in item_errors(item).items():
+            self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "batch", "gold", "created_at"]
+    form = ItemForm
+    list_display = ["shown_external_id", "batch", "gold", "created_at"]
     list_filter = ["batch"]
     search_fields = ["external_id"]
+
+    @admin.display(description="external id", ordering="external_id")
+    def shown_external_id(self, item: Item) -> str:
+        return visible_controls(item.external_id)
 
 
 class HitSlotInline(admin.TabularInline):

@@ -18,7 +18,7 @@ def batches_with_counts() -> QuerySet[Batch]:
 def batch_label(batch: Batch) -> str:
     """A batch as forms offer it: its name, items and judgments (from batches_with_counts())."""
     return (
-        f"{batch.name} ({batch.n_items} item{pluralize(batch.n_items)}, "
+        f"{batch} ({batch.n_items} item{pluralize(batch.n_items)}, "
         f"{batch.n_judgments} judgment{pluralize(batch.n_judgments)})"
     )
 

@@ -61,7 +61,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from annotate.models import Batch, Item, Judgment, Rating
+from annotate.models import MAX_GUIDELINES_CHARS, MAX_OVERLAP, MAX_SAMPLES_PER_HIT, Batch, Item, Judgment, Rating
 from rlhf.prompts import MessageError, check_messages
 from rlhf.rankings import MAX_RANKING_SIZE, MIN_RANKING_SIZE, RankingError, Tiers, check_tiers, tiers_from_scores
 
@@ -83,6 +83,7 @@ class ImportFileError(Exception):
     def __init__(self, message: str, where: str = "", field: str = "") -> None:
         self.where = where
         self.field = field
+        self.message = message
         prefix = ", ".join(part for part in (where, f"field '{field}'" if field else "") if part)
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
@@ -279,8 +280,9 @@ def _as_record(element: Any, where: str, number: int) -> Record:
 
 
 def _type_name(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
-    return names.get(type(value), "a number")
+    # isinstance, not type(): the admin's JSON field gives a str subclass (JSONString) for a JSON string.
+    names = ((bool, "true/false"), (dict, "an object"), (list, "a list"), (str, "a string"), (type(None), "null"))
+    return next((name for kind, name in names if isinstance(value, kind)), "a number")
 
 
 def detect_format(record: Record) -> str:
@@ -538,13 +540,18 @@ def _known_order(record: Record, size: int, rules: RankingRules) -> tuple[Tiers 
         if not isinstance(value, list) or len(value) != size:
             raise record.fail(f"expected a list of {size} numbers, one per response", "scores")
         for number, score in enumerate(value, start=1):
-            if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            if isinstance(score, float) and not math.isfinite(score):
+                spelled = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(score)]  # as JSON writes it
+                raise record.fail(f"response {number}: expected a finite number, got {spelled}", "scores")
+            if isinstance(score, bool) or not isinstance(score, int | float):
                 raise record.fail(f"response {number}: expected a number, got {_type_name(score)}", "scores")
         tiers = tiers_from_scores(value)
         tie = next((tier for tier in tiers if len(tier) > 1), None)
         if tie and not rules.allow_ties:
             numbers = " and ".join(map(str, tie))
             raise record.fail(f"responses {numbers} have equal scores, a tie, and {TIES_HINT}", "scores")
+        if len(tiers) == 1:
+            raise record.fail(f"all {size} responses have equal scores, which says nothing about their order", "scores")
         return tiers, {"scores": value}
     return None, {}
 
@@ -576,6 +583,34 @@ PARSERS: dict[str, Callable[[Record], Comparison]] = {
     "plain": parse_plain,
     "ranking": parse_ranking,
 }
+
+
+# The model field that keeps each record field (the admin's item form names these in its errors).
+ITEM_FIELD_OF_RECORD_FIELD = {"input": "prompt_input", "responses": "more_responses", "id": "external_id"}
+
+
+def item_errors(item: Item) -> dict[str, str]:
+    """What an import would refuse in `item`'s fields, by model field ({} when none): the admin's item form checks
+    an item by the importer's rules, so no item reaches an annotator that an import would not have written. A stored
+    prompt is always a message list ending with the user's turn (what the importer makes of a string)."""
+    if not isinstance(item.prompt, list):
+        return {"prompt": f"expected a list of {{role, content}} messages, got {_type_name(item.prompt)}"}
+    more = item.more_responses
+    if not isinstance(more, list):
+        return {"more_responses": f"expected a list of strings, got {_type_name(more)}"}
+    data = {"external_id": item.external_id, "prompt": item.prompt, "input": item.prompt_input}
+    batch = item.batch
+    try:
+        if batch.is_ranking:
+            data["responses"] = [item.response_1, item.response_2, *more]
+            parse_ranking(Record(data, "item", 1), RankingRules(allow_ties=batch.allow_ties, size=batch.ranking_size))
+        elif more:
+            return {"more_responses": "a pairwise item has exactly two responses: leave this empty"}
+        else:
+            parse_plain(Record({**data, "response_1": item.response_1, "response_2": item.response_2}, "item", 1))
+    except ImportFileError as exc:
+        return {ITEM_FIELD_OF_RECORD_FIELD.get(exc.field, exc.field): exc.message}
+    return {}
 
 
 def parse_record(record: Record, fmt: str, rules: RankingRules | None = None) -> Comparison:
@@ -678,9 +713,6 @@ Progress = Callable[[str, int], None]
 
 # What an import may set on the batch it creates, with how people call it, and the limits (the form, the command).
 NEW_BATCH_SETTINGS = {"guidelines": "guidelines", "overlap": "overlap", "samples_per_hit": "samples per HIT"}
-MAX_GUIDELINES_CHARS = 20_000
-MAX_OVERLAP = 50
-MAX_SAMPLES_PER_HIT = 200
 
 
 def batch_setting_errors(batch_settings: dict) -> dict[str, str]:

@@ -6,6 +6,7 @@ A judgment is always stored in the item's own orientation: "response 1" is
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -14,8 +15,9 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from annotate.rendering import visible_controls
 from rlhf.preferences import strength_of, winner_of
-from rlhf.prompts import join_input
+from rlhf.prompts import MessageError, check_messages, join_input
 from rlhf.rankings import (
     LETTERS,
     MAX_RANKING_SIZE,
@@ -60,6 +62,12 @@ class BatchQuerySet(models.QuerySet):
         return 1 if highest is None else highest + 1
 
 
+# A new batch's bounds, for the admin, the API, the import form and the command alike (validators below).
+MAX_GUIDELINES_CHARS = 20_000
+MAX_OVERLAP = 50
+MAX_SAMPLES_PER_HIT = 200
+
+
 class Batch(models.Model):
     class Kind(models.TextChoices):
         PAIRWISE = "pairwise", "Pairwise (two responses, the four-level scale)"
@@ -79,10 +87,30 @@ class Batch(models.Model):
     )
     allow_ties = models.BooleanField(default=False, help_text="Ranking batches: annotators may rank responses equal.")
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
-    samples_per_hit = models.PositiveSmallIntegerField(default=6)
-    overlap = models.PositiveSmallIntegerField(default=1, help_text="How many annotators should judge each item.")
+    # The bounds are validators, so the admin's form, the API's serializer and full_clean() refuse the same values
+    # (the column's own range comes with them: Django adds it to every integer field).
+    samples_per_hit = models.PositiveSmallIntegerField(
+        default=6,
+        validators=[
+            MinValueValidator(1, "A HIT needs at least one sample."),
+            MaxValueValidator(MAX_SAMPLES_PER_HIT, f"At most {MAX_SAMPLES_PER_HIT} samples per HIT."),
+        ],
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[
+            MinValueValidator(1, "Each item needs at least one annotator."),
+            MaxValueValidator(MAX_OVERLAP, f"At most {MAX_OVERLAP} annotators per item."),
+        ],
+        help_text="How many annotators should judge each item.",
+    )
     gold_rate = models.FloatField(
-        default=0.0, help_text="Share of each HIT drawn from the batch's gold items (0 to 1)."
+        default=0.0,
+        validators=[
+            MinValueValidator(0.0, "A share between 0 and 1."),
+            MaxValueValidator(1.0, "A share between 0 and 1."),
+        ],
+        help_text="Share of each HIT drawn from the batch's gold items (0 to 1).",
     )
     active = models.BooleanField(default=True, help_text="Annotators get items only from active batches.")
     priority = models.IntegerField(
@@ -106,7 +134,7 @@ class Batch(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return self.name
+        return visible_controls(self.name)  # users choose names: shown as the HIT's texts are (admin, forms)
 
     @property
     def is_ranking(self) -> bool:
@@ -158,20 +186,30 @@ class Item(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.batch.name}/{self.external_id}"
+        return visible_controls(f"{self.batch.name}/{self.external_id}")
+
+    @property
+    def messages(self) -> list[dict]:
+        """The prompt's messages. One stored in another shape (saved before the admin checked items as imports are
+        checked) is its JSON text as one user turn: shown to the annotator as it is, never a 500 that blocks them."""
+        try:
+            return check_messages(self.prompt, last_role="user")
+        except MessageError:
+            text = self.prompt if isinstance(self.prompt, str) else json.dumps(self.prompt, ensure_ascii=False)
+            return [{"role": "user", "content": text}]
 
     @property
     def earlier_turns(self) -> list[dict]:
         """Every message before the final instruction (a multi-turn transcript)."""
-        return self.prompt[:-1]
+        return self.messages[:-1]
 
     @property
     def instruction(self) -> str:
-        return self.prompt[-1]["content"] if self.prompt else ""
+        return self.messages[-1]["content"]
 
     def chat_messages(self) -> list[dict]:
         """The prompt as a model sees it: the input joined to the last user turn."""
-        return join_input(self.prompt, self.prompt_input)
+        return join_input(self.messages, self.prompt_input)
 
     @property
     def responses(self) -> list[str]:
@@ -466,7 +504,7 @@ class ImportJob(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Import {self.pk} of {self.file_name} into {self.batch_name}"
+        return visible_controls(f"Import {self.pk} of {self.file_name} into {self.batch_name}")
 
     @property
     def is_finished(self) -> bool:

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotate.models import Batch, Judgment
+from rlhf.numbers import INT32_MAX, INT32_MIN, parse_whole_number
 from runs.permissions import permission_required
 
 MOVES = ("up", "down")
@@ -90,10 +91,11 @@ def move_batch(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
 @require_POST
 def set_priority(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch, pk=pk)
-    try:
-        priority = int(request.POST.get("priority", ""))
-    except ValueError:
-        return _queue_response(request, f"The priority of {batch.name} must be a whole number.")
+    priority = parse_whole_number(request.POST.get("priority"), INT32_MIN, INT32_MAX)
+    if priority is None:
+        return _queue_response(
+            request, f"The priority of {batch} must be a whole number between {INT32_MIN} and {INT32_MAX}."
+        )
     Batch.objects.filter(pk=pk).update(priority=priority)
     return _queue_response(request)
 

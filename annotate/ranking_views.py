@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from annotate import services
 from annotate.models import Hit
-from annotate.views import _own_hit, _redirect, _sample_context, answer_refused, parse_whole_number
+from annotate.views import _own_hit, _redirect, _sample_context, answer_refused, parse_form_number
 
 RANKING_FORMAT = (
     "ranking must be the order as JSON places of response numbers, best first: [[2], [1], [4]] ranks B, A, D."
@@ -35,9 +35,9 @@ def rank(request: HttpRequest, hit_id: int) -> HttpResponse:
     nothing is saved then.
     """
     hit = _own_hit(request, hit_id)
-    position = parse_whole_number(request.POST.get("position"))
+    position = parse_form_number(request.POST.get("position"))
     # Time is bookkeeping: a missing or odd value counts as none and never stops the order being saved.
-    elapsed_ms = parse_whole_number(request.POST.get("elapsed_ms")) or 0
+    elapsed_ms = parse_form_number(request.POST.get("elapsed_ms")) or 0
     if position is None:
         return _ranking_refused(request, hit, None, "position must be a sample number (plain digits, like 2).")
     try:

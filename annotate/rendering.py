@@ -51,6 +51,18 @@ def bidi_label(char: str) -> str:
     return f"U+{ord(char):04X} {unicodedata.name(char, 'BIDIRECTIONAL CONTROL')}"
 
 
+def _plain_marker(match: re.Match) -> str:
+    return f"⟨U+{ord(match.group()):04X}⟩"
+
+
+def visible_controls(text: object) -> str:
+    """Plain text (a batch name, an id, a file name) with every bidirectional control shown as ⟨U+XXXX⟩: the rule of
+    the HIT's texts for text that is not markdown. Templates use it as the `shown` filter; __str__ of the models
+    whose names users choose use it too, so admin lists, form choices and messages show the same."""
+    text = "" if text is None else str(text)
+    return _BIDI.sub(_plain_marker, text) if _BIDI.search(text) else text
+
+
 def _bidi_marker(match: re.Match) -> str:
     char = match.group()
     return f'<span class="bidi-mark" title="{escape(bidi_label(char))}">⟨U+{ord(char):04X}⟩</span>'
@@ -67,7 +79,7 @@ def show_bidi_controls(html: str) -> str:
     parts = _TAG.split(html)
     for index, part in enumerate(parts):
         if index % 2:  # a tag
-            parts[index] = _BIDI.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", part)
+            parts[index] = _BIDI.sub(_plain_marker, part)
         else:
             parts[index] = _BIDI.sub(_bidi_marker, part)
     return "".join(parts)

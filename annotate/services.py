@@ -428,7 +428,8 @@ def check_screen_ranking(screen_tiers: object, size: int, allow_ties: bool) -> t
         if complete:
             return check_tiers(tiers, size, allow_ties), True
         # A partial order: check it as a ranking of what it lists plus the rest as one (allowed) tie at the end.
-        check_tiers([*tiers, missing] if tiers else [missing], size, allow_ties=True)
+        if tiers:  # an empty draft clears the order: nothing to check
+            check_tiers([*tiers, missing], size, allow_ties=True)
         if not allow_ties and any(len(tier) > 1 for tier in tiers):
             raise RankingError("ties are not allowed in this batch")
     except RankingError as error:

@@ -6,8 +6,6 @@ looked up together with its annotator, so another user's HIT answers 404.
 
 from __future__ import annotations
 
-import re
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -23,9 +21,7 @@ from annotate.models import Hit, Rating
 from annotate.ranking_screen import ranking_context
 from annotate.rendering import render_markdown_cached
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample_at
-
-# A whole number as a form sends it: ASCII digits, an optional minus, no padding, sign or leading zero.
-WHOLE_NUMBER = re.compile(r"-?[1-9][0-9]{0,8}|0")
+from rlhf.numbers import INT32_MAX, parse_whole_number
 
 ROLE_NAMES = {"user": "User", "assistant": "AI", "system": "System"}
 
@@ -66,21 +62,17 @@ def hit_page(request: HttpRequest, hit_id: int) -> HttpResponse:
     if hit.is_submitted:
         return _redirect(request, reverse("hit_done", args=[hit.pk]))
     sample = request.GET.get("sample")
-    if sample is not None and not sample.isdigit():
+    position = parse_whole_number(sample, 0, INT32_MAX) if sample is not None else None
+    if sample is not None and position is None:
         raise Http404("sample must be a sample number")
     if request.htmx and not request.htmx.history_restore_request:
-        return render(request, "annotate/hit.html#sample", _sample_context(hit, int(sample) if sample else None))
-    return render(request, "annotate/hit.html", _sample_context(hit, int(sample) if sample else None, page=True))
+        return render(request, "annotate/hit.html#sample", _sample_context(hit, position))
+    return render(request, "annotate/hit.html", _sample_context(hit, position, page=True))
 
 
-def parse_whole_number(value: str | None) -> int | None:
-    """An integer written in plain ASCII digits, as a form sends it; None for anything else.
-
-    int() would also take " 2", "+2", "02" and "٣" (Arabic-Indic three): a rating must be said one way only.
-    """
-    if value is None or not WHOLE_NUMBER.fullmatch(value):
-        return None
-    return int(value)
+def parse_form_number(value: str | None) -> int | None:
+    """A position, rating or time in milliseconds as a form sends it (rlhf.numbers' rule, within 32 bits)."""
+    return parse_whole_number(value, -INT32_MAX, INT32_MAX)
 
 
 @login_required
@@ -91,10 +83,10 @@ def rate(request: HttpRequest, hit_id: int) -> HttpResponse:
     A refused rating answers 400 (409 for a sample given back) with the reason, which htmx puts under the
     rating buttons (HX-Retarget) and a page without htmx shows above the sample.
     """
-    position = parse_whole_number(request.POST.get("position"))
-    screen_rating = parse_whole_number(request.POST.get("rating"))
+    position = parse_form_number(request.POST.get("position"))
+    screen_rating = parse_form_number(request.POST.get("rating"))
     # Time is bookkeeping: a missing or odd value counts as none and never stops the rating.
-    elapsed_ms = parse_whole_number(request.POST.get("elapsed_ms")) or 0
+    elapsed_ms = parse_form_number(request.POST.get("elapsed_ms")) or 0
     if position is None:
         hit = _own_hit(request, hit_id)
         return _rating_refused(request, hit, None, "position must be a sample number (plain digits, like 2).")
@@ -152,10 +144,11 @@ def answer_refused(
 def record_time(request: HttpRequest, hit_id: int) -> HttpResponse:
     """Time spent on an already-rated sample the annotator left without a new click."""
     hit = _own_hit(request, hit_id)
-    try:
-        services.add_time(hit, int(request.POST["position"]), int(request.POST["elapsed_ms"]))
-    except (KeyError, ValueError):
+    position = parse_form_number(request.POST.get("position"))
+    elapsed_ms = parse_form_number(request.POST.get("elapsed_ms"))
+    if position is None or elapsed_ms is None:
         return HttpResponseBadRequest("position and elapsed_ms are required whole numbers.")
+    services.add_time(hit, position, elapsed_ms)
     return HttpResponse(status=204)
 
 

@@ -12,13 +12,15 @@ import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 
+from rlhf.numbers import INT64_MAX, parse_id
+
 BOOLEAN_VALUES = {"true", "false", "True", "False", "1", "0"}
 RANGE = django_filters.RangeFilter
 RANGE_SUFFIXES = ("after", "before", "min", "max")
 MULTIPLE_VALUE_FILTERS = (django_filters.MultipleChoiceFilter, django_filters.BaseInFilter)
 ID_FILTERS = (django_filters.ModelChoiceFilter, django_filters.ModelMultipleChoiceFilter)
 # The largest primary key any of our databases can hold: a larger id reaches SQLite as an overflow (a 500), not a miss.
-MAX_ID = 2**63 - 1
+MAX_ID = INT64_MAX
 
 
 class StrictFilterBackend(DjangoFilterBackend):
@@ -42,12 +44,8 @@ def check_filter_values(query_params, filters: dict) -> None:
                 errors.setdefault(key, []).append("Expected true or false.")
             elif values[-1] == "" and not isinstance(filter_, django_filters.CharFilter):
                 errors.setdefault(key, []).append("Expected a value.")
-            elif isinstance(filter_, ID_FILTERS) and any(_out_of_id_range(value) for value in values):
+            elif isinstance(filter_, ID_FILTERS) and any(parse_id(value) is None for value in values):
+                # rlhf.numbers' rule: "²" passes isdigit() and fails int(), "٣" passes int().
                 errors.setdefault(key, []).append(f"Expected ids between 1 and {MAX_ID}.")
     if errors:
         raise ValidationError(errors)
-
-
-def _out_of_id_range(value: str) -> bool:
-    stripped = value.strip()
-    return stripped.lstrip("-").isdigit() and not 1 <= int(stripped) <= MAX_ID

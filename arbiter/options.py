@@ -17,6 +17,9 @@ from rest_framework import serializers
 
 from rlhf.options import OptionError, OptionField, check_model_location, check_option, option_fields
 
+# A text option is a model location or a name: longer is a mistake (or an attempt to fill the error message).
+TEXT_OPTION_MAX_LENGTH = 500
+
 
 def model_roots() -> list[Path]:
     """Where models that users may name live: trained runs, the converted default policy, configured roots."""
@@ -93,7 +96,7 @@ def form_field(field: OptionField) -> forms.Field:
         if field.kind is int:
             return forms.IntegerField(widget=forms.NumberInput(attrs), **common)
         return forms.FloatField(widget=forms.NumberInput({**attrs, "step": "any"}), **common)
-    return forms.CharField(max_length=500, **common)
+    return forms.CharField(max_length=TEXT_OPTION_MAX_LENGTH, **common)
 
 
 class ConfigOptionsForm(forms.Form):
@@ -161,7 +164,7 @@ def serializer_field(field: OptionField) -> serializers.Field:
         return serializers.IntegerField(**common)
     if field.kind is float:
         return serializers.FloatField(**common)
-    return serializers.CharField(allow_blank=True, **common)
+    return serializers.CharField(allow_blank=True, max_length=TEXT_OPTION_MAX_LENGTH, **common)
 
 
 class ConfigOptionsSerializer(serializers.Serializer):

@@ -40,14 +40,25 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = envbool("DEBUG", "False")
 # Sessions, CSRF tokens and export pseudonyms are keyed on it, so a known key is only
 # acceptable on a developer's machine (DEBUG on).
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-secret-key"
+SECRET_KEY_MIN_LENGTH = 32
+_NEW_KEY_HINT = (
+    "Set SECRET_KEY to a long random string (for example the output of "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or set DEBUG=true for development."
+)
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set SECRET_KEY to a long random string (for example the output of "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`), or set DEBUG=true for development."
-        )
-    SECRET_KEY = "dev-only-insecure-secret-key"
+        raise ImproperlyConfigured(f"SECRET_KEY is not set. {_NEW_KEY_HINT}")
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+elif not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or SECRET_KEY.startswith("django-insecure-")):
+    # Published in this repository (or Django's template): anyone could forge sessions with it.
+    raise ImproperlyConfigured(f"SECRET_KEY is a known development key, not a secret. {_NEW_KEY_HINT}")
+elif not DEBUG and len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is {len(SECRET_KEY)} characters long; at least {SECRET_KEY_MIN_LENGTH} are needed with "
+        f"DEBUG off. {_NEW_KEY_HINT}"
+    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
@@ -116,6 +127,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # `shown`: user-chosen text with its bidirectional controls visible, in every template.
+            "builtins": ["annotate.templatetags.display"],
         },
     },
 ]

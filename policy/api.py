@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.models import Batch, Judgment
-from arbiter.options import model_location, options_serializer
+from arbiter.options import TEXT_OPTION_MAX_LENGTH, model_location, options_serializer
 from policy.errors import PolicyRunError
 from policy.evaluation import SEND_KIND_LABELS, SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
 from policy.models import PolicyRun, PolicySample
@@ -140,7 +140,9 @@ class StartPolicyRunSerializer(serializers.Serializer):
         allow_blank=True,
         help_text='With base_run: "final" (the default) or one of its `checkpoints`, e.g. "checkpoint-50".',
     )
-    base_path = serializers.CharField(required=False, allow_blank=True, help_text="Or a model folder / hub id.")
+    base_path = serializers.CharField(
+        required=False, allow_blank=True, max_length=TEXT_OPTION_MAX_LENGTH, help_text="Or a model folder / hub id."
+    )
     data_batch = serializers.PrimaryKeyRelatedField(
         queryset=Batch.objects.all(), required=False, help_text="Prompts (REINFORCE) or demonstrations (SFT)."
     )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from django.utils.translation import ngettext
 
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun
 from policy.reinforce import ReinforceConfig, SFTConfig
-from rlhf.options import OptionError
+from rlhf.options import OptionError, option_fields
 
 # Configs ----------------------------------------------------------------------------------------
 
@@ -23,7 +21,8 @@ def config_class(kind: str) -> type:
 
 
 def config_fields(kind: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(config_class(kind))}
+    """The settings a run takes: the config's declared options (any other field is not the user's)."""
+    return {f.name for f in option_fields(config_class(kind))}
 
 
 def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotate.importers import ImportFileError, Record, add_items, parse_record
@@ -93,6 +94,10 @@ def _check_sendable(run: PolicyRun, overlap: int) -> None:
         raise PolicyRunError(f"{run} kept no held-out answers to compare.")
     if overlap < 1:
         raise PolicyRunError("Judgments per comparison (overlap) must be at least 1.")
+    try:
+        Batch._meta.get_field("overlap").run_validators(overlap)  # the batch's own bounds (its column's range)
+    except ValidationError as exc:
+        raise PolicyRunError(f"Judgments per comparison (overlap): {' '.join(exc.messages)}") from None
 
 
 def send_rankings_to_annotators(

@@ -20,7 +20,7 @@ from runs.models import RunStatus
 
 def reward_run_label(run: RewardModelRun) -> str:
     """Enough to tell runs apart: its batches, backbone, held-out accuracy and date."""
-    batches = ", ".join(sorted(batch.name for batch in run.batches.all())) or "no batches"
+    batches = ", ".join(sorted(str(batch) for batch in run.batches.all())) or "no batches"
     accuracy = run.metrics.get("eval_accuracy")
     accuracy_text = f"held-out accuracy {floatformat(accuracy, 3)}" if accuracy is not None else "no held-out accuracy"
     when = timezone.localtime(run.finished_at or run.created_at).date().isoformat()

@@ -22,6 +22,7 @@ from policy.lineage import lineage_of
 from policy.models import PolicyRun, PolicySample
 from policy.services import cancel_policy_run, start_policy_run
 from rewardmodel.models import RewardModelRun
+from rlhf.numbers import INT32_MAX, parse_whole_number
 from rlhf.rankings import MAX_RANKING_SIZE, MIN_RANKING_SIZE
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
@@ -132,8 +133,10 @@ def run_download(request: HttpRequest, pk: int, name: str = "final") -> HttpResp
 def run_send(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(PolicyRun, pk=pk)
     kind = request.POST.get("kind") or SEND_PAIRWISE
+    overlap = parse_whole_number(request.POST.get("overlap") or "1", 1, INT32_MAX)
     try:
-        overlap = int(request.POST.get("overlap") or 1)
+        if overlap is None:
+            raise ValueError
         batch = send_to_annotators(run, request.user, overlap=overlap, kind=kind)
     except ValueError:
         messages.error(request, "Judgments per comparison must be a whole number.")
@@ -275,9 +278,8 @@ def _model_rates(run: PolicyRun) -> list[tuple[str, object]]:
 
 def _samples_context(run: PolicyRun, query) -> dict:
     steps = run.sample_steps()
-    try:
-        step = int(query.get("step", ""))
-    except ValueError:
+    step = parse_whole_number(query.get("step"), 0, INT32_MAX)
+    if step is None:
         step = steps[-1] if steps else None
     kinds = [k for k in PolicySample.Kind.values if run.samples.filter(step=step, kind=k).exists()] if steps else []
     kind = query.get("kind") if query.get("kind") in kinds else (kinds[0] if kinds else None)

@@ -26,6 +26,7 @@ from rewardmodel.review import (
     review_runs,
     unscored_count,
 )
+from rlhf.numbers import parse_id
 from runs.permissions import permission_required
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ def _run_from(request: HttpRequest) -> RewardModelRun | None:
     runs = review_runs()
     chosen = request.GET.get("run") or request.POST.get("run")
     if chosen:
-        return runs.filter(pk=chosen).first() if str(chosen).isdigit() else None
+        run_id = parse_id(chosen)
+        return runs.filter(pk=run_id).first() if run_id is not None else None
     return runs.first()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from annotate.quality import flagged_annotators
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
-from rlhf.options import OptionError
+from rlhf.options import OptionError, option_fields
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
 from rlhf.prompts import join_input, prompt_group_id, prompt_half
 from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings
@@ -156,7 +155,9 @@ def _check_aggregation(aggregate: str) -> None:
 
 
 def train_config_fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(RewardTrainConfig)}
+    """The trainer settings a run takes: RewardTrainConfig's declared options. Its other fields (device,
+    level_margins) are the worker's business: a name outside the declaration is refused before a run exists."""
+    return {f.name for f in option_fields(RewardTrainConfig)}
 
 
 def build_config(**options) -> RewardTrainConfig:

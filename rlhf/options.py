@@ -166,7 +166,11 @@ def check_model_location(
         raise OptionError(name, f"{name}: give a model folder or a Hugging Face id.")
     looks_like_path = value.startswith(("/", ".", "~")) or "\\" in value or ".." in value
     if not looks_like_path and HUB_ID.match(value):
-        if is_cached(value):
+        try:
+            cached = is_cached(value)
+        except ValueError as exc:  # the hub's own id rules (at most 96 characters, no "--"): HFValidationError
+            raise OptionError(name, f"{name}: not a valid Hugging Face id or model folder. {exc}") from None
+        if cached:
             return value
         raise OptionError(name, f"{name}: {value} is not in the local Hugging Face cache (downloads are off).")
     folder = Path(value).expanduser().resolve()

@@ -54,6 +54,9 @@ def check_tiers(tiers: object, size: int, allow_ties: bool = False) -> Tiers:
     if len(seen) != size:
         missing = sorted(set(range(1, size + 1)) - set(seen))
         raise RankingError(f"the ranking leaves out response(s) {', '.join(map(str, missing))}")
+    if len(tiers) == 1 and size > 1:
+        # Reachable only where ties are allowed: it would count as complete and give no preference pair at all.
+        raise RankingError(f"all {size} responses are tied in one place, which says nothing; rank at least two places")
     return [list(tier) for tier in tiers]
 
 

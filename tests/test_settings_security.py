@@ -65,6 +65,22 @@ def test_the_development_key_needs_debug_on():
     assert result.stdout.split() == ["True", "my-own-key"]
 
 
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("dev-only-insecure-secret-key", "SECRET_KEY is a known development key"),
+        ("django-insecure-" + "x" * 50, "SECRET_KEY is a known development key"),
+        ("short-but-not-empty", "SECRET_KEY is 19 characters long; at least 32"),
+    ],
+)
+def test_a_known_or_short_key_with_debug_off_refuses_to_start(key, reason):
+    result = run_django("print('started')", SECRET_KEY=key)
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert reason in result.stderr
+    # The same key is accepted on a developer's machine.
+    assert run_django("print('started')", SECRET_KEY=key, DEBUG="true").stdout.strip() == "started"
+
+
 def test_the_documented_production_environment_passes_check_deploy():
     code = "from django.core.management import call_command; call_command('check', deploy=True, fail_level='WARNING')"
     result = run_django(code, **PRODUCTION_ENV)

@@ -59,20 +59,7 @@ class BatchSerializer(serializers.ModelSerializer):
         # Counted by the list's query; a batch just created or changed has no annotation to read.
         return batch.items_count if hasattr(batch, "items_count") else batch.items.count()
 
-    def validate_samples_per_hit(self, value: int) -> int:
-        if value < 1:
-            raise ValidationError("A HIT needs at least one sample.")
-        return value
-
-    def validate_overlap(self, value: int) -> int:
-        if value < 1:
-            raise ValidationError("Each item needs at least one annotator.")
-        return value
-
-    def validate_gold_rate(self, value: float) -> float:
-        if not 0 <= value <= 1:
-            raise ValidationError("A share between 0 and 1.")
-        return value
+    # samples_per_hit, overlap, gold_rate and priority are bounded by the model's validators, as in the admin.
 
     def validate(self, attrs: dict) -> dict:
         """Kind, ranking size and ties must fit together and the batch's items (annotate.batch_settings)."""

@@ -16,10 +16,12 @@ from rest_framework.response import Response
 
 from annotate import services
 from annotate.api.batches import AnnotatorBatchSerializer
+from annotate.api.fields import WholeNumberField
 from annotate.api.permissions import has_permissions
 from annotate.api.rankings import RankSerializer, ShownResponseSerializer, TiersOutputField
 from annotate.models import Batch, Hit, Rating
 from annotate.selectors import ScreenSample, screen_samples
+from rlhf.numbers import parse_id
 
 
 def annotation_error(exc: services.AnnotationError) -> ValidationError:
@@ -137,18 +139,18 @@ class HitSummarySerializer(serializers.ModelSerializer):
 
 
 class RateSerializer(serializers.Serializer):
-    position = serializers.IntegerField(min_value=1, help_text="The sample's position in the HIT (1-based).")
+    position = WholeNumberField(min_value=1, help_text="The sample's position in the HIT (1-based).")
     rating = serializers.ChoiceField(
         choices=Rating.choices, help_text="On the screen's orientation: -2..2 toward 'AI Response 2'."
     )
-    elapsed_ms = serializers.IntegerField(
+    elapsed_ms = WholeNumberField(
         min_value=0, default=0, help_text="Time spent on the sample since it was last reported."
     )
 
 
 class TimeSerializer(serializers.Serializer):
-    position = serializers.IntegerField(min_value=1)
-    elapsed_ms = serializers.IntegerField(min_value=0)
+    position = WholeNumberField(min_value=1)
+    elapsed_ms = WholeNumberField(min_value=0)
 
 
 class HitFilter(django_filters.FilterSet):
@@ -210,13 +212,14 @@ class HitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def rate(self, request: Request, pk: str | None = None) -> Response:
         """Answers with the rating saved and the HIT's progress; GET the HIT for its samples."""
         serializer = RateSerializer(data=request.data)
-        if not serializer.is_valid() or not str(pk).isdigit():
+        hit_id = parse_id(pk)
+        if not serializer.is_valid() or hit_id is None:
             self.own_hit()  # someone else's HIT answers 404 (or 403 for staff) before any word about the input
             serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
             # The service looks the HIT up with its annotator and locks it: one statement for both.
-            saved = services.rate_sample(int(pk), request.user.pk, data["position"], data["rating"], data["elapsed_ms"])
+            saved = services.rate_sample(hit_id, request.user.pk, data["position"], data["rating"], data["elapsed_ms"])
         except Hit.DoesNotExist:
             self.own_hit()  # 404, or 403 for staff who may read the HIT
             raise

@@ -106,8 +106,12 @@ class AnnotatorJudgmentSerializer(JudgmentSerializer):
 
 
 class JudgmentFilter(django_filters.FilterSet):
-    rating = django_filters.NumberFilter(
-        method="filter_rating", help_text="Staff: in the item's orientation; annotators: as shown on their screen."
+    # One of the scale's values (a NumberFilter took 0.5 and 7 and matched nothing; the schema said integer).
+    rating = django_filters.TypedChoiceFilter(
+        choices=Rating.choices,
+        coerce=int,
+        method="filter_rating",
+        help_text="Staff: in the item's orientation; annotators: as shown on their screen.",
     )
     # A batch id, as the schema says (a NumberFilter would take 0.5 and match nothing).
     batch = django_filters.ModelChoiceFilter(field_name="item__batch", queryset=Batch.objects.all())

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from annotate.api.fields import WholeNumberField
 from annotate.models import Hit
 from rlhf.rankings import MAX_RANKING_SIZE
 
@@ -51,7 +52,7 @@ class ShownResponseSerializer(serializers.Serializer):
 
 
 class RankSerializer(serializers.Serializer):
-    position = serializers.IntegerField(min_value=1, help_text="The sample's position in the HIT (1-based).")
+    position = WholeNumberField(min_value=1, help_text="The sample's position in the HIT (1-based).")
     ranking = TiersField(
         help_text=(
             "The order so far, best first, as places of screen positions: [[2], [1], [4]] ranks B, then A, then D. "
@@ -60,7 +61,7 @@ class RankSerializer(serializers.Serializer):
             "the draft. A place of several positions is a tie, where the batch allows ties."
         )
     )
-    elapsed_ms = serializers.IntegerField(
+    elapsed_ms = WholeNumberField(
         min_value=0,
         default=0,
         help_text=(

@@ -225,3 +225,26 @@ def test_each_response_is_held_to_the_text_limit(tmp_path, settings):
     ):
         import_comparisons(path, "long")
     assert not Batch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("scores", "message"),
+    [
+        ([1, float("nan"), 3, 4], "field 'scores': response 2: expected a finite number, got NaN"),
+        ([1, 2, float("inf"), 4], "field 'scores': response 3: expected a finite number, got Infinity"),
+        ([5, 5, 5, 5], "field 'scores': all 4 responses have equal scores, which says nothing about their order"),
+    ],
+)
+def test_scores_that_are_not_finite_or_all_equal_are_refused_even_where_ties_are_allowed(tmp_path, scores, message):
+    path = write_jsonl(tmp_path / "r.jsonl", [ranking_record(1), ranking_record(2, scores=scores)])
+    with pytest.raises(ImportFileError) as caught:
+        import_comparisons(path, "bad", allow_ties=True)
+    assert str(caught.value).startswith("line 2, ") and message in str(caught.value)
+    assert Batch.objects.count() == 0
+
+
+def test_an_all_tied_ranking_is_refused_even_where_ties_are_allowed(tmp_path):
+    path = write_jsonl(tmp_path / "r.jsonl", [ranking_record(1, ranking=[[1, 2, 3, 4]])])
+    with pytest.raises(ImportFileError) as caught:
+        import_comparisons(path, "bad", allow_ties=True, as_judgments=True)
+    assert "all 4 responses are tied in one place, which says nothing" in str(caught.value)

@@ -1,5 +1,5 @@
-"""API tokens: made, seen, rotated and revoked by their user (staff: anyone's), stored as digests, dead after a
-password change, never shown in the admin."""
+"""API tokens: made, seen, rotated and revoked by their user (staff: anyone's who holds no right they lack), stored
+as digests, dead after a password change, never shown in the admin."""
 
 from __future__ import annotations
 
@@ -150,3 +150,66 @@ def test_the_account_page_shows_a_new_key_once_and_revokes(alice, alice_client, 
     else:
         alice_client.post("/accounts/token/", {"action": "rotate"})
         assert not works(key)
+
+
+# Who may issue (POST) or revoke (DELETE) whose token: a token is its user's every right, so the caller must hold
+# every permission the target holds, and only a superuser reaches a superuser. docs/reliability.md shows this table.
+TOKEN_PERMISSIONS = ["view_apitoken", "change_apitoken", "delete_apitoken"]
+CALLERS = ["root", "charlie", "clerk", "curator_clerk", "alice"]
+TARGETS = ["root", "charlie", "curator", "clerk", "alice"]
+ALLOWED = {
+    "root": {"root", "charlie", "curator", "clerk", "alice"},
+    "charlie": {"charlie", "curator", "clerk", "alice"},  # every permission, but not a superuser
+    "clerk": {"clerk", "alice"},  # only the API-token permissions
+    "curator_clerk": {"curator", "clerk", "alice"},  # the curator group plus the API-token permissions
+    "alice": set(),  # an annotator: no API-token permission at all
+}
+
+
+@pytest.fixture
+def token_users(django_user_model, alice, charlie, curator):
+    root = django_user_model.objects.create_superuser("root", password=PASSWORD)
+    token_permissions = Permission.objects.filter(content_type__app_label="accounts", codename__in=TOKEN_PERMISSIONS)
+    clerk = django_user_model.objects.create_user("clerk", password=PASSWORD, is_staff=True)
+    clerk.user_permissions.set(token_permissions)
+    curator_clerk = django_user_model.objects.create_user("curator_clerk", password=PASSWORD, is_staff=True)
+    curator_clerk.groups.set(curator.groups.all())
+    curator_clerk.user_permissions.set(token_permissions)
+    users = {"root": root, "charlie": charlie, "curator": curator, "clerk": clerk, "curator_clerk": curator_clerk}
+    return {**users, "alice": alice}
+
+
+@pytest.mark.parametrize("method", ["post", "delete"])
+@pytest.mark.parametrize("caller", CALLERS)
+def test_a_token_is_issued_or_revoked_only_for_users_with_no_more_rights(token_users, caller, method):
+    client = APIClient()
+    client.force_authenticate(token_users[caller])
+    for target in TARGETS:
+        old_key = obtain(target)
+        response = getattr(client, method)(f"/api/auth/tokens/{target}/")
+        allowed = target in ALLOWED[caller]
+        assert response.status_code == ((200 if method == "post" else 204) if allowed else 403), (
+            caller,
+            target,
+            response.content,
+        )
+        assert works(old_key) is not allowed, (caller, target)  # a refusal leaves the target's key working
+        if not allowed and caller != "alice":
+            assert target in response.json()["detail"]  # the reason names whose token it is
+
+
+def test_the_token_admin_refuses_to_revoke_a_superusers_token(token_users, client):
+    key = obtain("root")
+    token = ApiToken.objects.get(user=token_users["root"])
+    client.force_login(token_users["clerk"])
+    assert client.get(f"/admin/accounts/apitoken/{token.pk}/delete/").status_code == 403
+    assert client.post(f"/admin/accounts/apitoken/{token.pk}/delete/", {"post": "yes"}).status_code == 403
+    bulk = client.post(
+        "/admin/accounts/apitoken/", {"action": "delete_selected", "_selected_action": [token.pk], "post": "yes"}
+    )
+    assert bulk.status_code in (200, 302, 403)
+    assert works(key) and ApiToken.objects.filter(pk=token.pk).exists()
+    alice_key = obtain("alice")
+    alice_token = ApiToken.objects.get(user=token_users["alice"])
+    assert client.post(f"/admin/accounts/apitoken/{alice_token.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not works(alice_key)

@@ -130,6 +130,9 @@ def page_text(response) -> str:
         ("eval_fraction", 2.5, "eval_fraction must be in [0, 0.9], got 2.5."),
         ("processes", 65, "processes must be a whole number in [1, 64], got 65."),
         ("backbone", "/etc", "backbone: /etc is not inside a model folder root"),
+        # Shaped like a hub id but longer than the hub allows (96): the hub's HFValidationError was a 500.
+        ("backbone", "a" * 97, "backbone: not a valid Hugging Face id or model folder."),
+        ("backbone", "owner/a--b", "backbone: not a valid Hugging Face id or model folder."),
     ],
 )
 def test_a_bad_reward_option_is_refused_alike_by_form_command_and_api(
@@ -178,6 +181,37 @@ def test_a_bad_reinforce_option_is_refused_alike_by_form_command_and_api(
     assert str(refused.value).startswith(message)
     assert response.status_code == 400 and list(response.json()) == ["options"]
     assert response.json()["options"][option] == [str(refused.value)]
+    assert not PolicyRun.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"device": "cuda:7"}, "device"),  # config fields that are not user options
+        ({"level_margins": "x"}, "level_margins"),
+        ({"level_margins": {"clear": 1e300}}, "level_margins"),
+        ({"epoks": 3}, "epoks"),
+    ],
+)
+def test_a_config_field_that_is_not_an_option_is_refused_before_a_run_exists(staff_api, alice, options, name):
+    batch = judged_batch("judged", alice, items=2)
+    response = staff_api.post("/api/reward-runs/", {"batches": [batch.pk], "options": options}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": [f"Unknown training option: {name}."]}
+    assert not RewardModelRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_base_path_longer_than_a_hub_id_is_refused_by_the_policy_api(staff_api, tmp_path):
+    reward_run = succeeded_reward_run(tmp_path / "rm")
+    batch = prompts_batch("prompts")
+    body = {"kind": "reinforce", "reward_run": reward_run.pk, "data_batch": batch.pk, "base_path": "b" * 97}
+    response = staff_api.post("/api/policy-runs/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["base_path"][0].startswith("base_path: not a valid Hugging Face id or model folder.")
+    body["base_path"] = "b" * 501
+    assert "base_path" in staff_api.post("/api/policy-runs/", body, format="json").json()
     assert not PolicyRun.objects.exists()
 
 
