@@ -260,8 +260,7 @@ class BatchViewSet(viewsets.ModelViewSet):
         with body:
             if not starts_a_json_array(body):
                 raise ValidationError({"records": ["Expected a JSON list of records."]})
-            size = body.seek(0, 2)
-            if runs_in_background(size):
+            if runs_in_background(body):
                 job = start_import_job(body, "request body", batch.name, fmt=fmt, created_by=request.user)
                 return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
             try:
