@@ -228,6 +228,9 @@ RUN_STALE_MINUTES = envfloat("RUN_STALE_MINUTES", "3")
 # RUN_REDISPATCH_MINUTES ago and still queued, and fails runs that lost their worker (resuming them from their
 # last checkpoint when RUN_AUTO_RESUME is on, at most RUN_MAX_AUTO_RESUMES times per run).
 RUN_WATCH_SECONDS = envfloat("RUN_WATCH_SECONDS", "60")
+# Web requests that read runs (the runs API, run pages) run the lost-worker check too, at most this often per web
+# process: a dead worker is noticed with no worker left to run beat's task and no run page open.
+RUN_WEB_WATCH_SECONDS = envfloat("RUN_WEB_WATCH_SECONDS", "10")
 RUN_REDISPATCH_MINUTES = envfloat("RUN_REDISPATCH_MINUTES", "10")
 RUN_AUTO_RESUME = envbool("RUN_AUTO_RESUME", "false")
 RUN_MAX_AUTO_RESUMES = envint("RUN_MAX_AUTO_RESUMES", "3")

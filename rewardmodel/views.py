@@ -14,10 +14,12 @@ from rewardmodel.train import DEFAULT_BACKBONE
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import permission_required
+from runs.watchdog import watch_from_web
 
 
 @permission_required("rewardmodel.view_rewardmodelrun")
 def run_list(request: HttpRequest) -> HttpResponse:
+    watch_from_web()  # a listed run whose worker died shows as failed, with no worker or run page watching
     runs = RewardModelRun.objects.select_related("created_by").prefetch_related("batches")
     return render(request, "rewardmodel/run_list.html", {"runs": runs})
 

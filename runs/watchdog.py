@@ -1,4 +1,5 @@
-"""The periodic check that keeps runs from hanging (Celery beat every RUN_WATCH_SECONDS, and at worker start-up).
+"""The periodic check that keeps runs from hanging (Celery beat every RUN_WATCH_SECONDS, at worker start-up, and from
+the web requests that read runs: `watch_from_web`).
 
 Two jobs, each cheap (an indexed query per run model, an UPDATE per run it acts on):
 
@@ -12,6 +13,8 @@ Two jobs, each cheap (an indexed query per run model, an UPDATE per run it acts 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import timedelta
 
 from django.apps import apps
@@ -56,3 +59,29 @@ def watch_runs() -> dict[str, int]:
     if any(result.values()):
         logger.warning("Run watchdog: %s", result)
     return result
+
+
+_web_lock = threading.Lock()
+_web_checked_at: float | None = None
+
+
+def watch_from_web() -> int:
+    """The lost-worker check from a web request that reads runs (API list and detail, run pages), at most once per
+    RUN_WEB_WATCH_SECONDS in each web process; how many runs it failed.
+
+    So a run whose worker died ends even when no worker consumes the `celery` queue (a single worker on
+    `-Q gpu,celery` that was killed: beat's watchdog task then waits in the queue) and no run page is open.
+    Cheap: one indexed query per run model (running runs), a write only for a run that lost its worker. Never
+    fails the request: a database blip here is logged and the next request tries again.
+    """
+    global _web_checked_at
+    now = time.monotonic()
+    with _web_lock:
+        if _web_checked_at is not None and now - _web_checked_at < settings.RUN_WEB_WATCH_SECONDS:
+            return 0
+        _web_checked_at = now
+    try:
+        return fail_runs_that_lost_their_worker()
+    except Exception:
+        logger.warning("Run watchdog from a web request failed", exc_info=True)
+        return 0
