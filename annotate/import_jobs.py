@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from annotate.importers import ImportFileError, import_comparisons, open_source
@@ -76,18 +75,9 @@ def start_import_job(
         size_bytes=path.stat().st_size,
         created_by=created_by,
     )
-    transaction.on_commit(lambda: _dispatch(job.pk))
+    # The outbox: a broker that is down leaves the job queued (the page says it waits), and the watchdog sends it.
+    job.dispatch_on_commit()
     return job
-
-
-def _dispatch(job_id: int) -> None:
-    from annotate.tasks import import_job
-
-    try:
-        import_job.delay(job_id)
-    except Exception as exc:  # the broker is down: say so on the job instead of answering 500
-        logger.exception("Could not queue import job %s", job_id)
-        _finish(job_id, error=f"the task queue could not be reached ({exc}); nothing was imported")
 
 
 def run_import_job(job_id: int) -> str:

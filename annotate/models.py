@@ -17,6 +17,7 @@ from django.utils import timezone
 from rlhf.preferences import strength_of, winner_of
 from rlhf.prompts import join_input
 from rlhf.rankings import LETTERS, MAX_RANKING_SIZE, MIN_RANKING_SIZE, Tiers, to_item_tiers, to_screen_tiers
+from runs.models import QueuedJob
 
 
 class Rating(models.IntegerChoices):
@@ -398,8 +399,13 @@ class RenderedMarkdown(models.Model):
         return self.digest
 
 
-class ImportJob(models.Model):
-    """An uploaded comparisons file imported by a Celery task (annotate.tasks.run_import_job), with its progress."""
+class ImportJob(QueuedJob):
+    """An uploaded comparisons file imported by a Celery task (annotate.tasks.run_import_job), with its progress.
+
+    Sent through the runs' outbox (QueuedJob): a job started while the broker is down waits, queued, and the
+    watchdog sends it once the broker is back."""
+
+    task_name = "annotate.tasks.import_job"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -333,8 +333,8 @@ LOGGING = {
 
 # Imports (command, admin upload and API alike). A file larger than IMPORT_MAX_BYTES (unpacked, when gzipped) or
 # with more than IMPORT_MAX_ROWS records is refused; a text field longer than ITEM_MAX_CHARS is refused with its
-# line and field. Uploads that unpack to more than IMPORT_BACKGROUND_BYTES are imported by a Celery task (an ImportJob with a
-# progress page) instead of inside the request.
+# line and field. Uploads that unpack to more than IMPORT_BACKGROUND_BYTES are imported by a Celery task (an
+# ImportJob with a progress page) instead of inside the request.
 IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(256 * 1024 * 1024))
 IMPORT_MAX_ROWS = envint("IMPORT_MAX_ROWS", "500000")
 ITEM_MAX_CHARS = envint("ITEM_MAX_CHARS", "100000")

@@ -6,6 +6,7 @@ Two jobs, each cheap (an indexed query per run model, an UPDATE per run it acts 
 - the outbox: a queued run that was never handed to the broker (it was down when the run started), or handed
   over more than RUN_REDISPATCH_MINUTES ago and still queued (the broker lost the message), is sent again.
   A duplicate message is harmless: the task's claim is a conditional UPDATE.
+- the same outbox for queued jobs (imports, scorings: `QueuedJob`).
 - lost workers: a running run whose worker process is gone (same host) or silent past RUN_STALE_MINUTES is
   failed with the reason, and resumed when RUN_AUTO_RESUME is on.
 """
@@ -22,7 +23,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.models import RunStatus, TrainingRun
+from runs.models import QueuedJob, RunStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,23 @@ def resend_queued_runs() -> int:
     return sent
 
 
+def queued_job_models() -> list[type[QueuedJob]]:
+    return [model for model in apps.get_models() if issubclass(model, QueuedJob) and model.task_name]
+
+
+def resend_queued_jobs() -> int:
+    """Send the task of every queued job (import, scoring) the broker may not have; how many were sent."""
+    resend_before = timezone.now() - timedelta(minutes=settings.RUN_REDISPATCH_MINUTES)
+    sent = 0
+    for model in queued_job_models():
+        stuck = model.objects.filter(status=model.QUEUED_STATUS).filter(
+            Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before)
+        )
+        for job in stuck.order_by("created_at", "pk"):
+            sent += job.dispatch()
+    return sent
+
+
 def fail_runs_that_lost_their_worker() -> int:
     """Fail (and, with RUN_AUTO_RESUME, resume) every running run whose worker is gone; how many."""
     failed = 0
@@ -55,7 +73,11 @@ def fail_runs_that_lost_their_worker() -> int:
 
 def watch_runs() -> dict[str, int]:
     # Lost workers first: a run it resumes is queued and sent on commit, so the outbox pass will not re-send it.
-    result = {"failed": fail_runs_that_lost_their_worker(), "resent": resend_queued_runs()}
+    result = {
+        "failed": fail_runs_that_lost_their_worker(),
+        "resent": resend_queued_runs(),
+        "jobs_resent": resend_queued_jobs(),
+    }
     if any(result.values()):
         logger.warning("Run watchdog: %s", result)
     return result

@@ -123,6 +123,9 @@ class ImportedItemsSerializer(serializers.Serializer):
 
 class ImportJobSerializer(serializers.ModelSerializer):
     batch = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    waiting_for_broker = serializers.BooleanField(
+        read_only=True, help_text="Queued and not yet handed to the task queue (it was down); sent once it is back."
+    )
 
     class Meta:
         model = ImportJob
@@ -142,6 +145,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "waiting_for_broker",
         ]
         read_only_fields = fields
 
