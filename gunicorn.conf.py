@@ -27,6 +27,14 @@ accesslog = os.getenv("WEB_ACCESS_LOG", "-") or None
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)sus'
 errorlog = "-"
 loglevel = os.getenv("WEB_LOG_LEVEL", "info")
+# gunicorn's control socket (for `gunicornc`) defaults to one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn): two
+# instances on one host would share it, and stopping one removes it for the other. One per instance, under its
+# ARBITER_VAR_DIR (each checkout or deployment has its own); WEB_CONTROL_SOCKET="" turns it off.
+_var_dir = os.getenv("ARBITER_VAR_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "var"))
+control_socket = os.getenv("WEB_CONTROL_SOCKET", os.path.join(_var_dir, "gunicorn.ctl"))
+control_socket_disable = not control_socket
+if control_socket_disable:
+    control_socket = os.path.join(_var_dir, "gunicorn.ctl")  # unused; gunicorn validates it as a string
 # The app is imported once in the master and forked: faster starts, shared pages. Database connections (and psycopg
 # pools) are opened lazily in each worker, after the fork, so none is shared across processes.
 preload_app = True

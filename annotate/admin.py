@@ -132,7 +132,7 @@ class BatchAdmin(admin.ModelAdmin):
             form.add_error(None, f"{size_limit_message('The upload is larger than')}. Nothing was imported.")
         elif request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
-            if runs_in_background(upload.size):
+            if runs_in_background(upload):
                 job = start_import_job(
                     upload,
                     upload.name,

@@ -27,6 +27,7 @@ from rlhf.rankings import (
     to_item_tiers,
     to_screen_tiers,
 )
+from runs.models import QueuedJob
 
 
 class Rating(models.IntegerChoices):
@@ -467,8 +468,13 @@ class RenderedMarkdown(models.Model):
         return self.digest
 
 
-class ImportJob(models.Model):
-    """An uploaded comparisons file imported by a Celery task (annotate.tasks.run_import_job), with its progress."""
+class ImportJob(QueuedJob):
+    """An uploaded comparisons file imported by a Celery task (annotate.tasks.run_import_job), with its progress.
+
+    Sent through the runs' outbox (QueuedJob): a job started while the broker is down waits, queued, and the
+    watchdog sends it once the broker is back."""
+
+    task_name = "annotate.tasks.import_job"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

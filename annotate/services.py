@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from annotate.models import UNSCORED_FIRST, Batch, Hit, HitSlot, Item, Judgment, Rating
+from annotate.models import IDLE_MARGIN, UNSCORED_FIRST, Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
 from rlhf.rankings import RankingError, Tiers, check_tiers
 
@@ -275,6 +275,45 @@ def given_back_positions(hit: Hit) -> set[int]:
     return set(given_back_slots(hit).values_list("position", flat=True))
 
 
+class OtherHitLive(AnnotationError):
+    """The annotator took another HIT while this one was idle: reviving this one would give them two live HITs."""
+
+    def __init__(self, other: Hit) -> None:
+        super().__init__(
+            f"This HIT was idle for over {settings.HIT_TIMEOUT_MINUTES} minutes and you have since started "
+            f"HIT {other.pk}: finish and submit that one first, then come back to this one. "
+            "This answer was not saved."
+        )
+        self.other = other
+
+
+def _live_cutoff(now) -> object:
+    """Active since this moment: live, with IDLE_MARGIN to spare (a HIT this close to the timeout may be seen as
+    idle by an assignment running at the same moment, so it takes the revival check)."""
+    return now - timedelta(minutes=settings.HIT_TIMEOUT_MINUTES) + IDLE_MARGIN
+
+
+def _check_revival_if_idle(hit: Hit) -> None:
+    """check_revival when the HIT, as stored now (not as the caller loaded it), is open and idle."""
+    idle = Hit.objects.filter(pk=hit.pk, submitted_at__isnull=True, last_activity_at__lt=_live_cutoff(timezone.now()))
+    if idle.exists():
+        check_revival(hit.pk, hit.annotator_id)
+
+
+def check_revival(hit_id: int, annotator_id: int) -> None:
+    """Before an idle HIT is made live again by an answer: OtherHitLive when its annotator holds another live HIT.
+
+    An annotator holds one live HIT at a time (assignment hands out a new one only when they have none); reviving
+    an idle one next to the one they took meanwhile would break that. Locks the annotator's row, as assignment
+    does, so no new HIT is made between the check and the answer; call it inside the answer's transaction,
+    before the HIT's own row is locked (the order assignment uses: user, then HITs).
+    """
+    get_user_model().objects.select_for_update().filter(pk=annotator_id).values_list("pk", flat=True).get()
+    other = Hit.objects.live().filter(annotator_id=annotator_id).exclude(pk=hit_id).order_by("pk").first()
+    if other is not None:
+        raise OtherHitLive(other)
+
+
 def _countable_ms(elapsed_ms: int) -> int:
     """The part of one reported time that may count: never negative, never more than an item's whole allowance.
 
@@ -328,12 +367,17 @@ def rate_sample(
     # Lock the HIT row only, by the UPDATE that touches it: locking its batch too made every rating in a batch queue
     # on one row and deadlock against assignment (bench/bench_concurrency.py). The lock also serialises this
     # annotator's ratings of the HIT, and every statement after it sees what the previous rating wrote.
-    touched = Hit.objects.filter(pk=hit_id, annotator_id=annotator_id, submitted_at__isnull=True).update(
-        **Hit.touched(timezone.now())
-    )
+    now = timezone.now()
+    open_hit = Hit.objects.filter(pk=hit_id, annotator_id=annotator_id, submitted_at__isnull=True)
+    touched = open_hit.filter(last_activity_at__gte=_live_cutoff(now)).update(**Hit.touched(now))
     if not touched:
+        # Idle (or about to be), submitted, or not theirs: an idle HIT is revived only when it is their one live HIT.
         Hit.objects.get(pk=hit_id, annotator_id=annotator_id)  # Hit.DoesNotExist when it is not theirs
-        raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
+        if open_hit.exists():
+            check_revival(hit_id, annotator_id)
+            touched = open_hit.update(**Hit.touched(now))
+        if not touched:
+            raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
     if screen_rating not in Rating.values:
         raise AnnotationError(f"Unknown rating {screen_rating!r}.", field="rating")
     own = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=annotator_id)
@@ -394,6 +438,7 @@ def rate_sample(
 
 def _slot_to_answer(hit: Hit, position: int) -> tuple[Hit, HitSlot]:
     """The locked HIT and its slot at `position`, when the annotator may still answer it; AnnotationError otherwise."""
+    _check_revival_if_idle(hit)
     # Lock the HIT row only (of="self"): locking its batch too made every rating in a batch queue on one row and
     # deadlock against assignment (bench/bench_concurrency.py).
     hit = Hit.objects.select_for_update(of=("self",)).select_related("batch").get(pk=hit.pk)
@@ -486,10 +531,15 @@ def add_time(hit: Hit, position: int, elapsed_ms: int) -> None:
     slot = hit.slots.filter(position=position).first()
     if slot is None or hit.is_submitted or elapsed_ms == 0:
         return
-    Judgment.objects.filter(item_id=slot.item_id, annotator_id=hit.annotator_id).update(
-        time_ms=Least(F("time_ms") + elapsed_ms, Value(max_item_ms()), output_field=BigIntegerField())
-    )
-    hit.touch()
+    with transaction.atomic():
+        try:
+            _check_revival_if_idle(hit)
+        except OtherHitLive:
+            return  # bookkeeping: time on an idle HIT next to a live one is not worth an error
+        Judgment.objects.filter(item_id=slot.item_id, annotator_id=hit.annotator_id).update(
+            time_ms=Least(F("time_ms") + elapsed_ms, Value(max_item_ms()), output_field=BigIntegerField())
+        )
+        hit.touch()
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ from annotate.api.items import ItemViewSet
 from annotate.api.judgments import JudgmentViewSet
 from arbiter.views import api_docs
 from policy.api import PolicyRunViewSet
-from rewardmodel.api import RewardModelRunViewSet
+from rewardmodel.api import RewardModelRunViewSet, ScoreJobViewSet
 
 router = DefaultRouter()
 router.register("batches", BatchViewSet, basename="batch")
@@ -25,6 +25,7 @@ router.register("hits", HitViewSet, basename="hit")
 router.register("annotators", AnnotatorViewSet, basename="annotator")
 router.register("reward-runs", RewardModelRunViewSet, basename="reward-run")
 router.register("policy-runs", PolicyRunViewSet, basename="policy-run")
+router.register("score-jobs", ScoreJobViewSet, basename="score-job")
 
 urlpatterns = [
     path("", include(router.urls)),

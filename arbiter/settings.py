@@ -247,6 +247,9 @@ RUN_STALE_MINUTES = envfloat("RUN_STALE_MINUTES", "3")
 # RUN_REDISPATCH_MINUTES ago and still queued, and fails runs that lost their worker (resuming them from their
 # last checkpoint when RUN_AUTO_RESUME is on, at most RUN_MAX_AUTO_RESUMES times per run).
 RUN_WATCH_SECONDS = envfloat("RUN_WATCH_SECONDS", "60")
+# Web requests that read runs (the runs API, run pages) run the lost-worker check too, at most this often per web
+# process: a dead worker is noticed with no worker left to run beat's task and no run page open.
+RUN_WEB_WATCH_SECONDS = envfloat("RUN_WEB_WATCH_SECONDS", "10")
 RUN_REDISPATCH_MINUTES = envfloat("RUN_REDISPATCH_MINUTES", "10")
 RUN_AUTO_RESUME = envbool("RUN_AUTO_RESUME", "false")
 RUN_MAX_AUTO_RESUMES = envint("RUN_MAX_AUTO_RESUMES", "3")
@@ -356,8 +359,8 @@ LOGGING = {
 
 # Imports (command, admin upload and API alike). A file larger than IMPORT_MAX_BYTES (unpacked, when gzipped) or
 # with more than IMPORT_MAX_ROWS records is refused; a text field longer than ITEM_MAX_CHARS is refused with its
-# line and field. Uploads larger than IMPORT_BACKGROUND_BYTES are imported by a Celery task (an ImportJob with a
-# progress page) instead of inside the request.
+# line and field. Uploads that unpack to more than IMPORT_BACKGROUND_BYTES are imported by a Celery task (an
+# ImportJob with a progress page) instead of inside the request.
 IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(256 * 1024 * 1024))
 IMPORT_MAX_ROWS = envint("IMPORT_MAX_ROWS", "500000")
 ITEM_MAX_CHARS = envint("ITEM_MAX_CHARS", "100000")

@@ -10,6 +10,11 @@ running with step > 0, then SIGKILL
   and requeues the unacknowledged task (CELERY_TASK_REJECT_ON_WORKER_LOST): the redelivery's claim fails and its
   check_worker() fails the run. No fresh worker is started (the old one is still serving).
 
+- "main-alone": the worker's main process, and nothing is restarted: the single-worker topology (`-Q gpu,celery`)
+  with nothing watching, no worker left to run beat's task; with `--api-poll` a client reads the run through the
+  API every second (GET /api/reward-runs/{id}/, in-process through Django's test client), whose lost-worker check
+  (runs.watchdog.watch_from_web, at most every RUN_WEB_WATCH_SECONDS) is then the only thing that can notice;
+
 and time, from the kill, until the run leaves "running" (failed with the worker-lost reason; with
 RUN_AUTO_RESUME=true, failed then queued again: the bench then waits for it to end and counts it succeeded).
 A run still running after RUN_STALE_MINUTES + RUN_WATCH_SECONDS is counted stuck. No beat process runs and the
@@ -20,6 +25,7 @@ a dashboard poll of a running run does). Which path acted is read from the worke
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/arbiter_benchkill ARBITER_VAR_DIR=$(mktemp -d) \\
       .venv/bin/python manage.py migrate --settings=tests.settings
     nice -n 19 .venv/bin/python bench/bench_worker_kills.py [--kills 10] [--kinds main,child] [--auto-resume]
+    nice -n 19 .venv/bin/python bench/bench_worker_kills.py --kinds main-alone --kills 3 --api-poll
 
 Uses Redis db 13 (REDIS_URL, default redis://127.0.0.1:6379/13), which it flushes; only that db. Every worker it
 started is killed (process group) before it exits; the last JSON line says how many were left (0).
@@ -45,9 +51,10 @@ sys.path.insert(0, str(ROOT))
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=10, help="kills per kind (default 10)")
-    parser.add_argument("--kinds", default="main,child", help="comma-separated: main, child")
+    parser.add_argument("--kinds", default="main,child", help="comma-separated: main, child, main-alone")
     parser.add_argument("--auto-resume", action="store_true", help="RUN_AUTO_RESUME=true: count runs that succeed")
     parser.add_argument("--poll", action="store_true", help="also call run.check_worker() every second (a poll)")
+    parser.add_argument("--api-poll", action="store_true", help="read the run through the API every second")
     parser.add_argument("--epochs", type=int, default=40, help="epochs of 6 one-pair steps (default 40: 240 steps)")
     parser.add_argument("--checkpoint-every", type=int, default=5)
     parser.add_argument(
@@ -117,7 +124,7 @@ def path_in_log(lines: list[str]) -> str:
         return "redelivery"
     if "Run watchdog:" in text:
         return "beat"
-    return "poll" if ARGS.poll else "unknown"
+    return "poll" if ARGS.poll else "api" if ARGS.api_poll else "unknown"
 
 
 def one_kill(kind: str, worker: CeleryWorker, user, batch, backbone: str) -> tuple[dict, CeleryWorker]:
@@ -133,31 +140,35 @@ def one_kill(kind: str, worker: CeleryWorker, user, batch, backbone: str) -> tup
     if not wait(training, timeout=180):
         run.refresh_from_db()
         return {"run": run.pk, "outcome": "never-started", "status": run.status}, worker
-    victim = worker.process.pid if kind == "main" else int(run.worker.rpartition(":")[2])
+    victim = worker.process.pid if kind in ("main", "main-alone") else int(run.worker.rpartition(":")[2])
     step_at_kill, resumes_before, log_from = run.step, run.resumes, len(worker.output)
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
     restart_s = None
     watched = worker
     child_left = None
-    if kind == "main":
+    if kind in ("main", "main-alone"):
         worker.process.wait(10)
         time.sleep(1)
         child_left = process_state(int(run.worker.rpartition(":")[2]))  # "gone", "Z" (zombie), or running
         # Its pool child dies by PR_SET_PDEATHSIG; make sure nothing of that group is left.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(victim, signal.SIGKILL)
-        worker, restart_s = new_worker()
-        watched, log_from = worker, 0
+        if kind == "main":
+            worker, restart_s = new_worker()
+            watched, log_from = worker, 0
 
     def left_running():
+        if ARGS.api_poll:
+            api_client(user).get(f"/api/reward-runs/{run.pk}/")
         if ARGS.poll:
             run.refresh_from_db()
             run.check_worker()
         run.refresh_from_db()
         return run.status != RunStatus.RUNNING or run.resumes > resumes_before
 
-    detected = wait(left_running, timeout=max(LIMIT_SECONDS - (time.monotonic() - killed_at), 1))
+    interval = 1.0 if ARGS.api_poll else 0.2
+    detected = wait(left_running, timeout=max(LIMIT_SECONDS - (time.monotonic() - killed_at), 1), interval=interval)
     detect_s = time.monotonic() - killed_at
     result = {
         "run": run.pk,
@@ -178,6 +189,16 @@ def one_kill(kind: str, worker: CeleryWorker, user, batch, backbone: str) -> tup
         return {**result, "outcome": outcome, "status": run.status, "resume_step": run.resume_step}, worker
     ok = run.status == RunStatus.FAILED and LOST in run.error and run.can_resume
     return {**result, "outcome": "failed-with-reason" if ok else "other", "error": run.error[:160]}, worker
+
+
+def api_client(user):
+    from rest_framework.test import APIClient
+
+    if "testserver" not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
 
 
 def summary(kind: str, results: list[dict]) -> dict:
@@ -217,7 +238,9 @@ def left_behind() -> int:
 
 def main() -> None:
     redis.Redis.from_url(ARGS.redis_url).flushdb()  # db 13 only
-    user, _ = get_user_model().objects.get_or_create(username="benchkill")
+    user, _ = get_user_model().objects.get_or_create(
+        username="benchkill", defaults={"is_staff": True, "is_superuser": True}
+    )
     batch = judged_batch(f"benchkill-{int(time.time())}", user, items=8)
     backbone = build_tiny_backbone(Path(settings.VAR_DIR) / "tiny-backbone")
     worker, _ = new_worker()

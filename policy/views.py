@@ -27,6 +27,7 @@ from rlhf.rankings import MAX_RANKING_SIZE, MIN_RANKING_SIZE
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import permission_required
+from runs.watchdog import watch_from_web
 
 # The lineage page's subjects, as its URL names them.
 LINEAGE_KINDS = {"batch": Batch, "reward": RewardModelRun, "policy": PolicyRun}
@@ -36,6 +37,7 @@ SAMPLES_PER_PAGE = 50
 
 @permission_required("policy.view_policyrun")
 def run_list(request: HttpRequest) -> HttpResponse:
+    watch_from_web()  # a listed run whose worker died shows as failed, with no worker or run page watching
     runs = PolicyRun.objects.select_related("created_by", "reward_run", "base_run", "data_batch")
     return render(request, "policy/run_list.html", {"runs": runs})
 

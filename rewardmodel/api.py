@@ -8,11 +8,12 @@ The list / read / cancel / log endpoints come from the run kernel (runs.api).
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -20,8 +21,8 @@ from rest_framework.response import Response
 
 from annotate.models import Batch
 from arbiter.options import options_serializer
-from rewardmodel.models import RewardModelRun
-from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rewardmodel.models import RewardModelRun, ScoreJob
+from rewardmodel.services import RewardRunError, cancel_reward_run, start_reward_run, start_score_job
 from rewardmodel.train import RewardTrainConfig
 from rlhf.preferences import AGGREGATIONS
 from rlhf.rankings import RANKING_AGGREGATIONS
@@ -37,6 +38,7 @@ from runs.api import (
 )
 from runs.dashboard import zip_download
 from runs.forms import RunQueueField
+from runs.permissions import HasPermissions
 
 
 class RewardModelRunSerializer(TrainingRunSerializerMixin, serializers.ModelSerializer):
@@ -87,15 +89,40 @@ class StartRewardRunSerializer(serializers.Serializer):
 
 class ScoreSerializer(serializers.Serializer):
     # Untrimmed: the model scores exactly the text the page's score box would send.
-    prompt = serializers.CharField(trim_whitespace=False, help_text="A one-turn user prompt.")
-    response_1 = serializers.CharField(trim_whitespace=False)
-    response_2 = serializers.CharField(trim_whitespace=False)
+    prompt = serializers.CharField(
+        trim_whitespace=False, max_length=settings.ITEM_MAX_CHARS, help_text="A one-turn user prompt."
+    )
+    response_1 = serializers.CharField(trim_whitespace=False, max_length=settings.ITEM_MAX_CHARS)
+    response_2 = serializers.CharField(trim_whitespace=False, max_length=settings.ITEM_MAX_CHARS)
 
 
-class RewardsSerializer(serializers.Serializer):
-    reward_1 = serializers.FloatField()
-    reward_2 = serializers.FloatField()
-    preferred = serializers.IntegerField(allow_null=True, help_text="The response with the higher reward; null: a tie.")
+class ScoreJobSerializer(serializers.ModelSerializer):
+    preferred = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The response with the higher reward; null: a tie, or not done yet."
+    )
+    waiting_for_broker = serializers.BooleanField(
+        read_only=True, help_text="Queued and not yet handed to the task queue (it was down); sent once it is back."
+    )
+
+    class Meta:
+        model = ScoreJob
+        fields = [
+            "id",
+            "run",
+            "status",
+            "reward_1",
+            "reward_2",
+            "preferred",
+            "error",
+            "prompt",
+            "response_1",
+            "response_2",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "waiting_for_broker",
+        ]
+        read_only_fields = fields
 
 
 class RewardModelRunViewSet(TrainingRunViewSet):
@@ -139,9 +166,17 @@ class RewardModelRunViewSet(TrainingRunViewSet):
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="Score a prompt with two responses, as the run page's score box does",
+        summary="Score a prompt with two responses in a worker, as the run page's score box does",
+        description=(
+            "The model is loaded and run by a worker (queue `celery`), never in the web process: the answer is 202 "
+            "with the scoring job, which `GET /api/score-jobs/{id}/` reports (status queued, loading, scoring, "
+            "then done with `reward_1`, `reward_2` and `preferred`, or failed with `error`)."
+        ),
         request=ScoreSerializer,
-        responses={200: RewardsSerializer, 400: OpenApiResponse(description="A blank field, or no trained model.")},
+        responses={
+            202: ScoreJobSerializer,
+            400: OpenApiResponse(description="A blank field, or no trained model."),
+        },
     )
     @action(detail=True, methods=["post"])
     def score(self, request: Request, pk: str | None = None) -> Response:
@@ -149,11 +184,10 @@ class RewardModelRunViewSet(TrainingRunViewSet):
         entry = ScoreSerializer(data=request.data)
         entry.is_valid(raise_exception=True)
         try:
-            reward_1, reward_2 = score_with_run(run, **entry.validated_data)
+            job = start_score_job(run, request.user, **entry.validated_data)
         except RewardRunError as exc:
             raise service_error(exc) from None
-        preferred = None if reward_1 == reward_2 else (1 if reward_1 > reward_2 else 2)
-        return Response(RewardsSerializer({"reward_1": reward_1, "reward_2": reward_2, "preferred": preferred}).data)
+        return Response(ScoreJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Download the trained model (a zip of the folder from_pretrained loads)",
@@ -166,3 +200,15 @@ class RewardModelRunViewSet(TrainingRunViewSet):
         if location is None:
             raise NotFound(f"{run} has no trained model to download.")
         return zip_download(location, storage.basename(location))
+
+
+class ScoreJobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Scorings started by `POST /api/reward-runs/{id}/score/`: status, then the rewards or the error."""
+
+    permission_classes = [HasPermissions]
+    required_permissions = {
+        "list": ("rewardmodel.view_rewardmodelrun",),
+        "retrieve": ("rewardmodel.view_rewardmodelrun",),
+    }
+    serializer_class = ScoreJobSerializer
+    queryset = ScoreJob.objects.order_by("-created_at", "-pk")

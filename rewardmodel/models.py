@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from rewardmodel.train.config import DEFAULT_BACKBONE
-from runs.models import TrainingLog, TrainingRun
+from runs.models import QueuedJob, TrainingLog, TrainingRun
 
 
 class RewardModelRun(TrainingRun):
@@ -140,3 +142,48 @@ class BatchOrdering(models.Model):
 
     def __str__(self) -> str:
         return f"Ordering of {self.batch}"
+
+
+class ScoreJob(QueuedJob):
+    """A prompt and two responses scored by a run's model in a worker (queue `celery`), never in a web process: the
+    score box and `POST /api/reward-runs/{id}/score/` make one and poll it. Sent through the runs' outbox."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        LOADING = "loading", "Loading the model"
+        SCORING = "scoring", "Scoring"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    FINISHED = (Status.DONE, Status.FAILED)
+    task_name = "rewardmodel.tasks.score_job"
+
+    run = models.ForeignKey(RewardModelRun, on_delete=models.CASCADE, related_name="score_jobs")
+    prompt = models.TextField()
+    response_1 = models.TextField()
+    response_2 = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    reward_1 = models.FloatField(null=True, blank=True)
+    reward_2 = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Scoring {self.pk} with {self.run}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def preferred(self) -> int | None:
+        """The response with the higher reward; None while unscored or for a tie."""
+        if self.reward_1 is None or self.reward_2 is None or self.reward_1 == self.reward_2:
+            return None
+        return 1 if self.reward_1 > self.reward_2 else 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable
 from functools import lru_cache
 from itertools import groupby
@@ -11,12 +12,13 @@ from pathlib import Path
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import ngettext
 
 from annotate.models import Batch, Judgment
 from annotate.quality import flagged_annotators
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
-from rewardmodel.models import RewardModelRun
+from rewardmodel.models import RewardModelRun, ScoreJob
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
 from rlhf.options import OptionError, option_fields
 from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
@@ -24,6 +26,8 @@ from rlhf.prompts import join_input, prompt_group_id, prompt_half
 from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
+
+logger = logging.getLogger(__name__)
 
 
 class RewardRunError(Exception):
@@ -374,12 +378,53 @@ def scorer_for(run: RewardModelRun):
     return _scorer(str(run.artifact_dir))
 
 
-def score_with_run(run: RewardModelRun, prompt: str, response_1: str, response_2: str) -> tuple[float, float]:
-    """Both responses' rewards for a one-turn prompt."""
+def check_score_entry(run: RewardModelRun, prompt: str, response_1: str, response_2: str) -> None:
+    """RewardRunError when the entry cannot be scored: a blank field, or a run with no trained model."""
     if not prompt.strip():
         raise RewardRunError("Enter a prompt.")
     if not response_1.strip() or not response_2.strip():
         raise RewardRunError("Enter both responses.")
+    if run.artifact_dir is None:
+        raise RewardRunError(f"Run {run.pk} has no trained model (status: {run.get_status_display()}).")
+
+
+def start_score_job(run: RewardModelRun, user, prompt: str, response_1: str, response_2: str) -> ScoreJob:
+    """Queue the scoring of one entry in a worker (queue `celery`): loading a model takes seconds and hundreds of
+    MB, which a web process must not spend. Checked first (RewardRunError), sent through the outbox on commit."""
+    check_score_entry(run, prompt, response_1, response_2)
+    job = ScoreJob.objects.create(run=run, prompt=prompt, response_1=response_1, response_2=response_2, created_by=user)
+    job.dispatch_on_commit()
+    return job
+
+
+def run_score_job(job_id: int) -> str:
+    """Score a queued job's entry (the worker's side). A redelivered message finds the job claimed and does nothing."""
+    claimed = ScoreJob.objects.filter(pk=job_id, status=ScoreJob.Status.QUEUED).update(
+        status=ScoreJob.Status.LOADING, started_at=timezone.now()
+    )
+    if not claimed:
+        return "not queued"
+    job = ScoreJob.objects.select_related("run").get(pk=job_id)
+    done = ScoreJob.objects.filter(pk=job_id)
+    try:
+        scorer_for(job.run)  # loads (or finds cached) the model: the "loading" phase
+        done.update(status=ScoreJob.Status.SCORING)
+        reward_1, reward_2 = score_with_run(job.run, job.prompt, job.response_1, job.response_2)
+    except RewardRunError as exc:
+        done.update(status=ScoreJob.Status.FAILED, error=str(exc), finished_at=timezone.now())
+        return "failed"
+    except Exception as exc:
+        logger.exception("Score job %s failed", job_id)
+        error = f"scoring stopped ({type(exc).__name__}: {exc})"
+        done.update(status=ScoreJob.Status.FAILED, error=error, finished_at=timezone.now())
+        return "failed"
+    done.update(status=ScoreJob.Status.DONE, reward_1=reward_1, reward_2=reward_2, finished_at=timezone.now())
+    return "done"
+
+
+def score_with_run(run: RewardModelRun, prompt: str, response_1: str, response_2: str) -> tuple[float, float]:
+    """Both responses' rewards for a one-turn prompt (in the calling process: workers and commands, not pages)."""
+    check_score_entry(run, prompt, response_1, response_2)
     messages = [{"role": "user", "content": prompt}]
     reward_1, reward_2 = scorer_for(run).score_batch([messages, messages], [response_1, response_2])
     return float(reward_1), float(reward_2)

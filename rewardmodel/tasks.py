@@ -1,11 +1,12 @@
-"""Celery tasks (queue `gpu`, see CELERY_TASK_ROUTES): thin adapters over the services."""
+"""Celery tasks (queue `gpu`, see CELERY_TASK_ROUTES; `score_job` is sent to `celery`): thin adapters over the
+services."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from rewardmodel.models import RewardModelRun
-from rewardmodel.services import run_reward_training
+from rewardmodel.services import run_reward_training, run_score_job
 from runs.models import train_by_id
 
 
@@ -49,3 +50,9 @@ def score_judged_items(run_id: int, batch_ids: list[int], limit: int) -> int:
 
     run = RewardModelRun.objects.filter(pk=run_id).first()
     return 0 if run is None else score_judged(run, batch_ids, limit)
+
+
+@shared_task(acks_late=True)
+def score_job(job_id: int) -> str:
+    """Score one queued ScoreJob (sent to queue `celery` by QueuedJob.dispatch, over CELERY_TASK_ROUTES)."""
+    return run_score_job(job_id)

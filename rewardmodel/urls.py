@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:pk>/resume/", views.run_resume, name="run_resume"),
     path("<int:pk>/download/", views.run_download, name="run_download"),
     path("<int:pk>/score/", views.run_score, name="run_score"),
+    path("<int:pk>/score/<int:job_id>/", views.score_job, name="score_job"),
 ]

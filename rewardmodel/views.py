@@ -8,16 +8,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from rewardmodel.forms import RewardRunForm
-from rewardmodel.models import RewardModelRun
-from rewardmodel.services import RewardRunError, cancel_reward_run, score_with_run, start_reward_run
+from rewardmodel.models import RewardModelRun, ScoreJob
+from rewardmodel.services import RewardRunError, cancel_reward_run, start_reward_run, start_score_job
 from rewardmodel.train import DEFAULT_BACKBONE
 from runs import storage
 from runs.dashboard import cancel_and_redirect, line_chart, render_polled, resume_and_redirect, zip_download
 from runs.permissions import permission_required
+from runs.watchdog import watch_from_web
 
 
 @permission_required("rewardmodel.view_rewardmodelrun")
 def run_list(request: HttpRequest) -> HttpResponse:
+    watch_from_web()  # a listed run whose worker died shows as failed, with no worker or run page watching
     runs = RewardModelRun.objects.select_related("created_by").prefetch_related("batches")
     return render(request, "rewardmodel/run_list.html", {"runs": runs})
 
@@ -91,7 +93,8 @@ def run_score(request: HttpRequest, pk: int) -> HttpResponse:
     prompt, response_1, response_2 = (request.POST.get(k, "") for k in ("prompt", "response_1", "response_2"))
     context = {"run": run, "prompt": prompt, "response_1": response_1, "response_2": response_2}
     try:
-        context["rewards"] = score_with_run(run, prompt, response_1, response_2)
+        # A worker loads the model and scores (queue `celery`); the box polls the job until it is done.
+        context["job"] = start_score_job(run, request.user, prompt, response_1, response_2)
     except RewardRunError as exc:
         context["score_error"] = str(exc)
     if request.htmx:
@@ -99,6 +102,16 @@ def run_score(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "rewardmodel/run_detail.html#score-result", context)
     status = 400 if "score_error" in context else 200
     return render(request, "rewardmodel/run_detail.html", {**_live_context(run), **context}, status=status)
+
+
+@permission_required("rewardmodel.view_rewardmodelrun")
+def score_job(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
+    """The score box's answer while its job runs (polled by htmx); 286 once it is done, which stops the polling."""
+    job = get_object_or_404(ScoreJob.objects.select_related("run"), pk=job_id, run_id=pk)
+    response = render(request, "rewardmodel/run_detail.html#score-result", {"run": job.run, "job": job})
+    if job.is_finished and request.htmx:
+        response.status_code = 286
+    return response
 
 
 # Helpers -----------------------------------------------------------------------------------------

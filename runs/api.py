@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from runs.permissions import HasPermissions
+from runs.watchdog import watch_from_web
 
 TRAINING_RUN_FIELDS = [
     "id",
@@ -90,6 +91,10 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     permission_classes = [HasPermissions]
     required_permissions: dict[str, tuple[str, ...]] = {}
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        watch_from_web()  # every read of runs notices a dead worker (rate-limited), with no worker or page watching
 
     def cancel_run(self, run) -> bool:
         return run.request_cancel()

@@ -212,6 +212,54 @@ def training_run_models() -> list[type[TrainingRun]]:
     return [model for model in apps.get_models() if issubclass(model, TrainingRun)]
 
 
+class QueuedJob(models.Model):
+    """Background work other than training (an import, a scoring), sent to the `celery` queue through the same
+    transactional outbox as runs: the committed queued row is the intent, the Celery message only a wake-up call.
+
+    A job whose message could not be sent (the broker was down) stays queued, not failed, and `runs.watchdog`
+    re-sends every queued job never handed over, or handed over more than RUN_REDISPATCH_MINUTES ago; its task
+    claims it with a conditional UPDATE from QUEUED, so a duplicate message does nothing. A subclass names its task
+    (`task_name`) and has a `status` field whose queued value is `QUEUED_STATUS`.
+    """
+
+    QUEUED_STATUS: ClassVar[str] = "queued"
+    task_name: ClassVar[str] = ""
+    task_queue: ClassVar[str] = "celery"
+
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    def dispatch_on_commit(self) -> None:
+        """Send the job's task once the transaction commits, so the worker finds the row."""
+        transaction.on_commit(self.dispatch)
+
+    def dispatch(self) -> bool:
+        """Send the job's task now; False (logged, counted) when the broker cannot be reached: it stays queued."""
+        from celery import current_app
+
+        now = timezone.now()
+        try:
+            current_app.send_task(
+                self.task_name, args=[self.pk], queue=self.task_queue, retry=True, retry_policy=DISPATCH_RETRY_POLICY
+            )
+        except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, a refused socket...
+            logger.warning("%s: could not send its task (%s); it stays queued and will be re-sent.", self, exc)
+            type(self).objects.filter(pk=self.pk).update(dispatch_attempts=F("dispatch_attempts") + 1)
+            self.dispatch_attempts += 1
+            return False
+        type(self).objects.filter(pk=self.pk).update(dispatched_at=now, dispatch_attempts=F("dispatch_attempts") + 1)
+        self.dispatched_at, self.dispatch_attempts = now, self.dispatch_attempts + 1
+        return True
+
+    @property
+    def waiting_for_broker(self) -> bool:
+        """Queued and never handed to the broker (it was down): the watchdog re-sends it."""
+        return self.status == self.QUEUED_STATUS and self.dispatched_at is None
+
+
 class TrainingRun(models.Model):
     Status = RunStatus
 

@@ -110,6 +110,9 @@ class ImportedItemsSerializer(serializers.Serializer):
 
 class ImportJobSerializer(serializers.ModelSerializer):
     batch = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    waiting_for_broker = serializers.BooleanField(
+        read_only=True, help_text="Queued and not yet handed to the task queue (it was down); sent once it is back."
+    )
 
     class Meta:
         model = ImportJob
@@ -129,6 +132,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "waiting_for_broker",
         ]
         read_only_fields = fields
 
@@ -247,8 +251,7 @@ class BatchViewSet(viewsets.ModelViewSet):
         with body:
             if not starts_a_json_array(body):
                 raise ValidationError({"records": ["Expected a JSON list of records."]})
-            size = body.seek(0, 2)
-            if runs_in_background(size):
+            if runs_in_background(body):
                 job = start_import_job(body, "request body", batch.name, fmt=fmt, created_by=request.user)
                 return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
             try:

@@ -361,7 +361,8 @@ def test_bad_record_in_a_json_array_is_named_by_its_record_number(tmp_path):
 
 def test_malformed_json_array_and_empty_array_and_unknown_format_name(tmp_path):
     broken = tmp_path / "broken.json"
-    broken.write_text('[\n  {"prompt": "Q"},\n  {"prompt": \n]')
+    # Streamed: record 1 is checked (and good) before the parser reaches the break on line 4.
+    broken.write_text("[\n  " + json.dumps(GOOD_TRL) + ',\n  {"prompt": \n]')
     with pytest.raises(ImportFileError, match=r"^line 4: malformed JSON"):
         import_comparisons(broken, "bad")
 

@@ -20,7 +20,7 @@ from accounts.tokens import issue_token
 from annotate.models import Batch, ImportJob, Judgment
 from annotate.services import rate_item
 from policy.models import PolicyRun
-from rewardmodel.models import RewardModelRun
+from rewardmodel.models import RewardModelRun, ScoreJob
 from runs.models import RunStatus
 from tests.api.conftest import make_batch
 from tests.rewardmodel.helpers import build_tiny_backbone
@@ -44,6 +44,7 @@ class World:
     finished_policy_run_id: int
     annotator_username: str
     import_job_id: int = 0
+    score_job_id: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,7 @@ def world(alice, tiny_reward_model, tmp_path) -> World:
         finished_policy_run.pk,
         alice.username,
         ImportJob.objects.create(batch_name="active", file_name="f.jsonl", file_path="").pk,
+        ScoreJob.objects.create(run_id=trained_run.pk, prompt="p", response_1="a", response_2="b").pk,
     )
 
 
@@ -189,9 +191,11 @@ CASES = [
         "reward-runs-score",
         "post",
         "/api/reward-runs/{trained_run_id}/score/",
-        staff_only(200, "researcher"),
+        staff_only(202, "researcher"),
         {"prompt": "tell me", "response_1": "good", "response_2": "bad"},
     ),
+    Case("score-jobs-list", "get", "/api/score-jobs/", staff_only(200, "researcher")),
+    Case("score-jobs-read", "get", "/api/score-jobs/{score_job_id}/", staff_only(200, "researcher")),
     Case("reward-runs-download", "get", "/api/reward-runs/{trained_run_id}/download/", staff_only(200, "researcher")),
     Case("policy-runs-list", "get", "/api/policy-runs/", staff_only(200, "researcher")),
     Case("policy-runs-read", "get", "/api/policy-runs/{policy_run_id}/", staff_only(200, "researcher")),

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from policy.models import PolicySample
 from rewardmodel.models import RewardModelRun
-from rewardmodel.services import score_with_run
+from rewardmodel.services import run_score_job, score_with_run
 from tests.policy.conftest import build_policy
 from tests.policy.helpers import finished_run_with_answers, succeeded_reward_run
 
@@ -38,19 +38,41 @@ def unzip(response) -> zipfile.ZipFile:
 # Reward models -------------------------------------------------------------------------------------
 
 
+def scored(staff, run: RewardModelRun, entry: dict) -> dict:
+    """Start a scoring through the API (202, the job), run the worker's side here, and read the job back."""
+    response = staff.post(f"/api/reward-runs/{run.pk}/score/", entry, format="json")
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert (job["status"], job["reward_1"], job["preferred"]) == ("queued", None, None)
+    assert run_score_job(job["id"]) == "done"
+    return staff.get(f"/api/score-jobs/{job['id']}/").json()
+
+
 def test_score_returns_both_rewards_from_the_run_model(staff, reward_run):
     entry = {"prompt": "tell me about the red cat ?", "response_1": "it is good", "response_2": "it is bad ."}
-    response = staff.post(f"/api/reward-runs/{reward_run.pk}/score/", entry, format="json")
-    assert response.status_code == 200, response.content
-    body = response.json()
+    body = scored(staff, reward_run, entry)
+    assert body["status"] == "done" and body["error"] == ""
     assert (body["reward_1"], body["reward_2"]) == score_with_run(reward_run, **entry)
     assert body["reward_1"] != body["reward_2"]
     assert body["preferred"] == (1 if body["reward_1"] > body["reward_2"] else 2)
 
     # Swapping the responses swaps the rewards: each response is scored on its own.
     swapped = {**entry, "response_1": entry["response_2"], "response_2": entry["response_1"]}
-    again = staff.post(f"/api/reward-runs/{reward_run.pk}/score/", swapped, format="json").json()
+    again = scored(staff, reward_run, swapped)
     assert again["reward_1"] == pytest.approx(body["reward_2"]) and again["preferred"] == 3 - body["preferred"]
+
+
+def test_scoring_never_loads_the_model_in_the_web_process(staff, reward_run, monkeypatch):
+    """The fault: the API loaded the model inside the gunicorn worker (20-30 s, ~490 MB each)."""
+    from rewardmodel import train
+
+    def no_model_here(*args, **kwargs):
+        raise AssertionError("the web request loaded the model")
+
+    monkeypatch.setattr(train, "load_reward_model", no_model_here)
+    entry = {"prompt": "tell me", "response_1": "good", "response_2": "bad"}
+    response = staff.post(f"/api/reward-runs/{reward_run.pk}/score/", entry, format="json")
+    assert response.status_code == 202 and response.json()["status"] == "queued"
 
 
 def test_score_errors_name_the_field_or_say_there_is_no_model(staff, reward_run):
@@ -144,3 +166,22 @@ def test_samples_by_step_and_kind_as_the_page_browses_them(staff, policy_run):
     assert responses(step=1, kind="eval") == []
     response = staff.get(url, {"kind": "best"})
     assert response.status_code == 400 and "kind" in response.json()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_scores_and_the_client_polls_the_job(celery_worker, charlie, tmp_path):
+    from tests.worker import wait_for
+
+    client = APIClient()
+    client.force_authenticate(charlie)
+    run = succeeded_reward_run(tmp_path / "reward-model")
+    entry = {"prompt": "tell me about the red cat ?", "response_1": "it is good", "response_2": "it is bad ."}
+
+    job = client.post(f"/api/reward-runs/{run.pk}/score/", entry, format="json").json()
+
+    url = f"/api/score-jobs/{job['id']}/"
+    wait_for(lambda: client.get(url).json()["status"] in ("done", "failed"), timeout=90, message=celery_worker.log())
+    body = client.get(url).json()
+    assert body["status"] == "done", body["error"]
+    assert (body["reward_1"], body["reward_2"]) == pytest.approx(score_with_run(run, **entry))

@@ -12,8 +12,8 @@ from django.utils import timezone
 from transformers import AutoModelForSequenceClassification
 
 from annotate.models import Batch
-from rewardmodel.models import RewardModelRun
-from rewardmodel.services import run_reward_training, start_reward_run
+from rewardmodel.models import RewardModelRun, ScoreJob
+from rewardmodel.services import run_reward_training, run_score_job, start_reward_run
 from rewardmodel.train import DEFAULT_BACKBONE
 from runs.models import RunStatus
 from tests.rewardmodel.helpers import build_tiny_backbone, judged_batch
@@ -154,12 +154,20 @@ def test_a_run_without_a_model_has_nothing_to_download(charlie_client):
 def test_the_score_box_shows_both_rewards(charlie_client, trained_run):
     url = reverse("rewardmodel:run_score", args=[trained_run.pk])
 
-    answer = charlie_client.post(
+    queued = charlie_client.post(
         url, {"prompt": "tell me about the red cat ?", "response_1": "it is good", "response_2": "it is bad"}, **HTMX
     ).content.decode()
     empty = charlie_client.post(url, {"prompt": "tell me", "response_1": "", "response_2": "x"}, **HTMX)
 
-    assert '<div id="score-result"' in answer
+    job = ScoreJob.objects.get()
+    poll = reverse("rewardmodel:score_job", args=[trained_run.pk, job.pk])
+    assert f'hx-get="{poll}"' in queued and 'hx-trigger="every 1s"' in queued, "the box polls its job"
+    assert "A worker scores with the model" in queued and "Reward of response 1" not in queued
+    assert run_score_job(job.pk) == "done"  # the worker's side
+    done = charlie_client.get(poll, **HTMX)
+    assert done.status_code == 286, "polling stops"
+    answer = done.content.decode()
+    assert '<div id="score-result"' in answer and "hx-trigger" not in answer
     assert "Reward of response 1:" in answer and "reward of response 2:" in answer
     assert "The model prefers response" in answer
     assert "<html" not in answer  # just the partial

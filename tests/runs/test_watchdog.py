@@ -75,7 +75,7 @@ def test_the_watchdog_fails_silent_and_dead_runs_with_the_reason_and_leaves_live
     dead = running_run(charlie, alice, heartbeat_ago=timedelta(seconds=5), worker=dead_local_worker(), name="b")
     alive = running_run(charlie, alice, heartbeat_ago=timedelta(minutes=2), worker="gpu-box:4243", name="c")
 
-    assert watch_runs() == {"failed": 2, "resent": 0}
+    assert watch_runs() == {"failed": 2, "resent": 0, "jobs_resent": 0}
 
     for run in (silent, dead, alive):
         run.refresh_from_db()

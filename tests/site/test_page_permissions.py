@@ -16,7 +16,7 @@ from django.urls import URLResolver, get_resolver
 
 from annotate.models import Item, Judgment, Rating
 from policy.models import PolicyRun
-from rewardmodel.models import RewardModelRun
+from rewardmodel.models import RewardModelRun, ScoreJob
 from tests.api.conftest import make_batch
 
 ROLES = ("alice", "bare", "curator", "researcher", "charlie")
@@ -53,6 +53,7 @@ PAGES = [
     Page("rewardmodel:run_resume", "post", "/dashboard/reward/{reward_run}/resume/", RESEARCHER),
     Page("rewardmodel:run_download", "get", "/dashboard/reward/{reward_run}/download/", RESEARCHER),
     Page("rewardmodel:run_score", "post", "/dashboard/reward/{reward_run}/score/", RESEARCHER, {"prompt": ""}),
+    Page("rewardmodel:score_job", "get", "/dashboard/reward/{reward_run}/score/{score_job}/", RESEARCHER),
     Page("policy:run_list", "get", "/dashboard/policy/", RESEARCHER),
     Page("policy:run_new", "get", "/dashboard/policy/new/", RESEARCHER),
     Page("policy:run_new_sft", "get", "/dashboard/policy/new/sft/", RESEARCHER),
@@ -88,7 +89,8 @@ def world(alice) -> dict[str, int]:
     return {
         "batch": make_batch("pages").pk,
         "annotator": alice.pk,
-        "reward_run": RewardModelRun.objects.create().pk,
+        "reward_run": (run := RewardModelRun.objects.create()).pk,
+        "score_job": ScoreJob.objects.create(run=run, prompt="p", response_1="a", response_2="b").pk,
         "policy_run": PolicyRun.objects.create(kind=PolicyRun.Kind.SFT).pk,
         "judgment": Judgment.objects.create(
             item=Item.objects.first(), annotator=alice, rating=Rating.RESPONSE_1_BETTER
