@@ -29,6 +29,7 @@ from django.utils.translation import ngettext
 
 from annotate.models import UNSCORED_FIRST, Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
+from annotate.table_statistics import analyze_grown
 from rlhf.rankings import RankingError, Tiers, check_tiers
 
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
@@ -119,6 +120,8 @@ def assign_hit(user) -> Hit | None:
             # No savepoint per batch: a batch that yields nothing has written nothing.
             hit = _assign_from_batch(user, batch)
             if hit is not None:
+                # New HITs grow the tables every annotator's statements read: keep their statistics up with them.
+                transaction.on_commit(analyze_grown)
                 return hit
     return None
 
