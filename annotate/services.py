@@ -296,6 +296,8 @@ class SavedRating:
     screen_rating: int  # toward screen response 2, as clicked
     progress: HitProgress
     sample: ScreenSample | None = None  # the sample as now shown, when asked for (with_item)
+    # The first un-marked sample after this one (with_item): the page sends it along, so moving on costs no request.
+    next_sample: ScreenSample | None = None
 
     @property
     def marked_positions(self) -> list[int]:
@@ -381,13 +383,18 @@ def rate_sample(
             updated_at=now,
         )
     marked = {other.position: other.own_judgment_id is not None or other.position == position for other in slots}
+    progress = HitProgress(marked)
+    next_position = progress.first_unmarked(besides=position)
+    # Read by the same statement as the rest (with_item); un-marked, so not judged by this annotator.
+    next_slot = next((other for other in slots if other.position == next_position), None)
     return SavedRating(
         hit=hit,
         position=position,
         judgment=judgment,
         screen_rating=screen_rating,
-        progress=HitProgress(marked),
+        progress=progress,
         sample=screen_sample(slot, judgment) if with_item else None,
+        next_sample=screen_sample(next_slot, None) if with_item and next_slot is not None else None,
     )
 
 
