@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import (
     BigIntegerField,
+    Case,
     Count,
     Exists,
     F,
@@ -22,6 +23,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
@@ -495,6 +497,26 @@ def add_time(hit: Hit, position: int, elapsed_ms: int) -> None:
         time_ms=Least(F("time_ms") + elapsed_ms, Value(max_item_ms()), output_field=BigIntegerField())
     )
     hit.touch()
+
+
+def add_times(hit: Hit, elapsed_ms_by_position: dict[int, int]) -> None:
+    """add_time for several samples at once (the page sends them with the submit): two statements in all."""
+    if hit.is_submitted or not elapsed_ms_by_position:
+        return
+    items = dict(hit.slots.filter(position__in=elapsed_ms_by_position).values_list("position", "item_id"))
+    added = [
+        When(item_id=item_id, then=Value(_countable_ms(elapsed_ms_by_position[position])))
+        for position, item_id in items.items()
+    ]
+    if not added:
+        return
+    Judgment.objects.filter(annotator_id=hit.annotator_id, item_id__in=items.values()).update(
+        time_ms=Least(
+            F("time_ms") + Case(*added, default=Value(0), output_field=BigIntegerField()),
+            Value(max_item_ms()),
+            output_field=BigIntegerField(),
+        )
+    )
 
 
 @transaction.atomic

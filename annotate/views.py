@@ -177,11 +177,13 @@ def submit(request: HttpRequest, hit_id: int) -> HttpResponse:
     """Submit the HIT; first the time spent on rated samples since their rating, which hit.js keeps until now
     (fields elapsed_ms_<position>: one request instead of one per move)."""
     hit = _own_hit(request, hit_id)
+    times = {}
     for key, value in list(request.POST.items())[:MAX_TIME_FIELDS]:
         position = parse_whole_number(key.removeprefix("elapsed_ms_")) if key.startswith("elapsed_ms_") else None
         elapsed_ms = parse_whole_number(value)
-        if position is not None and elapsed_ms is not None and not hit.is_submitted:
-            services.add_time(hit, position, elapsed_ms)
+        if position is not None and elapsed_ms is not None:
+            times[position] = elapsed_ms
+    services.add_times(hit, times)
     try:
         services.submit_hit(hit)
     except services.AnnotationError as error:

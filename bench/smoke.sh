@@ -65,8 +65,7 @@ smoke bench/bench_broker_down.py --ratings 6 --runs 2 --live-broker redis://127.
 smoke bench/bench_inputs.py --mb 1
 smoke bench/bench_export.py --judgments 2000 --baseline-rows 200 --database arbiter_smoke_export --skip-tracemalloc
 smoke bench/bench_ordering.py --model tiny --items 50 --database arbiter_smoke_ordering
-smoke bench/profile_requests.py --path api --rounds 1
-smoke bench/profile_requests.py --path browser --rounds 1
+smoke bench/profile_requests.py --path browser --rounds 1  # the API path is the same code with fewer parts
 smoke bench/bench_worker_kills.py --kills 1 --kinds child --epochs 3 --checkpoint-every 1 --redis-url redis://127.0.0.1:6379/12 \
   --database-url "$DATABASE_URL"
 skip bench/bench_reinforce.py "needs the converted SmolLM2 policy (a download); tests/policy runs its code on tiny models"
@@ -75,7 +74,11 @@ skip bench/curve_rankings.py "needs MiniLM features of the HH file (a download)"
 skip bench/simulate.py "a library of the two curve scripts above"
 skip bench/schemathesis_run.py ".ci/run runs it on its own"
 # The load script against a real server: gunicorn on a free loopback port, production settings but plain HTTP.
-if wanted bench/load_annotators.py; then
+# It needs httpx (bench/requirements.txt): LOAD_PYTHON names an interpreter that has it, as for bench/load_matrix.sh.
+LOAD_PYTHON=${LOAD_PYTHON:-$PY}
+if ! "$LOAD_PYTHON" -c "import httpx" 2>/dev/null; then
+  skip bench/load_annotators.py "httpx is not installed for $LOAD_PYTHON (bench/requirements.txt; set LOAD_PYTHON)"
+elif wanted bench/load_annotators.py; then
   port=$($PY -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
   DEBUG=false SECRET_KEY=smoke-only-secret-key-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx ARBITER_BENCH_PLAIN_HTTP=true \
     WEB_BIND=127.0.0.1:$port WEB_WORKERS=1 WEB_ACCESS_LOG="" WEB_LOG_LEVEL=warning \
@@ -83,7 +86,7 @@ if wanted bench/load_annotators.py; then
   server=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
   for path in api browser; do
-    smoke bench/load_annotators.py --url "http://127.0.0.1:$port" --annotators 2 --seconds 2 --items 60 --path $path
+    PY=$LOAD_PYTHON smoke bench/load_annotators.py --url "http://127.0.0.1:$port" --annotators 2 --seconds 2 --items 60 --path $path
   done
 fi
 echo "total $((SECONDS - total_started)) s"
