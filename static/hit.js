@@ -54,8 +54,8 @@
     return input ? input.value : "";
   }
   // The sample on screen is being left (navigation, tab hidden or closed): its time waits in sessionStorage, to go
-  // with its next rating, or (for a rated sample) with the time endpoint once the page is hidden or submitted. Not a
-  // request per move: a judgment costs one request, its rating (the next sample comes with it).
+  // with its next rating, or (for a rated sample) with the submit, or the time endpoint once the page is hidden. Not
+  // a request per move: a judgment costs one request, its rating (the next sample comes with it).
   function leaveSample() {
     const position = shownPosition;
     if (position === null) return;
