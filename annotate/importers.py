@@ -63,6 +63,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from annotate.models import MAX_GUIDELINES_CHARS, MAX_OVERLAP, MAX_SAMPLES_PER_HIT, Batch, Item, Judgment, Rating
+from annotate.table_statistics import IMPORT_TABLES, analyze_grown
 from rlhf.prompts import MessageError, check_messages
 from rlhf.rankings import MAX_RANKING_SIZE, MIN_RANKING_SIZE, RankingError, Tiers, check_tiers, tiers_from_scores
 
@@ -874,7 +875,10 @@ def import_comparisons(
     try:
         with transaction.atomic(), open_source(source) as stream:
             comparisons = (comparison for _fmt, comparison in iter_comparisons(stream, fmt, rules))
-            return _write(comparisons, batch_name, fmt, as_judgments, created_by, rng, active, new_batch)
+            result = _write(comparisons, batch_name, fmt, as_judgments, created_by, rng, active, new_batch)
+            # The first annotators of the batch must not meet statistics that say the item table is empty.
+            transaction.on_commit(lambda: analyze_grown(IMPORT_TABLES))
+            return result
     except IntegrityError as exc:
         # Only reachable when another import writes the same batch at the same moment.
         raise ImportFileError(f"the batch changed while importing ({exc}); nothing was imported") from None

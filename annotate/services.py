@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import (
     BigIntegerField,
+    Case,
     Count,
     Exists,
     F,
@@ -22,6 +23,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
@@ -29,6 +31,7 @@ from django.utils.translation import ngettext
 
 from annotate.models import IDLE_MARGIN, UNSCORED_FIRST, Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
+from annotate.table_statistics import analyze_grown
 from rlhf.rankings import RankingError, Tiers, check_tiers
 
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
@@ -123,6 +126,8 @@ def assign_hit(user, batch: Batch | None = None) -> Hit | None:
             # No savepoint per batch: a batch that yields nothing has written nothing.
             hit = _assign_from_batch(user, candidate)
             if hit is not None:
+                # New HITs grow the tables every annotator's statements read: keep their statistics up with them.
+                transaction.on_commit(analyze_grown)
                 return hit
     return None
 
@@ -336,6 +341,8 @@ class SavedRating:
     screen_rating: int  # toward screen response 2, as clicked
     progress: HitProgress
     sample: ScreenSample | None = None  # the sample as now shown, when asked for (with_item)
+    # The first un-marked sample after this one (with_item): the page sends it along, so moving on costs no request.
+    next_sample: ScreenSample | None = None
 
     @property
     def marked_positions(self) -> list[int]:
@@ -426,13 +433,18 @@ def rate_sample(
             updated_at=now,
         )
     marked = {other.position: other.own_judgment_id is not None or other.position == position for other in slots}
+    progress = HitProgress(marked)
+    next_position = progress.first_unmarked(besides=position)
+    # Read by the same statement as the rest (with_item); un-marked, so not judged by this annotator.
+    next_slot = next((other for other in slots if other.position == next_position), None)
     return SavedRating(
         hit=hit,
         position=position,
         judgment=judgment,
         screen_rating=screen_rating,
-        progress=HitProgress(marked),
+        progress=progress,
         sample=screen_sample(slot, judgment) if with_item else None,
+        next_sample=screen_sample(next_slot, None) if with_item and next_slot is not None else None,
     )
 
 
@@ -540,6 +552,26 @@ def add_time(hit: Hit, position: int, elapsed_ms: int) -> None:
             time_ms=Least(F("time_ms") + elapsed_ms, Value(max_item_ms()), output_field=BigIntegerField())
         )
         hit.touch()
+
+
+def add_times(hit: Hit, elapsed_ms_by_position: dict[int, int]) -> None:
+    """add_time for several samples at once (the page sends them with the submit): two statements in all."""
+    if hit.is_submitted or not elapsed_ms_by_position:
+        return
+    items = dict(hit.slots.filter(position__in=elapsed_ms_by_position).values_list("position", "item_id"))
+    added = [
+        When(item_id=item_id, then=Value(_countable_ms(elapsed_ms_by_position[position])))
+        for position, item_id in items.items()
+    ]
+    if not added:
+        return
+    Judgment.objects.filter(annotator_id=hit.annotator_id, item_id__in=items.values()).update(
+        time_ms=Least(
+            F("time_ms") + Case(*added, default=Value(0), output_field=BigIntegerField()),
+            Value(max_item_ms()),
+            output_field=BigIntegerField(),
+        )
+    )
 
 
 @transaction.atomic

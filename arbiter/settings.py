@@ -70,9 +70,12 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "False")
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "0")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "False")
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "False")
-# Secure cookies unless DEBUG: a production login never sends its session over plain HTTP.
-SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(not DEBUG))
-CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(not DEBUG))
+# Secure cookies unless DEBUG: a production login never sends its session over plain HTTP. ARBITER_BENCH_PLAIN_HTTP=true
+# drops the Secure flags for a load benchmark against a production-configured server on loopback
+# (bench/load_annotators.py); `check --deploy` then warns (security.W012, W016), so it cannot pass into a deployment.
+BENCH_PLAIN_HTTP = envbool("ARBITER_BENCH_PLAIN_HTTP", "False")
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", str(not DEBUG and not BENCH_PLAIN_HTTP))
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", str(not DEBUG and not BENCH_PLAIN_HTTP))
 
 INSTALLED_APPS = [
     "django.contrib.admin",

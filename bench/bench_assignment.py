@@ -66,8 +66,8 @@ def seed(name: str, size: int, judged: float, live_hits: int, samples_per_hit: i
         cursor.execute(
             """
             INSERT INTO annotate_item (batch_id, external_id, prompt, prompt_input, response_1, response_2, source,
-                                       created_at, judgment_count, is_open)
-            SELECT %s, n::text, '[{"role": "user", "content": "What is 2 + 2?"}]', '', 'Four.', '4', '{}', now(),
+                                       more_responses, created_at, judgment_count, is_open)
+            SELECT %s, n::text, '[{"role": "user", "content": "What is 2 + 2?"}]', '', 'Four.', '4', '{}', '[]', now(),
                    CASE WHEN n <= %s THEN 1 ELSE 0 END, n > %s
             FROM generate_series(1, %s) AS n
             """,
@@ -77,8 +77,10 @@ def seed(name: str, size: int, judged: float, live_hits: int, samples_per_hit: i
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(
             """
-            INSERT INTO annotate_judgment (item_id, annotator_id, rating, swapped, time_ms, created_at, updated_at)
-            SELECT item.id, (%s::int[])[1 + (row_number() OVER (ORDER BY item.id)) %% %s], 2, false, 1000, now(), now()
+            INSERT INTO annotate_judgment (item_id, annotator_id, rating, swapped, time_ms, created_at, updated_at,
+                                           display_order, exclusion_note)
+            SELECT item.id, (%s::int[])[1 + (row_number() OVER (ORDER BY item.id)) %% %s], 2, false, 1000, now(), now(),
+                   '[]', ''
             FROM annotate_item AS item WHERE item.batch_id = %s AND item.judgment_count = 1
             """,
             [seeders, SEED_ANNOTATORS, batch.pk],

@@ -50,11 +50,12 @@ def fill(items: int, chars: int) -> int:
         cursor.execute(
             """
             INSERT INTO annotate_item (batch_id, external_id, prompt, prompt_input, response_1, response_2,
-                                       more_responses, source, created_at)
+                                       more_responses, source, created_at, judgment_count, is_open)
             SELECT %s, n::text,
                    jsonb_build_array(jsonb_build_object('role', 'user',
                        'content', 'How do I make a good dinner for ' || n || ' people?')),
-                   '', left(repeat(%s || n, 40), %s), left(repeat(n || %s, 40), %s), '[]'::jsonb, '{}'::jsonb, now()
+                   '', left(repeat(%s || n, 40), %s), left(repeat(n || %s, 40), %s), '[]'::jsonb, '{}'::jsonb, now(),
+                   0, true
             FROM generate_series(1, %s) AS n
             """,
             [batch.pk, words, chars, words, chars, items],

@@ -6,10 +6,18 @@ item judged by more annotators than its batch's overlap.
 Two paths (--path):
 - api: one API token per annotator; POST /api/hits/next/, /rate/ per sample, /submit/.
 - browser: a signed-in session per annotator, with CSRF, making the requests the HIT page makes: POST the
-  "next HIT" form and follow to the page (next); per sample the htmx rating POST (rate), then leaving the
-  rated sample as hit.js does, its time POST and the htmx GET of the next sample (nav); the submit form. Sessions
-  are made in setup (SessionStore, as a login would), so password hashing does not eat the server's CPU before the
-  run; `--login` signs in through the login form instead.
+  "next HIT" form and follow to the page (next); per sample the htmx rating POST (rate), whose answer carries the
+  next un-marked sample (hit.js shows it without a request; the htmx GET of the next sample, nav, only when it did
+  not come along); the submit form, with the time spent on rated samples. Sessions are made in setup (SessionStore,
+  as a login would), so password hashing does not eat the server's CPU before the run; `--login` signs in through
+  the login form instead. `requests_per_judgment` counts every request of the run per successful rating.
+
+Statistics (--stats): `analyzed` ANALYZEs the HIT, slot, judgment and item tables before the run, with what earlier
+runs left in them; `fresh` empties the HIT, slot and judgment tables first and analyzes them empty, as a new
+deployment meets its first batch (it refuses to run on a database holding batches other than load-*).
+
+The server must be reachable over plain HTTP with cookies a client keeps: start a production-configured server for
+the benchmark with ARBITER_BENCH_PLAIN_HTTP=true (drops the cookies' Secure flag; `check --deploy` warns about it).
 
 Setup and the check use the Django ORM on the same database as the server (same DATABASE_URL / settings env); the
 load itself is plain HTTP (asyncio + httpx), one user and API token per annotator, so nothing is shared but the
@@ -48,6 +56,7 @@ class Stats:
     latencies_ms: dict[str, list[float]] = field(
         default_factory=lambda: {"next": [], "rate": [], "nav": [], "time": [], "submit": []}
     )
+    requests: int = 0
     ratings_ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     no_work: int = 0
@@ -61,6 +70,27 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+HOT_TABLES = ("annotate_hit", "annotate_hitslot", "annotate_judgment", "annotate_item")
+
+
+def prepare_statistics(mode: str) -> None:
+    """`fresh`: empty HIT tables analyzed empty (a new deployment); `analyzed`: every hot table analyzed now."""
+    from django.db import connection
+
+    from annotate.models import Batch
+
+    if mode == "fresh":
+        if Batch.objects.exclude(name__startswith="load-").exists():
+            sys.exit("--stats fresh empties the HIT, slot and judgment tables: use a scratch database (load-* only).")
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE annotate_judgment, annotate_hitslot, annotate_hit")
+            # The triggers' counters of the items left behind go back to nothing judged.
+            cursor.execute("UPDATE annotate_item SET judgment_count = 0, is_open = true")
+    with connection.cursor() as cursor:
+        for table in HOT_TABLES:
+            cursor.execute(f"ANALYZE {table}")
 
 
 def setup(
@@ -148,6 +178,7 @@ async def timed_request(
 ) -> httpx.Response | None:
     """One request, its latency recorded under `kind`; None (and an error counted) when it failed or got >= 400."""
     started = time.perf_counter()
+    stats.requests += 1
     try:
         response = await client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
@@ -235,6 +266,7 @@ async def browser_annotator(url: str, credential: str, stats: Stats, deadline: f
             csrf = found_csrf.group(1) if found_csrf else csrf
             positions = [int(p) for p in dict.fromkeys(SAMPLE_DOT.findall(page.text))]
             htmx = {"HX-Request": "true", "HX-Current-URL": f"{url}/hit/{hit_id}/", "X-CSRFToken": csrf}
+            times = {}  # time on rated samples since their rating: hit.js sends it with the submit
             for index, position in enumerate(positions):
                 if time.monotonic() >= deadline:
                     return
@@ -253,22 +285,27 @@ async def browser_annotator(url: str, credential: str, stats: Stats, deadline: f
                 if rated is None:
                     continue
                 stats.ratings_ok += 1
+                times[f"elapsed_ms_{position}"] = 200
                 if index + 1 < len(positions):
-                    # Leaving a rated sample: hit.js sends its time, then htmx fetches the next sample.
-                    await request(
-                        "time",
-                        "POST",
-                        f"/hit/{hit_id}/time/",
-                        data={"position": position, "elapsed_ms": 200},
-                        headers={"X-CSRFToken": csrf},
-                    )
-                    await request(
-                        "nav",
-                        "GET",
-                        f"/hit/{hit_id}/?sample={positions[index + 1]}",
-                        headers={**htmx, "HX-Target": "sample"},
-                    )
-            await request("submit", "POST", f"/hit/{hit_id}/submit/", data={"csrfmiddlewaretoken": csrf})
+                    # Moving on: hit.js shows the sample the rating sent along, else htmx fetches it.
+                    following = positions[index + 1]
+                    if f'<template id="prefetched-sample" data-position="{following}"' not in rated.text:
+                        await request(
+                            "nav", "GET", f"/hit/{hit_id}/?sample={following}", headers={**htmx, "HX-Target": "sample"}
+                        )
+            await request("submit", "POST", f"/hit/{hit_id}/submit/", data={"csrfmiddlewaretoken": csrf, **times})
+
+
+def refuse_secure_cookies(url: str) -> None:
+    """Exit with the fix when the server marks its cookies Secure: over plain HTTP the client drops them and every
+    form POST is refused ("CSRF cookie not set")."""
+    login = httpx.get(f"{url}/accounts/login/", timeout=30)
+    cookies = login.headers.get_list("set-cookie")
+    if url.startswith("http://") and any("csrftoken" in c and "secure" in c.lower() for c in cookies):
+        sys.exit(
+            "The server sets Secure cookies, which a plain-HTTP client drops: start it with "
+            "ARBITER_BENCH_PLAIN_HTTP=true (benchmarks only; check --deploy warns about it)."
+        )
 
 
 async def load(
@@ -297,18 +334,26 @@ def main() -> None:
     parser.add_argument("--label", default="", help="A name for this configuration, repeated in the JSON line.")
     parser.add_argument("--path", choices=["api", "browser"], default="api", help="API tokens, or the HIT page.")
     parser.add_argument("--login", action="store_true", help="browser: sign in through the login form.")
+    parser.add_argument(
+        "--stats", choices=["analyzed", "fresh"], default="analyzed", help="planner statistics at the start (above)"
+    )
     args = parser.parse_args()
     if not args.url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
         parser.error("--url must be a loopback address (this is a load generator).")
+    if args.path == "browser":
+        refuse_secure_cookies(args.url)
 
     batch_name, keys = setup(args.annotators, args.items, args.overlap, args.samples_per_hit, args.path, args.login)
+    prepare_statistics(args.stats)
     stats, elapsed = asyncio.run(load(args.url, keys, args.seconds, args.path, args.login))
     result = {
         "label": args.label,
         "path": args.path,
         "annotators": args.annotators,
         "seconds": round(elapsed, 1),
+        "stats": args.stats,
         "judgments_per_second": round(stats.ratings_ok / elapsed, 1),
+        "requests_per_judgment": round(stats.requests / max(1, stats.ratings_ok), 2),
         **{
             f"{kind}_ms": {f"p{q}": round(percentile(values, q), 1) for q in (50, 95, 99)} | {"n": len(values)}
             for kind, values in stats.latencies_ms.items()

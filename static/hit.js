@@ -53,19 +53,74 @@
     const input = document.querySelector("input[name=csrfmiddlewaretoken]");
     return input ? input.value : "";
   }
-  // The sample on screen is being left (navigation, tab hidden or closed).
+  // The sample on screen is being left (navigation, tab hidden or closed): its time waits in sessionStorage, to go
+  // with its next rating, or (for a rated sample) with the submit, or the time endpoint once the page is hidden. Not
+  // a request per move: a judgment costs one request, its rating (the next sample comes with it).
   function leaveSample() {
     const position = shownPosition;
     if (position === null) return;
-    if (currentSampleMarked()) {
+    sessionStorage.setItem(pendingKey(position), pendingMs(position) + visitMs());
+  }
+  // Time waiting for rated samples: one keepalive POST each (unrated ones keep it for their rating).
+  function sendWaitingTimes() {
+    document.querySelectorAll("#sample .dot.marked").forEach(function (dot) {
+      const position = new URL(dot.href, location.href).searchParams.get("sample");
+      const ms = pendingMs(position);
+      if (!position || ms <= 0) return;
+      sessionStorage.removeItem(pendingKey(position));
       const body = new FormData();
       body.append("position", position);
-      body.append("elapsed_ms", takeElapsed(position));
+      body.append("elapsed_ms", ms);
       fetch(timeUrl, { method: "POST", body: body, keepalive: true, headers: { "X-CSRFToken": csrfToken() } });
-    } else {
-      sessionStorage.setItem(pendingKey(position), pendingMs(position) + visitMs());
-    }
+    });
   }
+  // Submitting: the waiting times go with the submit itself, as elapsed_ms_<position> fields.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!form.matches(".submit-form")) return;
+    leaveSample();
+    document.querySelectorAll("#sample .dot").forEach(function (dot) {
+      const position = new URL(dot.href, location.href).searchParams.get("sample");
+      const ms = pendingMs(position);
+      if (!position || ms <= 0) return;
+      sessionStorage.removeItem(pendingKey(position));
+      const field = document.createElement("input");
+      field.type = "hidden";
+      field.name = "elapsed_ms_" + position;
+      field.value = ms;
+      form.appendChild(field);
+    });
+  });
+
+  // Moving to the sample that came with the last rating (the prefetched template): shown at once, no request.
+  function prefetchedFor(elt) {
+    const template = document.getElementById("prefetched-sample");
+    const url = elt.getAttribute("hx-get") || "";
+    const wanted = new URL(url, location.href).searchParams.get("sample");
+    if (!template || !template.dataset.position || template.dataset.position !== wanted) return null;
+    return { template: template, url: url };
+  }
+  function showPrefetched(found) {
+    const fresh = found.template.content.firstElementChild.cloneNode(true);
+    found.template.removeAttribute("data-position");
+    found.template.content.replaceChildren();
+    document.getElementById("sample").replaceWith(fresh);
+    history.pushState({}, "", found.url);
+    htmx.process(fresh);
+    shownPosition = currentPosition();
+    shownAt = performance.now();
+    tiePending = false;
+    makeSortable(fresh);
+  }
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    const elt = event.detail.elt;
+    if (event.detail.requestConfig.verb !== "get" || !elt.closest("#sample")) return;
+    const found = prefetchedFor(elt);
+    if (found === null) return;
+    event.preventDefault(); // no request: the sample is here already
+    showPrefetched(found);
+    setTimeout(drain, 0);
+  });
 
   document.body.addEventListener("htmx:configRequest", function (event) {
     const elt = event.detail.elt;
@@ -100,8 +155,12 @@
     }
   });
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "hidden") leaveSample();
-    else shownAt = performance.now();
+    if (document.visibilityState === "hidden") {
+      leaveSample();
+      sendWaitingTimes();
+    } else {
+      shownAt = performance.now();
+    }
   });
 
   // --- keyboard -------------------------------------------------------------------
@@ -274,8 +333,8 @@
     queuedKeys.push(action);
     drain();
   });
-  document.body.addEventListener("htmx:beforeRequest", function () {
-    requestsRunning += 1;
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    if (!event.defaultPrevented) requestsRunning += 1; // a move to the prefetched sample sends nothing
   });
   document.body.addEventListener("htmx:afterRequest", function () {
     requestsRunning = Math.max(0, requestsRunning - 1);

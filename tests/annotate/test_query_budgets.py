@@ -83,6 +83,8 @@ def test_page_rate_next_and_new_hit_stay_within_budget(page, alice, batch, djang
     hit = Hit.objects.get(annotator=alice)
     assert new.status_code == 302 and new.url == reverse("hit", args=[hit.pk])
     page.get(reverse("hit", args=[hit.pk]))  # the first view renders and keeps the texts' HTML
+    # The rating sends the next sample along (rendered once ever, like any first view): render it here first.
+    page.get(reverse("hit", args=[hit.pk]) + "?sample=2")
     htmx = {"HX-Request": "true"}
     url = reverse("hit_rate", args=[hit.pk])
     for rating in (2, -1):

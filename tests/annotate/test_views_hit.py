@@ -221,6 +221,31 @@ def test_submit_leads_to_thank_you_and_the_next_hit(alice_client, hit):
     assert set(new_hit.slots.values_list("item_id", flat=True)).isdisjoint(hit.slots.values_list("item_id", flat=True))
 
 
+def test_the_rating_sends_the_next_unmarked_sample_along_and_the_submit_brings_the_time(alice_client, hit, settings):
+    html = rate(alice_client, hit, 1, Rating.RESPONSE_2_BETTER).content.decode()
+    prefetched = re.search(
+        r'<template id="prefetched-sample" data-position="2" hx-swap-oob="true">(.*?)</template>', html, re.S
+    )
+    assert prefetched, "the next un-marked sample comes with the rating"
+    assert 'data-position="2"' in prefetched.group(1) and slot_at(hit, 2).item.instruction in prefetched.group(1)
+    rate(alice_client, hit, 3, Rating.RESPONSE_1_BETTER)
+    html = rate(alice_client, hit, 2, Rating.RESPONSE_1_BETTER).content.decode()
+    assert 'id="prefetched-sample" data-position="4"' in html, "the first un-marked one, past those rated"
+    for position in range(4, 7):
+        html = rate(alice_client, hit, position, Rating.RESPONSE_1_BETTER).content.decode()
+    assert '<template id="prefetched-sample" hx-swap-oob="true"></template>' in html, "nothing left to send"
+    before = dict(Judgment.objects.filter(hit=hit).values_list("item_id", "time_ms"))
+    times = {"elapsed_ms_1": "700", "elapsed_ms_2": "x", "elapsed_ms_6": "999999999"}
+    alice_client.post(reverse("hit_submit", args=[hit.pk]), times)
+    after = dict(Judgment.objects.filter(hit=hit).values_list("item_id", "time_ms"))
+    first, second, last = slot_at(hit, 1).item_id, slot_at(hit, 2).item_id, slot_at(hit, 6).item_id
+    assert after[first] == before[first] + 700
+    assert after[second] == before[second], "a malformed time counts as none"
+    assert after[last] == settings.MAX_ITEM_SECONDS * 1000, "capped like any reported time"
+    hit.refresh_from_db()
+    assert hit.is_submitted
+
+
 def test_a_submitted_hit_can_no_longer_change(alice_client, hit):
     for position in range(1, 7):
         rate(alice_client, hit, position, Rating.RESPONSE_2_BETTER)

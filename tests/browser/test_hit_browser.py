@@ -45,6 +45,16 @@ def test_annotator_rates_a_whole_hit_with_the_keyboard(live_server, page, alice_
 
     script_errors = []
     page.on("pageerror", lambda error: script_errors.append(error))
+    # What the page asks the server for on the HIT: one request per judgment (issue 23), moves after a rating free.
+    hit_requests = []
+    page.on(
+        "request",
+        lambda request: (
+            hit_requests.append(f"{request.method} {request.url.split(live_server.url, 1)[-1]}")
+            if f"/hit/{alice_hit.pk}/" in request.url
+            else None
+        ),
+    )
     page.goto(f"{live_server.url}/")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
     page.fill("input[name=username]", "alice")
@@ -97,6 +107,13 @@ def test_annotator_rates_a_whole_hit_with_the_keyboard(live_server, page, alice_
             page.keyboard.press("ArrowRight")
 
     expect(submit).to_be_enabled()
+    rates = [r for r in hit_requests if r.startswith("POST") and r.endswith("/rate/")]
+    moves = [r for r in hit_requests if r.startswith("GET") and "?sample=" in r]
+    assert len(rates) == 6
+    # Asked for: 2 and back to 1 before any rating; the reload of 3, then 2, 3 and 4 (the reload dropped the sample
+    # the rating of 3 sent). Every other move went to the sample its rating had sent along.
+    assert [move.rsplit("=", 1)[1] for move in moves] == ["2", "1", "3", "2", "3", "4"], hit_requests
+    assert not [r for r in hit_requests if r.endswith("/time/")], "time goes with the ratings and the submit"
     page.keyboard.press("m")  # nothing left un-marked: M goes to the Submit button
     expect(submit).to_be_focused()
     page.keyboard.press("Enter")
