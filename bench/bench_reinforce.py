@@ -5,6 +5,11 @@ Timing (rollout / scoring / update per iteration, and rollout tokens/s of both s
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --iterations 4
 Quality, with a trained reward-model dir (or --train-reward-model N to train one on N HH pairs first):
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --reward-model PATH --steps 20
+What to train, full fine-tuning against LoRA and top blocks, each (mode, shape) in its own process for its peak RSS,
+optionally against another checkout's full fine-tuning (--baseline-repo, e.g. HEAD's tree from `git archive`):
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --modes full,lora16,top4 --shapes 2x4,4x8 \
+        --iterations 2 --baseline-repo /tmp/head
+    (modes: full, loraR (rank R, all linear layers), loraR-qv (q_proj,v_proj), topK (top K blocks))
 Prompts are HH-RLHF dialogues from ../shared/data (up to the last Assistant turn); RL prompts and held-out
 evaluation prompts are disjoint from any reward-model training pairs.
 """
@@ -15,13 +20,16 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# BENCH_REPO: import the project from another checkout (the baseline's), this script unchanged.
+sys.path.insert(0, os.environ.get("BENCH_REPO") or str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 from bench_reward import HH_FILE, load_hh  # noqa: E402  (this folder is on sys.path when run as a script)
@@ -98,6 +106,72 @@ def time_samplers(
     }
 
 
+def mode_options(mode: str) -> dict:
+    """The ReinforceConfig options of a mode name: full, loraR, loraR-qv, topK."""
+    if mode == "full":
+        return {}
+    if mode.startswith("lora"):
+        rank, _, targets = mode[4:].partition("-")
+        return {"lora_rank": int(rank), **({"lora_target_modules": "q_proj,v_proj"} if targets == "qv" else {})}
+    if mode.startswith("top"):
+        return {"trainable_top_blocks": int(mode[3:])}
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def time_mode(policy_path: str, prompts: list[list[dict]], mode: str, shape: str, iterations: int) -> dict:
+    """Seconds per iteration by phase (median after a warm-up iteration) and the process's peak RSS."""
+    prompts_per_step, samples = (int(part) for part in shape.split("x"))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    logs: list[dict] = []
+    config = ReinforceConfig(
+        steps=iterations + 1,
+        prompts_per_step=prompts_per_step,
+        samples_per_prompt=samples,
+        eval_every=10_000,
+        checkpoint_every=10_000,
+        eval_max_prompts=1,
+        **mode_options(mode),
+    )
+    with tempfile.TemporaryDirectory() as out:
+        train_reinforce(
+            policy_path, length_reward, prompts, prompts[:1], config, out, on_log=lambda s, m: logs.append(m)
+        )
+    phases = {
+        phase: round(statistics.median(m[f"time_{phase}"] for m in logs[1:]), 2)
+        for phase in ("rollout", "scoring", "update")
+    }
+    return {
+        "mode": mode,
+        "shape": shape,
+        **phases,
+        "total_s": round(sum(phases.values()), 2),
+        "response_tokens": round(statistics.mean(m["response_length"] for m in logs[1:]), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_after_imports_mb": round(rss_before),
+    }
+
+
+def compare_modes(args, policy_path: str) -> list[dict]:
+    """Every (shape, mode) in a fresh process, modes interleaved shape by shape so that load changes hit them alike."""
+    results = []
+    for shape in args.shapes.split(","):
+        runs = [(mode, None) for mode in args.modes.split(",")]
+        if args.baseline_repo:
+            runs.insert(0, ("full", args.baseline_repo))
+        for mode, repo in runs:
+            command = [sys.executable, __file__, "--one-mode", mode, "--shapes", shape, "--policy", policy_path]
+            command += ["--iterations", str(args.iterations)]
+            env = {**os.environ, **({"BENCH_REPO": repo} if repo else {})}
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode:
+                raise SystemExit(done.stderr[-3000:])
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result["code"] = "baseline" if repo else "this tree"
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", help="policy dir (default: the converted SmolLM2 under $ARBITER_VAR_DIR/models)")
@@ -107,11 +181,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="quality run: REINFORCE steps (needs a reward model)")
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="sampler comparison repeats (median)")
+    parser.add_argument("--modes", help="compare what is trained: e.g. full,lora16,top4 (then only that)")
+    parser.add_argument("--shapes", default="2x4,4x8", help="prompts x samples per prompt, for --modes")
+    parser.add_argument("--baseline-repo", help="also time full fine-tuning with the project at this path")
+    parser.add_argument("--one-mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     var_dir = Path(os.environ.get("ARBITER_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
     policy_path = args.policy or default_policy_path(var_dir / "models")
     rows = hh_rows()
+    if args.one_mode or args.modes:
+        rl_prompts = [prompt for prompt, _, _ in rows[len(rows) // 2 :]]
+        if args.one_mode:
+            print(json.dumps(time_mode(policy_path, rl_prompts, args.one_mode, args.shapes, args.iterations)))
+            return
+        print(f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, policy {policy_path}", flush=True)
+        compare_modes(args, policy_path)
+        return
     config = ReinforceConfig()
     report: dict = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
