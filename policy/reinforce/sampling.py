@@ -133,16 +133,24 @@ def sample(
         generated = torch.zeros((batch, max_new_tokens), dtype=torch.bool, device=device)
         attention_mask = prompt_mask
         length = max_new_tokens
+        # Rows still sampling (indices into the batch): a row that ended leaves the batch and its cache, so no
+        # compute is spent on it.
+        active = torch.arange(batch, device=device)
         for step in range(max_new_tokens):
             token = _pick_tokens(out.logits[:, -1, :].float(), temperature, top_p, generator)
-            token = torch.where(finished, torch.full_like(token, pad_token_id), token)
-            tokens[:, step] = token
-            generated[:, step] = ~finished
-            finished = finished | torch.isin(token, eos)
+            tokens[active, step] = token
+            generated[active, step] = True
+            ended = torch.isin(token, eos)
+            finished[active[ended]] = True
             if step == max_new_tokens - 1 or bool(finished.all()):
                 length = step + 1
                 break
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((batch, 1))], dim=1)
+            if bool(ended.any()):
+                keep = (~ended).nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                active, token = active[keep], token[keep]
+                attention_mask, next_position = attention_mask[keep], next_position[keep]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], dim=1)
             out = model(
                 input_ids=token[:, None],
                 attention_mask=attention_mask,

@@ -32,3 +32,20 @@ def test_prompt_read_once_gives_the_whole_sequence_logprobs_and_gradients(tiny_p
     (shared, shared_grads), (whole, whole_grads) = results
     assert torch.allclose(shared, whole, atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(shared_grads, whole_grads, strict=True))
+
+
+def test_a_row_that_ended_leaves_the_batch(tiny_policy):
+    model, tokenizer = load_policy(tiny_policy, dtype=torch.float32)
+    rows_per_call = []
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: rows_per_call.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
+    rollout = rollout_prompts(
+        model, tokenizer, PROMPTS, max_new_tokens=30, temperature=1.0, top_p=1.0, max_prompt_tokens=64,
+        generator=make_generator(torch.device("cpu"), 0), samples_per_prompt=2,
+    )  # fmt: skip
+    lengths = rollout.response_mask.sum(dim=1)
+    assert rollout.ended.any() and lengths.min() < lengths.max()  # rows ended at different steps
+    # The prompts read once, then one call per later token with only the rows still sampling it.
+    still_sampling = [int((lengths > step).sum()) for step in range(1, rollout.response_ids.shape[1])]
+    assert rows_per_call == [len(PROMPTS), *still_sampling]
