@@ -5,6 +5,14 @@ Timing (rollout / scoring / update per iteration, and rollout tokens/s of both s
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --iterations 4
 Quality, with a trained reward-model dir (or --train-reward-model N to train one on N HH pairs first):
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --reward-model PATH --steps 20
+What to train, full fine-tuning against LoRA and top blocks, each (mode, shape) in its own process for its peak RSS,
+optionally against another checkout's full fine-tuning (--baseline-repo, e.g. HEAD's tree from `git archive`):
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --modes full,lora16,top4 --shapes 2x4,4x8 \
+        --iterations 2 --baseline-repo /tmp/head
+    (modes: full, loraR (rank R, all linear layers), loraR-qv (q_proj,v_proj), topK (top K blocks))
+One iteration's rollout and update only (no loading in the timing, no evaluation or saving: cheap enough for a busy
+machine), each mode in its own process, "head" being HEAD's update (whole sequences, a full reference copy):
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_reinforce.py --update-only --modes head,full,lora16,top4 --shapes 2x4
 Prompts are HH-RLHF dialogues from ../shared/data (up to the last Assistant turn); RL prompts and held-out
 evaluation prompts are disjoint from any reward-model training pairs.
 """
@@ -15,13 +23,16 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# BENCH_REPO: import the project from another checkout (the baseline's), this script unchanged.
+sys.path.insert(0, os.environ.get("BENCH_REPO") or str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 from bench_reward import HH_FILE, load_hh  # noqa: E402  (this folder is on sys.path when run as a script)
@@ -98,6 +109,128 @@ def time_samplers(
     }
 
 
+def mode_options(mode: str) -> dict:
+    """The ReinforceConfig options of a mode name: full, loraR, loraR-qv, topK."""
+    if mode == "full":
+        return {}
+    if mode.startswith("lora"):
+        rank, _, targets = mode[4:].partition("-")
+        return {"lora_rank": int(rank), **({"lora_target_modules": "q_proj,v_proj"} if targets == "qv" else {})}
+    if mode.startswith("top"):
+        return {"trainable_top_blocks": int(mode[3:])}
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def time_mode(policy_path: str, prompts: list[list[dict]], mode: str, shape: str, iterations: int) -> dict:
+    """Seconds per iteration by phase (median after a warm-up iteration) and the process's peak RSS."""
+    prompts_per_step, samples = (int(part) for part in shape.split("x"))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    logs: list[dict] = []
+    config = ReinforceConfig(
+        steps=iterations + 1,
+        prompts_per_step=prompts_per_step,
+        samples_per_prompt=samples,
+        eval_every=10_000,
+        checkpoint_every=10_000,
+        eval_max_prompts=1,
+        **mode_options(mode),
+    )
+    with tempfile.TemporaryDirectory() as out:
+        train_reinforce(
+            policy_path, length_reward, prompts, prompts[:1], config, out, on_log=lambda s, m: logs.append(m)
+        )
+    phases = {
+        phase: round(statistics.median(m[f"time_{phase}"] for m in logs[1:]), 2)
+        for phase in ("rollout", "scoring", "update")
+    }
+    return {
+        "mode": mode,
+        "shape": shape,
+        **phases,
+        "total_s": round(sum(phases.values()), 2),
+        "response_tokens": round(statistics.mean(m["response_length"] for m in logs[1:]), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_after_imports_mb": round(rss_before),
+    }
+
+
+def time_update(policy_path: str, prompts: list[list[dict]], mode: str, shape: str, updates: int = 2) -> dict:
+    """One rollout, then `updates` REINFORCE updates on it (the last one timed) as train_reinforce makes them."""
+    import copy
+    import dataclasses
+
+    from policy.reinforce.lora import make_trainable, reference_policy, trainable_parameters
+    from policy.reinforce.loss import compute_baseline, reinforce_loss, token_kl
+    from policy.reinforce.sampling import decode_responses, response_logprobs, rollout_prompts
+
+    prompts_per_step, n = (int(part) for part in shape.split("x"))
+    config = ReinforceConfig(prompts_per_step=prompts_per_step, samples_per_prompt=n)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    policy, tokenizer = load_policy(policy_path, dtype=torch.float32)
+    policy = make_trainable(policy, **mode_options("full" if mode == "head" else mode))
+    # HEAD: a whole copy for the reference, every sampled sequence read whole.
+    reference = copy.deepcopy(policy).requires_grad_(False).eval() if mode == "head" else reference_policy(policy)
+    policy.eval()
+    trained = trainable_parameters(policy)
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate)
+    started = time.perf_counter()
+    rollout = rollout_prompts(
+        policy, tokenizer, prompts[:prompts_per_step], max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature, top_p=config.top_p, max_prompt_tokens=config.max_prompt_tokens,
+        generator=make_generator(torch.device("cpu"), 0), samples_per_prompt=n,
+    )  # fmt: skip
+    rewards = torch.tensor(length_reward([], decode_responses(tokenizer, rollout)))
+    time_rollout = time.perf_counter() - started
+    if mode == "head":
+        rollout = dataclasses.replace(rollout, samples_per_prompt=1)
+    for _ in range(updates):
+        started = time.perf_counter()
+        logprobs = response_logprobs(policy, rollout, config.temperature)
+        with torch.no_grad():
+            ref_logprobs = response_logprobs(reference, rollout, config.temperature)
+        kl = token_kl(logprobs.detach(), ref_logprobs, rollout.response_mask).sum(dim=1)
+        total = rewards - config.kl_coef * kl
+        loss, _ = reinforce_loss(logprobs, rollout.response_mask, total, compute_baseline(total, n, "loo"), n)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm)
+        optimizer.step()
+        time_update = time.perf_counter() - started
+    return {
+        "mode": mode,
+        "shape": shape,
+        "rollout": round(time_rollout, 2),
+        "update": round(time_update, 2),
+        "total_s": round(time_rollout + time_update, 2),
+        "prompt_tokens_padded": rollout.prompt_ids.shape[1],
+        "response_tokens": round(float(rollout.lengths.float().mean()), 1),
+        "trainable_params": sum(parameter.numel() for parameter in trained),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_after_imports_mb": round(rss_before),
+    }
+
+
+def compare_modes(args, policy_path: str) -> list[dict]:
+    """Every (shape, mode) in a fresh process, modes interleaved shape by shape so that load changes hit them alike."""
+    results = []
+    for shape in args.shapes.split(","):
+        runs = [(mode, None) for mode in args.modes.split(",")]
+        if args.baseline_repo:
+            runs.insert(0, ("full", args.baseline_repo))
+        for mode, repo in runs:
+            command = [sys.executable, __file__, "--one-mode", mode, "--shapes", shape, "--policy", policy_path]
+            command += ["--iterations", str(args.iterations)] + (["--update-only"] if args.update_only else [])
+            env = {**os.environ, **({"BENCH_REPO": repo} if repo else {})}
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode:
+                raise SystemExit(done.stderr[-3000:])
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result["code"] = "baseline" if repo else "this tree"
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", help="policy dir (default: the converted SmolLM2 under $ARBITER_VAR_DIR/models)")
@@ -107,11 +240,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="quality run: REINFORCE steps (needs a reward model)")
     parser.add_argument("--eval-prompts", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="sampler comparison repeats (median)")
+    parser.add_argument("--modes", help="compare what is trained: e.g. full,lora16,top4 (then only that)")
+    parser.add_argument("--shapes", default="2x4,4x8", help="prompts x samples per prompt, for --modes")
+    parser.add_argument("--baseline-repo", help="also time full fine-tuning with the project at this path")
+    parser.add_argument("--update-only", action="store_true", help="--modes: one rollout and update per mode")
+    parser.add_argument("--one-mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     var_dir = Path(os.environ.get("ARBITER_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
     policy_path = args.policy or default_policy_path(var_dir / "models")
     rows = hh_rows()
+    if args.one_mode or args.modes:
+        rl_prompts = [prompt for prompt, _, _ in rows[len(rows) // 2 :]]
+        if args.one_mode:
+            timer = time_update if args.update_only else time_mode
+            print(json.dumps(timer(policy_path, rl_prompts, args.one_mode, args.shapes, args.iterations)))
+            return
+        print(f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, policy {policy_path}", flush=True)
+        compare_modes(args, policy_path)
+        return
     config = ReinforceConfig()
     report: dict = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",

@@ -37,7 +37,12 @@ from rewardmodel.train import (  # noqa: E402
     train_reward_model,
 )
 
-HH_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hh_rlhf_harmless_test_dev.jsonl"
+# The shared data folder beside the checkout (../shared/data from the repository, or /work/shared/data from a
+# worktree under /work/wt), or ARBITER_HH_FILE.
+_SHARED_HH = [
+    root / "shared" / "data" / "hh_rlhf_harmless_test_dev.jsonl" for root in Path(__file__).resolve().parents[1:4]
+]
+HH_FILE = Path(os.environ.get("ARBITER_HH_FILE") or next((p for p in _SHARED_HH if p.exists()), _SHARED_HH[1]))
 ASSISTANT = "\n\nAssistant:"
 
 

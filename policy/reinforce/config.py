@@ -1,7 +1,8 @@
 """Training configurations (nanoGPT style: one dataclass per run kind, defaults that finish in minutes on a CPU).
 
-A default REINFORCE iteration (8 samples, <=128 prompt + 32 new tokens, 135M policy) is about a minute on a busy
-2-core CPU, mostly prefill and the backward pass (docs/benchmarks.md); raise steps and lengths on a GPU.
+A default REINFORCE iteration (8 samples, <=128 prompt + 32 new tokens, 135M policy) is 13-21 s on 2 quiet CPU cores
+with full fine-tuning, mostly the update; LoRA (lora_rank) or top blocks (trainable_top_blocks) make the update
+cheaper and need no second copy of the weights (docs/benchmarks.md). Raise steps and lengths on a GPU.
 """
 
 from __future__ import annotations
@@ -10,6 +11,46 @@ from dataclasses import asdict, dataclass
 
 from rlhf.distributed import FSDP_REINFORCE_MISSING, check_strategy
 from rlhf.options import OptionError, check_options, option, processes_option, strategy_option
+
+from .lora import ALL_LINEAR, TrainableError, parse_target_modules
+
+
+# What to train (REINFORCE and SFT alike); LoRA and top blocks measured against full fine-tuning in
+# docs/benchmarks.md.
+def lora_rank_option() -> int:
+    return option(0, low=0, high=1024, advanced=True, label="LoRA rank", help="0: train every weight (no LoRA).")
+
+
+def lora_alpha_option() -> float:
+    return option(16.0, low=1e-3, high=1e5, advanced=True, label="LoRA alpha", help="Adapter scale is alpha / rank.")
+
+
+def lora_target_modules_option() -> str:
+    return option(
+        ALL_LINEAR,
+        advanced=True,
+        label="LoRA target modules",
+        help=f"{ALL_LINEAR} or module names separated by commas (q_proj,v_proj).",
+    )
+
+
+def trainable_top_blocks_option() -> int:
+    return option(
+        0,
+        low=0,
+        high=1024,
+        advanced=True,
+        help="Train only the top k transformer blocks (the backward pass stops there); 0: all of them.",
+    )
+
+
+def check_trainable(config: object) -> None:
+    try:
+        parse_target_modules(config.lora_target_modules)
+    except TrainableError as error:
+        raise OptionError(error.name, str(error)) from None
+    if config.lora_rank and config.trainable_top_blocks:
+        raise OptionError("trainable_top_blocks", "Choose LoRA (lora_rank > 0) or trainable_top_blocks, not both.")
 
 
 @dataclass
@@ -70,9 +111,16 @@ class ReinforceConfig:
     # step's prompts; the gradients are averaged, as if one process had taken them all.
     processes: int = processes_option()
     strategy: str = strategy_option()
+    # No LoRA dropout here: the policy samples and trains in eval mode (the sampled and the trained model must be
+    # the same), so dropout would never apply.
+    lora_rank: int = lora_rank_option()
+    lora_alpha: float = lora_alpha_option()
+    lora_target_modules: str = lora_target_modules_option()
+    trainable_top_blocks: int = trainable_top_blocks_option()
 
     def __post_init__(self) -> None:
         check_options(self)
+        check_trainable(self)
         check_strategy(self.processes, self.strategy, fsdp_missing=FSDP_REINFORCE_MISSING)
         if self.prompts_per_step % self.processes:
             raise OptionError(
@@ -117,9 +165,15 @@ class SFTConfig:
     )
     # Several processes (torchrun on the worker's machine): each trains on its slice of every batch (DDP).
     processes: int = processes_option()
+    lora_rank: int = lora_rank_option()
+    lora_alpha: float = lora_alpha_option()
+    lora_dropout: float = option(0.0, low=0.0, high=0.9, advanced=True, label="LoRA dropout")
+    lora_target_modules: str = lora_target_modules_option()
+    trainable_top_blocks: int = trainable_top_blocks_option()
 
     def __post_init__(self) -> None:
         check_options(self)
+        check_trainable(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

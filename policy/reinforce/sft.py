@@ -25,6 +25,7 @@ from rlhf.training import TrainingStopped
 
 from .config import SFTConfig
 from .loading import has_chat_template, load_policy
+from .lora import load_trainable_state_dict, make_trainable_from, trainable_parameters, trainable_state_dict
 from .train import save_model_dir, seed_everything
 
 IGNORE_INDEX = -100
@@ -123,6 +124,7 @@ def train_sft(
     ctx = distributed_context()
     seed_everything(config.seed)
     model, tokenizer = load_policy(base_path, device=ctx.device, dtype=torch.float32)
+    model = make_trainable_from(model, config)  # every weight, LoRA adapters or the top blocks
     device = ctx.device
     progress(0, 0, "tokenizing")
     examples = []
@@ -135,7 +137,8 @@ def train_sft(
         if all(label == IGNORE_INDEX for label in labels):
             raise ValueError(f"dialogue {index}: no assistant token within max_length={config.max_length}")
         examples.append((ids, labels))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    trained = trainable_parameters(model)
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
     rng = random.Random(config.seed)
     steps_per_epoch = -(-len(examples) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -144,7 +147,7 @@ def train_sft(
     start_epoch, start_batch = 1, 0
     resume = load_resume_checkpoint(resume_path)
     if resume is not None:
-        model.load_state_dict(resume["model"])
+        load_trainable_state_dict(model, resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         step, losses, start_epoch, start_batch = resume["step"], resume["losses"], resume["epoch"], resume["batch"]
         rng.setstate(resume["epoch_rng"])  # the epoch's order is shuffled again from where it was shuffled
@@ -174,7 +177,7 @@ def train_sft(
             optimizer.zero_grad(set_to_none=True)
             # DDP averages the ranks' gradients; scaling by the world size makes that their sum.
             (loss * ctx.world_size).backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm)
             optimizer.step()
             losses.append(ctx.all_reduce_sum([loss.item()])[0])
             progress(step, total_steps, "training")
@@ -195,7 +198,7 @@ def train_sft(
             if ctx.master_process and checkpoint_due(step, total_steps, config.checkpoint_every, resume_path):
                 save_resume_checkpoint(
                     {
-                        "model": model.state_dict(),
+                        "model": trainable_state_dict(model),
                         "optimizer": optimizer.state_dict(),
                         "step": step,
                         "epoch": epoch,

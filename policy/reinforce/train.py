@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -29,6 +28,14 @@ from .card import policy_card
 from .config import ReinforceConfig
 from .evaluation import compare_with_reference
 from .loading import load_policy
+from .lora import (
+    load_trainable_state_dict,
+    make_trainable_from,
+    reference_policy,
+    save_policy,
+    trainable_parameters,
+    trainable_state_dict,
+)
 from .loss import compute_baseline, k3_kl, reinforce_loss, token_kl, whiten
 from .sampling import Rollout, decode_responses, make_generator, response_logprobs, rollout_prompts
 
@@ -54,7 +61,7 @@ def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, t
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    save_policy(model, tmp)  # a LoRA model's merged weights, its adapter in tmp/adapter
     tokenizer.save_pretrained(tmp)
     (tmp / "training_state.json").write_text(json.dumps(extra, indent=2, default=str))
     (tmp / "README.md").write_text(policy_card(tokenizer, extra))
@@ -154,13 +161,17 @@ def train_reinforce(
     seed_everything(config.seed)
     ctx = distributed_context()
     master_process = ctx.master_process
-    # Master weights stay float32 (bf16 comes from autocast on CUDA), so the reference is an exact copy at step 0.
+    # Master weights stay float32 (bf16 comes from autocast on CUDA), so the reference is exact at step 0.
     policy, tokenizer = load_policy(policy_path, device=ctx.device, dtype=torch.float32)
     device = next(policy.parameters()).device
-    reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    # Every weight, LoRA adapters or the top blocks; the reference shares whatever stays frozen (LoRA: the same
+    # model with its adapters off).
+    policy = make_trainable_from(policy, config)
+    reference = reference_policy(policy)
     # No dropout: the sampled distribution and the trained one must be the same model.
     policy.eval()
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    trained = trainable_parameters(policy)
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
     cycle = _PromptCycle(prompts, config.seed)  # the same global order on every rank
     generator = make_generator(device, config.seed + ctx.rank)
     n = config.samples_per_prompt
@@ -172,7 +183,7 @@ def train_reinforce(
     first_step = 1
     resume = load_resume_checkpoint(resume_path)
     if resume is not None:
-        policy.load_state_dict(resume["model"])  # the reference stays the starting weights, copied above
+        load_trainable_state_dict(policy, resume["model"])  # the reference stays the starting weights
         optimizer.load_state_dict(resume["optimizer"])
         cycle.rng.setstate(resume["prompt_rng"])
         cycle.order = resume["prompt_order"]
@@ -244,7 +255,7 @@ def train_reinforce(
             loss = loss + config.kl_coef * k3_kl(logprobs, ref_logprobs, mask).sum(dim=1).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm)
         optimizer.step()
         timings["time_update"] = time.perf_counter() - tick
         progress(step, "training")
@@ -332,7 +343,7 @@ def train_reinforce(
             # After the step's log and samples are saved: a resumed run continues with step + 1.
             save_resume_checkpoint(
                 {
-                    "model": policy.state_dict(),
+                    "model": trainable_state_dict(policy),
                     "optimizer": optimizer.state_dict(),
                     "step": step,
                     "prompt_rng": cycle.rng.getstate(),

@@ -172,7 +172,8 @@ def test_a_rank_that_dies_fails_the_launch_with_the_reason_and_leaves_nothing_be
     assert not launched_processes_of(work_dir)
 
 
-def test_reinforce_trains_on_two_processes(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"lora_rank": 4}], ids=["full", "lora"])
+def test_reinforce_trains_on_two_processes(tmp_path, options):
     from policy.reinforce.launch import write_job as write_reinforce_job
     from rewardmodel.services import REWARD_MODEL_LOADER
 
@@ -181,7 +182,7 @@ def test_reinforce_trains_on_two_processes(tmp_path):
     prompts = [[{"role": "user", "content": text}] for text in ("hi", "hello", "a b", "c d", "e a", "hi ok")]
     config = ReinforceConfig(
         steps=2, prompts_per_step=2, samples_per_prompt=2, max_new_tokens=4, eval_every=2, eval_max_prompts=2,
-        checkpoint_every=1, processes=2,
+        checkpoint_every=1, processes=2, **options,
     )  # fmt: skip
     work_dir = tmp_path / "work"
     work_dir.mkdir()
@@ -208,6 +209,7 @@ def test_reinforce_trains_on_two_processes(tmp_path):
     assert sorted(logs) == [1, 2] and result["steps"] == 2
     assert (tmp_path / "out" / "final" / "model.safetensors").is_file()
     assert (tmp_path / "out" / "checkpoint-1").is_dir()
+    assert (tmp_path / "out" / "final" / "adapter").is_dir() == bool(options)  # DDP over the LoRA model
     train_samples = [s for s in samples if s["kind"] == "train"]
     assert len(train_samples) == 2 * 2 * 2  # both ranks' samples of both steps: 2 prompts x 2 samples a step
     assert len(result["eval_samples"]) == 2

@@ -160,6 +160,11 @@ def test_a_bad_reward_option_is_refused_alike_by_form_command_and_api(
     [
         ("max_new_tokens", 10**9, "max_new_tokens must be a whole number in [1, 4096], got 1000000000."),
         ("strategy", "fsdp", "strategy fsdp is not available for REINFORCE"),
+        (
+            "lora_target_modules",
+            "q_proj;x",
+            "lora_target_modules must be all-linear or module names separated by commas, got 'q_proj;x'.",
+        ),
     ],
 )
 def test_a_bad_reinforce_option_is_refused_alike_by_form_command_and_api(

@@ -173,7 +173,7 @@ def test_run_writes_checkpoints_samples_and_a_loadable_final_model(tiny_policy, 
         assert key in logs[0]
     eval_keys = {"eval_reward_policy", "eval_reward_reference", "eval_win_rate", "eval_kl", "eval_length"}
     assert [sorted(eval_keys & m.keys()) == sorted(eval_keys) for m in logs] == [False, True, False, True]
-    assert logs[1]["eval_kl"] > 0  # two updates moved the policy
+    assert logs[1]["eval_kl"] != 0  # two updates moved the policy (a sampled estimate: either sign)
 
     kinds = [(step, batch[0]["kind"], len(batch)) for step, batch in samples]
     assert kinds[:4] == [(1, "train", 8), (2, "train", 8), (2, "reference", 4), (2, "eval", 4)]
