@@ -58,13 +58,18 @@ def parents_of(obj: Model) -> list[Model]:
         parents.append(obj.base_run)
     if obj.reward_run_id:
         parents.append(obj.reward_run)
+    if obj.is_dpo and obj.data_batch_id:  # DPO learns from the batch's judgments directly
+        parents.append(obj.data_batch)
     return parents
 
 
 def children_of(obj: Model) -> list[Model]:
     """What was made from `obj`."""
     if isinstance(obj, Batch):
-        return list(obj.reward_runs.order_by("pk"))
+        return [
+            *obj.reward_runs.order_by("pk"),
+            *obj.policy_runs_trained.filter(kind=PolicyRun.Kind.DPO).order_by("pk"),
+        ]
     if isinstance(obj, RewardModelRun):
         return [*obj.derived_runs.order_by("pk"), *obj.policy_runs.order_by("pk")]
     children: list[Model] = list(obj.derived_runs.order_by("pk"))
@@ -128,7 +133,9 @@ def step_of(obj: Model) -> LineageStep:
         return LineageStep("reward", obj, f"Reward model {obj.pk}", obj.get_absolute_url(), figures)
     metrics = obj.metrics or {}
     figures = [("status", obj.get_status_display())]
-    if obj.is_reinforce:
+    if obj.is_dpo and metrics.get("eval_accuracy") is not None:
+        figures.append(("implicit-reward accuracy", _rate(metrics.get("eval_accuracy"))))
+    if obj.is_judged:
         figures += [("RM win rate", _rate(metrics.get("win_rate"))), ("KL", _rate(metrics.get("kl")))]
         for label, rate in (("human win rate", human_win_rate(obj)), ("ranked above reference", ranked_win_rate(obj))):
             if rate.n:

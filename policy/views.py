@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from annotate.models import Batch
 from policy.errors import PolicyRunError
 from policy.evaluation import SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
-from policy.forms import ReinforceRunForm, SFTRunForm
+from policy.forms import DPORunForm, ReinforceRunForm, SFTRunForm
 from policy.lineage import lineage_of
 from policy.models import PolicyRun, PolicySample
 from policy.services import cancel_policy_run, start_policy_run
@@ -56,6 +56,11 @@ def run_new(request: HttpRequest) -> HttpResponse:
 @permission_required("policy.add_policyrun")
 def run_new_sft(request: HttpRequest) -> HttpResponse:
     return _start(request, SFTRunForm, PolicyRun.Kind.SFT, "Start an SFT run")
+
+
+@permission_required("policy.add_policyrun")
+def run_new_dpo(request: HttpRequest) -> HttpResponse:
+    return _start(request, DPORunForm, PolicyRun.Kind.DPO, "Start a DPO run")
 
 
 @permission_required("policy.view_policyrun")
@@ -156,6 +161,8 @@ def _live_context(run: PolicyRun) -> dict:
     run.check_worker()  # every poll of a running run notices a dead worker (no write unless it is lost)
     if run.kind == PolicyRun.Kind.SFT:
         charts = [("Loss", line_chart([("train loss", "train", run.curve("loss"))], "loss"))]
+    elif run.kind == PolicyRun.Kind.DPO:
+        charts = _dpo_charts(run)
     else:
         charts = [
             (
@@ -191,6 +198,34 @@ def _live_context(run: PolicyRun) -> dict:
             ),
         ]
     return {"run": run, "charts": [(title, chart) for title, chart in charts if chart]}
+
+
+def _dpo_charts(run: PolicyRun) -> list[tuple[str, dict | None]]:
+    """What DPOTrainer users watch, on the training batches and the held-out pairs."""
+
+    def train_and_eval(key: str) -> list[tuple[str, str, list]]:
+        return [("training batches", "train", run.curve(key)), ("held-out pairs", "eval", run.curve(f"eval_{key}"))]
+
+    return [
+        ("Loss", line_chart(train_and_eval("loss"), "loss")),
+        (
+            "Implicit-reward accuracy (chosen above rejected)",
+            line_chart(train_and_eval("accuracy"), "accuracy", y_range=(0.0, 1.0)),
+        ),
+        ("Mean implicit-reward margin", line_chart(train_and_eval("margin"), "β·h")),
+        (
+            "Log-probability of the answers (policy)",
+            line_chart(
+                [
+                    ("chosen, training", "train", run.curve("logps_chosen")),
+                    ("rejected, training", "reference", run.curve("logps_rejected")),
+                    ("chosen, held out", "eval", run.curve("eval_logps_chosen")),
+                    ("rejected, held out", "rejected", run.curve("eval_logps_rejected")),
+                ],
+                "log p (nats)",
+            ),
+        ),
+    ]
 
 
 def _samples_context(run: PolicyRun, query) -> dict:
