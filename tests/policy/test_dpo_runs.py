@@ -9,38 +9,18 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotate.models import Batch, Item, Judgment
+from annotate.models import Batch
 from policy.errors import PolicyRunError
 from policy.evaluation import send_to_annotators
 from policy.lineage import lineage_of
 from policy.models import PolicyRun
 from policy.services import start_policy_run
 from runs.models import RunStatus
-from tests.policy.helpers import PROMPTS, succeeded_reward_run
+from tests.policy.helpers import judged_batch, succeeded_reward_run
 
 TINY_DPO = {"epochs": 2, "batch_size": 3, "learning_rate": 1e-3, "beta": 0.5, "max_new_tokens": 4}
-
-
-def judged_batch(annotators, name: str = "prefs") -> Batch:
-    """Items whose first answer ("hello sure") every annotator prefers to the second ("a b"), in the tiny policy's
-    vocabulary; the last annotator's judgment of the first item is marked wrong (it must not train)."""
-    batch = Batch.objects.create(name=name)
-    for number, prompt in enumerate(PROMPTS):
-        item = Item.objects.create(
-            batch=batch,
-            external_id=str(number),
-            prompt=[{"role": "user", "content": prompt}],
-            response_1="hello sure",
-            response_2="a b",
-        )
-        for annotator in annotators:
-            Judgment.objects.create(item=item, annotator=annotator, rating=-2 if number % 2 else -1)
-    wrong = Judgment.objects.filter(item__batch=batch, annotator=annotators[-1]).order_by("pk").first()
-    Judgment.objects.filter(pk=wrong.pk).update(excluded_at=timezone.now())
-    return batch
 
 
 def run_command(name: str, *args) -> list[str]:
