@@ -48,10 +48,11 @@ def short_pairs(pairs: list[PreferencePair], tokenizer, max_length: int, count: 
     for pair in pairs:
         if not pair.prompt or pair.prompt[-1]["role"] != "user":
             continue
-        lengths = [
-            len(tokenizer.apply_chat_template([*pair.prompt, {"role": "assistant", "content": answer}], tokenize=True))
-            for answer in (pair.chosen, pair.rejected)
+        texts = [
+            tokenizer.apply_chat_template([*pair.prompt, {"role": "assistant", "content": a}], tokenize=False)
+            for a in (pair.chosen, pair.rejected)
         ]
+        lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
         if max(lengths) <= max_length - 4 and pair.chosen.strip() and pair.rejected.strip():
             kept.append(pair)
         if len(kept) == count:
