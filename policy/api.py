@@ -1,4 +1,4 @@
-"""REST API for policy runs (staff only): list, read, start (REINFORCE or SFT), cancel, log,
+"""REST API for policy runs (staff only): list, read, start (REINFORCE, SFT or DPO), cancel, log,
 samples, sending a finished run's held-out answers to annotators, and downloading the final
 model or a checkpoint.
 
@@ -22,13 +22,15 @@ from rest_framework.response import Response
 
 from annotate.models import Batch, Judgment
 from arbiter.options import TEXT_OPTION_MAX_LENGTH, model_location, options_serializer
+from policy.configs import config_class
 from policy.errors import PolicyRunError
 from policy.evaluation import SEND_KIND_LABELS, SEND_PAIRWISE, human_win_rate, ranked_win_rate, send_to_annotators
 from policy.models import PolicyRun, PolicySample
-from policy.reinforce import ReinforceConfig, SFTConfig
 from policy.services import cancel_policy_run, start_policy_run
 from rewardmodel.models import RewardModelRun
 from rlhf.options import OptionError
+from rlhf.preferences import AGGREGATIONS
+from rlhf.rankings import RANKING_AGGREGATIONS
 from runs import storage
 from runs.api import (
     TRAINING_RUN_FIELDS,
@@ -123,7 +125,9 @@ def _simulated_judgments(batch_id: int | None, *, pairwise: bool) -> int | None:
 class StartPolicyRunSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=PolicyRun.Kind.choices, default=PolicyRun.Kind.REINFORCE)
     reward_run = serializers.PrimaryKeyRelatedField(
-        queryset=RewardModelRun.objects.all(), required=False, help_text="REINFORCE: the reward model (succeeded)."
+        queryset=RewardModelRun.objects.all(),
+        required=False,
+        help_text="REINFORCE: the reward model (succeeded); DPO, optional: the judge of the held-out answers.",
     )
     judge_run = serializers.PrimaryKeyRelatedField(
         queryset=RewardModelRun.objects.all(),
@@ -144,12 +148,22 @@ class StartPolicyRunSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=TEXT_OPTION_MAX_LENGTH, help_text="Or a model folder / hub id."
     )
     data_batch = serializers.PrimaryKeyRelatedField(
-        queryset=Batch.objects.all(), required=False, help_text="Prompts (REINFORCE) or demonstrations (SFT)."
+        queryset=Batch.objects.all(),
+        required=False,
+        help_text="Prompts (REINFORCE), demonstrations (SFT) or judgments (DPO).",
     )
+    aggregate = serializers.ChoiceField(
+        choices=AGGREGATIONS, required=False, help_text="DPO: several judgments of an item, as for a reward run."
+    )
+    ranking_aggregate = serializers.ChoiceField(
+        choices=RANKING_AGGREGATIONS, required=False, help_text="DPO: several rankings of an item."
+    )
+    exclude_flagged = serializers.BooleanField(required=False, help_text="DPO: leave out the flagged annotators.")
     data_file = serializers.FileField(required=False, help_text="Or a JSONL file of prompts / dialogues (multipart).")
     queue = RunQueueField()
     options = serializers.JSONField(
-        required=False, help_text="Trainer settings (ReinforceConfig / SFTConfig fields); unknown names are an error."
+        required=False,
+        help_text="Trainer settings (ReinforceConfig / SFTConfig / DPOConfig fields); unknown names are an error.",
     )
 
     def validate_options(self, value) -> dict:
@@ -163,10 +177,12 @@ class StartPolicyRunSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
-        """The options checked by the chosen kind's config (ReinforceConfig or SFTConfig), as form and command do."""
+        """The options checked by the chosen kind's config (ReinforceConfig, SFTConfig or DPOConfig), as form and
+        command do."""
         if "options" in attrs:
-            config_class = SFTConfig if attrs.get("kind") == PolicyRun.Kind.SFT else ReinforceConfig
-            options = options_serializer(config_class)(data=attrs["options"])
+            options = options_serializer(config_class(attrs.get("kind") or PolicyRun.Kind.REINFORCE))(
+                data=attrs["options"]
+            )
             if not options.is_valid():
                 raise serializers.ValidationError({"options": options.errors})
             attrs["options"] = dict(options.validated_data)

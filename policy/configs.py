@@ -1,4 +1,4 @@
-"""A policy run's trainer config, built from the user's options (REINFORCE or SFT)."""
+"""A policy run's trainer config, built from the user's options (REINFORCE, SFT or DPO)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.utils.translation import ngettext
 
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun
-from policy.reinforce import ReinforceConfig, SFTConfig
+from policy.reinforce import DPOConfig, ReinforceConfig, SFTConfig
 from rlhf.options import OptionError, option_fields
 
 # Configs ----------------------------------------------------------------------------------------
@@ -17,7 +17,9 @@ def config_class(kind: str) -> type:
         return ReinforceConfig
     if kind == PolicyRun.Kind.SFT:
         return SFTConfig
-    raise PolicyRunError(f"kind must be 'reinforce' or 'sft', not {kind!r}.")
+    if kind == PolicyRun.Kind.DPO:
+        return DPOConfig
+    raise PolicyRunError(f"kind must be one of {', '.join(PolicyRun.Kind.values)}, not {kind!r}.")
 
 
 def config_fields(kind: str) -> set[str]:
@@ -25,7 +27,7 @@ def config_fields(kind: str) -> set[str]:
     return {f.name for f in option_fields(config_class(kind))}
 
 
-def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
+def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig | DPOConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - config_fields(kind))
     if unknown:

@@ -1,5 +1,6 @@
 """A policy run's data: prompts and dialogues from a batch or an uploaded JSONL file, checked by the
-one message rule (rlhf.prompts), and the held-out prompt split."""
+one message rule (rlhf.prompts), and the held-out prompt split; a DPO run's preference pairs, by the reward run's
+rules (rewardmodel.services)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import IO, Any
 from annotate.models import Batch, Judgment
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun
+from rewardmodel.services import RewardRunError, judgments_for, pairs_from_judgments
+from rewardmodel.train import PreferencePair
 from rlhf.prompts import MessageError, check_messages, prompt_group_id
 
 # Held-out prompts for evaluation: this share of the distinct prompts, at least 1, at most the run's
@@ -98,6 +101,32 @@ def batch_demonstrations(batch: Batch) -> list[Messages]:
     return [[*j.item.chat_messages(), {"role": "assistant", "content": j.chosen_text}] for j in judgments]
 
 
+def batch_preference_pairs(
+    batch: Batch, aggregate: str = "each", ranking_aggregate: str = "each", exclude_annotators: Iterable = ()
+) -> list[PreferencePair]:
+    """The batch's judgments as a reward run takes them: judgments marked wrong and excluded annotators left out,
+    ratings aggregated (`aggregate`), rankings as their weighted pairs (`ranking_aggregate`)."""
+    try:
+        return pairs_from_judgments(judgments_for([batch], exclude_annotators), aggregate, ranking_aggregate)
+    except RewardRunError as exc:
+        raise PolicyRunError(str(exc)) from None
+
+
+def run_preference_pairs(run: PolicyRun) -> list[PreferencePair]:
+    """A DPO run's pairs, with the aggregation and exclusions it was started with."""
+    if not run.data_batch_id:
+        raise PolicyRunError(f"{run} has no batch of judgments to learn from (its batch was deleted).")
+    pairs = batch_preference_pairs(
+        run.data_batch,
+        run.config.get("aggregate", "each"),
+        run.config.get("ranking_aggregate", "each"),
+        run.config.get("exclude_annotators", []),
+    )
+    if not pairs:
+        raise PolicyRunError(f"Batch {run.data_batch.name} has no (untied) judgments to learn from.")
+    return pairs
+
+
 def unique_prompts(prompts: Iterable[Messages]) -> list[Messages]:
     seen, unique = set(), []
     for prompt in prompts:
@@ -127,8 +156,10 @@ def split_eval_prompts(
     return train, evaluate
 
 
-def read_run_data(run: PolicyRun) -> list[Messages]:
-    """The run's prompts (REINFORCE) or dialogues (SFT), from its batch or its uploaded file."""
+def read_run_data(run: PolicyRun) -> list[Messages] | list[PreferencePair]:
+    """The run's prompts (REINFORCE), dialogues (SFT) or preference pairs (DPO), from its batch or its uploaded file."""
+    if run.kind == PolicyRun.Kind.DPO:
+        return run_preference_pairs(run)
     if run.data_batch_id:
         batch = run.data_batch
         data = batch_demonstrations(batch) if run.kind == PolicyRun.Kind.SFT else batch_prompts(batch)

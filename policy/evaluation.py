@@ -88,8 +88,10 @@ def send_to_annotators(
 
 
 def _check_sendable(run: PolicyRun, overlap: int) -> None:
-    if not run.is_reinforce or run.status != RunStatus.SUCCEEDED:
-        raise PolicyRunError(f"Only a REINFORCE run that succeeded can be sent to annotators ({run} is {run.status}).")
+    if not run.is_judged or run.status != RunStatus.SUCCEEDED:
+        raise PolicyRunError(
+            f"Only a REINFORCE or DPO run that succeeded can be sent to annotators ({run} is {run.status})."
+        )
     if not run.eval_samples:
         raise PolicyRunError(f"{run} kept no held-out answers to compare.")
     if overlap < 1:

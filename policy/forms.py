@@ -11,9 +11,11 @@ from annotate.forms import BatchChoiceField, batches_with_counts
 from annotate.models import Batch
 from arbiter.options import ConfigOptionsForm, model_location
 from policy.models import PolicyRun
-from policy.reinforce import ReinforceConfig, SFTConfig
+from policy.reinforce import DPOConfig, ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rlhf.options import OptionError
+from rlhf.preferences import AGGREGATION_LABELS, AGGREGATIONS
+from rlhf.rankings import RANKING_AGGREGATION_LABELS, RANKING_AGGREGATIONS
 from runs.forms import queue_form_field
 from runs.models import RunStatus
 
@@ -171,3 +173,56 @@ class SFTRunForm(RunDataForm):
         ].help_text = (
             'One dialogue per line: {"messages": [...]} ending with an assistant turn, or {"prompt": …, "response": …}.'
         )
+
+
+class DPORunForm(RunDataForm):
+    """DPO on a batch's judgments, taken as a reward run takes them; a reward model, if picked, judges the answers."""
+
+    reward_run = RewardRunChoiceField(
+        queryset=RewardModelRun.objects.none(),
+        required=False,
+        label="Reward model (judge)",
+        help_text="Optional: scores the policy's and the reference's answers to the held-out prompts at the end.",
+    )
+    aggregate = forms.ChoiceField(
+        choices=[(name, AGGREGATION_LABELS[name]) for name in AGGREGATIONS],
+        initial="each",
+        help_text="When several annotators judged one item (as for a reward model).",
+    )
+    ranking_aggregate = forms.ChoiceField(
+        choices=[(name, RANKING_AGGREGATION_LABELS[name]) for name in RANKING_AGGREGATIONS],
+        initial="each",
+        required=False,
+        label="Rankings",
+        help_text="When several annotators ranked one item.",
+    )
+    exclude_flagged = forms.BooleanField(
+        required=False, label="Leave out flagged annotators", help_text="As the quality page flags them now."
+    )
+
+    config_class = DPOConfig
+    field_order = ["data_batch", "aggregate", "ranking_aggregate", "exclude_flagged", "reward_run", "base_run"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["data_file"]  # pairs come from judgments only
+        self.fields["reward_run"].queryset = RewardModelRun.objects.filter(status=RunStatus.SUCCEEDED).prefetch_related(
+            "batches"
+        )
+        self.fields["data_batch"].help_text = "Its judgments: chosen and rejected answers, rankings as weighted pairs."
+
+    def clean_ranking_aggregate(self) -> str:
+        return self.cleaned_data["ranking_aggregate"] or "each"
+
+    def clean(self):
+        cleaned = super(RunDataForm, self).clean()
+        if cleaned.get("base_run") and cleaned.get("base_path"):
+            self.add_error("base_path", "Give a base policy run or a base path, not both.")
+        if not cleaned.get("data_batch") and "data_batch" not in self.errors:
+            self.add_error("data_batch", "Pick a batch of judgments.")
+        return cleaned
+
+    def start_kwargs(self) -> dict:
+        data = self.cleaned_data
+        kwargs = {**super().start_kwargs(), "reward_run": data["reward_run"], "data_file": None}
+        return {**kwargs, **{key: data[key] for key in ("aggregate", "ranking_aggregate", "exclude_flagged")}}

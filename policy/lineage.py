@@ -59,13 +59,18 @@ def parents_of(obj: Model) -> list[Model]:
         parents.append(obj.base_run)
     if obj.reward_run_id:
         parents.append(obj.reward_run)
+    if obj.is_dpo and obj.data_batch_id:  # DPO learns from the batch's judgments directly
+        parents.append(obj.data_batch)
     return parents
 
 
 def children_of(obj: Model) -> list[Model]:
     """What was made from `obj`."""
     if isinstance(obj, Batch):
-        return list(obj.reward_runs.order_by("pk"))
+        return [
+            *obj.reward_runs.order_by("pk"),
+            *obj.policy_runs_trained.filter(kind=PolicyRun.Kind.DPO).order_by("pk"),
+        ]
     if isinstance(obj, RewardModelRun):
         return [*obj.derived_runs.order_by("pk"), *obj.policy_runs.order_by("pk")]
     children: list[Model] = list(obj.derived_runs.order_by("pk"))
@@ -145,9 +150,11 @@ def step_of(obj: Model) -> LineageStep:
     config = obj.config or {}
     if obj.is_reinforce and config.get("train_prompts") is not None:
         figures.append(("prompts used", f"{config['train_prompts']} + {config.get('eval_prompts', 0)} held out"))
-    elif not obj.is_reinforce and config.get("dialogues") is not None:
+    elif obj.kind == obj.Kind.SFT and config.get("dialogues") is not None:
         figures.append(("dialogues used", str(config["dialogues"])))
-    if obj.is_reinforce:
+    if obj.is_dpo and metrics.get("eval_accuracy") is not None:
+        figures.append(("implicit-reward accuracy", _rate(metrics.get("eval_accuracy"))))
+    if obj.is_judged:
         rates = [("RM win rate", obj.reward_model_win_rate), ("judge win rate", obj.judge_win_rate)]
         rates += [("human win rate", human_win_rate(obj)), ("ranked above reference", ranked_win_rate(obj))]
         for label, rate in rates:

@@ -1,4 +1,5 @@
-"""Policy training runs (SFT warm starts and REINFORCE against a reward model), their logs and samples."""
+"""Policy training runs (SFT warm starts, REINFORCE against a reward model, DPO on judgments), their logs and
+samples."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ class PolicyRun(TrainingRun):
     class Kind(models.TextChoices):
         SFT = "sft", "SFT"
         REINFORCE = "reinforce", "REINFORCE"
+        DPO = "dpo", "DPO"
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REINFORCE)
-    # The reward model REINFORCE optimises against; null for SFT.
+    # The reward model REINFORCE optimises against; for DPO, optional: the judge of its held-out answers; null for SFT.
     reward_run = models.ForeignKey(
         "rewardmodel.RewardModelRun", null=True, blank=True, on_delete=models.PROTECT, related_name="policy_runs"
     )
@@ -33,7 +35,7 @@ class PolicyRun(TrainingRun):
     base_path = models.CharField(max_length=500, blank=True)
     # Which of the base run's saved models: "" (its final model) or one of its "checkpoint-<step>" folders.
     base_checkpoint = models.CharField(max_length=100, blank=True)
-    # Prompts (REINFORCE) or demonstrations (SFT): a batch's items or an uploaded JSONL file.
+    # Prompts (REINFORCE) or demonstrations (SFT): a batch's items or an uploaded JSONL file; DPO: a batch's judgments.
     data_batch = models.ForeignKey(
         "annotate.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="policy_runs_trained"
     )
@@ -87,6 +89,16 @@ class PolicyRun(TrainingRun):
     def judge_win_rate(self) -> WinRate | None:
         """The final evaluation's win rate by the independent judge, when the run named one."""
         return WinRate.from_metrics(self.metrics or {}, "judge_win")
+
+    @property
+    def is_dpo(self) -> bool:
+        return self.kind == self.Kind.DPO
+
+    @property
+    def is_judged(self) -> bool:
+        """Learns from preferences (REINFORCE on a reward model, DPO on judgments): its held-out answers are compared
+        with the reference's and can go to annotators."""
+        return self.kind in (self.Kind.REINFORCE, self.Kind.DPO)
 
     @property
     def base_label(self) -> str:

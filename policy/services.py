@@ -13,11 +13,13 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from annotate.models import Batch
+from annotate.quality import flagged_annotators
 from policy import reinforce as trainer  # torch loads on the first call into it, not at import
 from policy.configs import build_config, config_fields
 from policy.data import (
     Messages,
     batch_demonstrations,
+    batch_preference_pairs,
     batch_prompts,
     parse_dialogues_jsonl,
     parse_prompts_jsonl,
@@ -30,6 +32,7 @@ from policy.models import PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import REWARD_MODEL_LOADER, scorer_for
+from rewardmodel.train import split_by_group
 from rlhf.training import TrainingStopped
 from runs.models import EvaluationPlan, OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -49,6 +52,10 @@ def start_policy_run(
     data_file: IO[bytes] | None = None,
     dispatch: bool = True,
     queue: str = "",
+    aggregate: str = "each",
+    ranking_aggregate: str = "each",
+    exclude_annotators: Any = (),
+    exclude_flagged: bool = False,
     **options,
 ) -> PolicyRun:
     """Create a queued run and (by default) hand it to a worker once the row is committed.
@@ -57,15 +64,18 @@ def start_policy_run(
     an independent judge of its held-out answers (`check_judge_run`); SFT needs demonstrations.
     Data comes from `data_batch` or an uploaded JSONL `data_file` (checked here, line by line,
     and kept under MEDIA_ROOT so the worker reads exactly what was uploaded).
+    DPO learns from a batch's judgments, taken as a reward run takes them (`aggregate`, `ranking_aggregate`,
+    `exclude_annotators`, `exclude_flagged`: see rewardmodel.services.start_reward_run); its optional reward run
+    judges the held-out answers at the end, as a REINFORCE run's are.
     """
     config = build_config(kind, **options)
     try:
         queue = check_run_queue(queue)
     except RunQueueError as exc:
         raise PolicyRunError(str(exc)) from None
-    if kind == PolicyRun.Kind.REINFORCE:
-        if reward_run is None:
-            raise PolicyRunError("Pick a reward-model run: REINFORCE needs a reward model.")
+    if kind == PolicyRun.Kind.REINFORCE and reward_run is None:
+        raise PolicyRunError("Pick a reward-model run: REINFORCE needs a reward model.")
+    if kind in (PolicyRun.Kind.REINFORCE, PolicyRun.Kind.DPO) and reward_run is not None:
         if reward_run.status != RunStatus.SUCCEEDED:
             raise PolicyRunError(
                 f"Reward run {reward_run.pk} is {reward_run.get_status_display().lower()}; pick a run that succeeded."
@@ -89,6 +99,8 @@ def start_policy_run(
     if base_checkpoint and base_checkpoint not in base_run.checkpoint_names():
         saved = ", ".join(base_run.checkpoint_names()) or "none"
         raise PolicyRunError(f"Base {base_run} has no checkpoint {base_checkpoint!r} (saved: {saved}).")
+    if kind == PolicyRun.Kind.DPO and (data_file is not None or data_batch is None):
+        raise PolicyRunError("DPO learns from a batch's judgments: pick a batch (files of pairs are not taken).")
     if (data_batch is None) == (data_file is None):
         raise PolicyRunError("Give the data either as a batch or as an uploaded file (exactly one).")
 
@@ -100,13 +112,20 @@ def start_policy_run(
         data = parse_dialogues_jsonl(lines, name) if kind == PolicyRun.Kind.SFT else parse_prompts_jsonl(lines, name)
     else:
         name = ""
-        if kind == PolicyRun.Kind.SFT:
+        if kind == PolicyRun.Kind.DPO:
+            data = []  # the judgments are read below, by the reward run's rules
+        elif kind == PolicyRun.Kind.SFT:
             data = batch_demonstrations(data_batch)
             if not data:
                 raise PolicyRunError(f"Batch {data_batch.name} has no judgments to take demonstrations from.")
         else:
             data = batch_prompts(data_batch)
-    if kind == PolicyRun.Kind.REINFORCE:
+    total_steps = getattr(config, "steps", 0)
+    if kind == PolicyRun.Kind.DPO:
+        extra, total_steps = _dpo_data(
+            data_batch, config, aggregate, ranking_aggregate, exclude_annotators, exclude_flagged
+        )
+    elif kind == PolicyRun.Kind.REINFORCE:
         train, held_out = split_eval_prompts(data, seed=config.seed, max_eval=config.eval_max_prompts)
         extra = {"train_prompts": len(train), "eval_prompts": len(held_out)}
     else:
@@ -123,7 +142,7 @@ def start_policy_run(
             base_checkpoint=base_checkpoint,
             data_batch=data_batch,
             config={**config.to_dict(), **extra},
-            total_steps=getattr(config, "steps", 0),
+            total_steps=total_steps,
             queue=queue,
         )
         run.save()
@@ -150,6 +169,30 @@ def check_judge_run(judge_run: RewardModelRun, reward_run: RewardModelRun) -> No
         )
     if judge_run.artifact_location is None:
         raise PolicyRunError(f"Judge reward run {judge_run.pk} has no trained model on disk any more.")
+
+
+def _dpo_data(
+    batch: Batch, config, aggregate: str, ranking_aggregate: str, exclude_annotators, exclude_flagged: bool
+) -> tuple[dict, int]:
+    """What a DPO run records of its data (how the judgments are taken, the pair counts) and its step count; refuses
+    a batch without pairs to learn from or without a pair to train on after the held-out split."""
+    exclude_ids = {getattr(a, "pk", a) for a in exclude_annotators}
+    if exclude_flagged:
+        exclude_ids |= flagged_annotators([batch]).keys()
+    exclude_ids = sorted(exclude_ids)
+    pairs = batch_preference_pairs(batch, aggregate, ranking_aggregate, exclude_ids)
+    if not pairs:
+        raise PolicyRunError(f"Batch {batch.name} has no (untied) judgments to learn from.")
+    train, held_out = split_by_group(pairs, config.eval_fraction, config.seed)
+    extra = {
+        "aggregate": aggregate,
+        "ranking_aggregate": ranking_aggregate,
+        "exclude_flagged": exclude_flagged,
+        "exclude_annotators": exclude_ids,
+        "train_pairs": len(train),
+        "eval_pairs": len(held_out),
+    }
+    return extra, -(-len(train) // config.batch_size) * config.epochs
 
 
 def artifact_dir_for(run: PolicyRun) -> Path:
@@ -259,17 +302,26 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
             resume_path=run.resume_checkpoint,
         )
 
+    def save_samples(step: int, samples: list[dict]) -> None:
+        save_policy_samples(run, step, samples)
+
+    if kind == PolicyRun.Kind.DPO:
+        return trainer.train_dpo(
+            base,
+            data,
+            config,
+            str(output_dir),
+            reward_fn=_reward_fn(run.reward_run) if run.reward_run_id else None,
+            on_log=log,
+            on_samples=save_samples,
+            should_stop=should_stop,
+            on_progress=on_progress,
+            resume_path=run.resume_checkpoint,
+        )
     if run.reward_run is None:
         raise PolicyRunError("REINFORCE needs a reward-model run.")
     if config.processes > 1:
         return _train_reinforce_distributed(run, config, base, data, output_dir, log, should_stop, on_progress)
-    scorer = scorer_for(run.reward_run)
-
-    def reward_fn(prompts: list[Messages], responses: list[str]) -> list[float]:
-        return [float(r) for r in scorer.score_batch(prompts, responses)]
-
-    def save_samples(step: int, samples: list[dict]) -> None:
-        save_policy_samples(run, step, samples)
 
     judge_fn = None
     if run.judge_run is not None:
@@ -281,7 +333,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     train, held_out = split_eval_prompts(data, seed=config.seed, max_eval=config.eval_max_prompts)
     return trainer.train_reinforce(
         base,
-        reward_fn,
+        _reward_fn(run.reward_run),
         train,
         held_out,
         config,
@@ -293,6 +345,16 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
         resume_path=run.resume_checkpoint,
         judge_fn=judge_fn,
     )
+
+
+def _reward_fn(reward_run: RewardModelRun):
+    """The reward model's scores of (prompt, response) pairs, as the trainers take them."""
+    scorer = scorer_for(reward_run)
+
+    def reward_fn(prompts: list[Messages], responses: list[str]) -> list[float]:
+        return [float(r) for r in scorer.score_batch(prompts, responses)]
+
+    return reward_fn
 
 
 def _train_reinforce_distributed(

@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.run_new, name="run_new"),
     path("new/sft/", views.run_new_sft, name="run_new_sft"),
     path("new/base-checkpoints/", views.base_checkpoints, name="base_checkpoints"),
+    path("new/dpo/", views.run_new_dpo, name="run_new_dpo"),
     path("<int:pk>/", views.run_detail, name="run_detail"),
     path("<int:pk>/live/", views.run_live, name="run_live"),
     path("<int:pk>/samples/", views.run_samples, name="run_samples"),

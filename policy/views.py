@@ -17,7 +17,7 @@ from policy.evaluation import (
     send_to_annotators,
     send_to_simulated_annotators,
 )
-from policy.forms import ReinforceRunForm, SFTRunForm, checkpoint_choices
+from policy.forms import DPORunForm, ReinforceRunForm, SFTRunForm, checkpoint_choices
 from policy.lineage import lineage_of
 from policy.models import PolicyRun, PolicySample
 from policy.services import cancel_policy_run, start_policy_run
@@ -72,6 +72,11 @@ def run_new(request: HttpRequest) -> HttpResponse:
 @permission_required("policy.add_policyrun")
 def run_new_sft(request: HttpRequest) -> HttpResponse:
     return _start(request, SFTRunForm, PolicyRun.Kind.SFT, "Start an SFT run")
+
+
+@permission_required("policy.add_policyrun")
+def run_new_dpo(request: HttpRequest) -> HttpResponse:
+    return _start(request, DPORunForm, PolicyRun.Kind.DPO, "Start a DPO run")
 
 
 @permission_required("policy.view_policyrun")
@@ -219,6 +224,8 @@ def _live_context(run: PolicyRun, x_axis: str | None = None) -> dict:
     run.check_worker()  # every poll of a running run notices a dead worker (no write unless it is lost)
     if run.kind == PolicyRun.Kind.SFT:
         charts = [("Loss", line_chart([("train loss", "train", run.curve("loss"))], "loss"))]
+    elif run.kind == PolicyRun.Kind.DPO:
+        charts = _dpo_charts(run)
     else:
         charts = [
             (
@@ -270,12 +277,40 @@ def _live_context(run: PolicyRun, x_axis: str | None = None) -> dict:
 
 def _model_rates(run: PolicyRun) -> list[tuple[str, object]]:
     """(who judged, WinRate) for the final held-out evaluation: the reward model trained against, and the judge."""
-    if not run.is_reinforce or run.status != "succeeded":
+    if not run.is_judged or run.status != "succeeded":
         return []
     rates = [("Reward model (trained against)", run.reward_model_win_rate)]
     if run.judge_run_id:
         rates.append((f"Judge: {run.judge_run}", run.judge_win_rate))
     return [(label, rate) for label, rate in rates if rate is not None]
+
+
+def _dpo_charts(run: PolicyRun) -> list[tuple[str, dict | None]]:
+    """What DPOTrainer users watch, on the training batches and the held-out pairs."""
+
+    def train_and_eval(key: str) -> list[tuple[str, str, list]]:
+        return [("training batches", "train", run.curve(key)), ("held-out pairs", "eval", run.curve(f"eval_{key}"))]
+
+    return [
+        ("Loss", line_chart(train_and_eval("loss"), "loss")),
+        (
+            "Implicit-reward accuracy (chosen above rejected)",
+            line_chart(train_and_eval("accuracy"), "accuracy", y_range=(0.0, 1.0)),
+        ),
+        ("Mean implicit-reward margin", line_chart(train_and_eval("margin"), "β·h")),
+        (
+            "Log-probability of the answers (policy)",
+            line_chart(
+                [
+                    ("chosen, training", "train", run.curve("logps_chosen")),
+                    ("rejected, training", "reference", run.curve("logps_rejected")),
+                    ("chosen, held out", "eval", run.curve("eval_logps_chosen")),
+                    ("rejected, held out", "rejected", run.curve("eval_logps_rejected")),
+                ],
+                "log p (nats)",
+            ),
+        ),
+    ]
 
 
 def _samples_context(run: PolicyRun, query) -> dict:

@@ -31,6 +31,18 @@ LEVELS = ("clear", "slight")
 CLEAR_MARGIN = 1.5
 
 
+# The optional loss margin of a pair from its strength (Llama 2's margin): one rule for the reward model and DPO.
+MARGIN_CHOICES = (("none", "No margin"), ("level", "Margin per rating level (clearly > slightly better)"))
+DEFAULT_LEVEL_MARGINS = {"clear": 1.0, "slight": 0.0}
+
+
+def level_margin(level: str, margin: str, level_margins: dict | None = None) -> float:
+    """The margin a pair of strength `level` must win by under the `margin` option ("none" or "level")."""
+    if margin != "level":
+        return 0.0
+    return float((DEFAULT_LEVEL_MARGINS if level_margins is None else level_margins).get(level, 0.0))
+
+
 def winner_of(rating: int) -> int:
     """Which response (1 or 2) a rating prefers."""
     return 2 if rating > 0 else 1

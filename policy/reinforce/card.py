@@ -53,7 +53,13 @@ def generation_snippet(tokenizer: PreTrainedTokenizerBase, settings: dict) -> st
 def policy_card(tokenizer: PreTrainedTokenizerBase, state: dict) -> str:
     config = state.get("config", {})
     is_reinforce = "kl_coef" in config
-    kind = "REINFORCE against a reward model" if is_reinforce else "supervised fine-tuning (SFT)"
+    if is_reinforce:
+        kind = "REINFORCE against a reward model"
+    elif state.get("method") == "dpo":
+        loss = "IPO" if config.get("loss_type") == "ipo" else "DPO"
+        kind = f"direct preference optimization ({loss}, β={config.get('beta')}) on human preference pairs"
+    else:
+        kind = "supervised fine-tuning (SFT)"
     if has_chat_template(tokenizer):
         prompt_format = (
             "The tokenizer's chat template (saved in this folder) with `add_generation_prompt=True`; the template "
@@ -74,7 +80,10 @@ def policy_card(tokenizer: PreTrainedTokenizerBase, state: dict) -> str:
         )
     else:
         settings = {}
-        settings_lines = ["- SFT samples nothing; the snippet uses transformers' defaults (temperature 1)."]
+        what = "DPO" if state.get("method") == "dpo" else "SFT"
+        settings_lines = [
+            f"- {what} samples nothing in training; the snippet uses transformers' defaults (temperature 1)."
+        ]
     step = f" after step {state['step']}" if "step" in state else ""
     return "\n".join(
         [

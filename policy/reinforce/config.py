@@ -7,10 +7,11 @@ cheaper and need no second copy of the weights (docs/benchmarks.md). Raise steps
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from rlhf.distributed import FSDP_REINFORCE_MISSING, check_strategy
 from rlhf.options import OptionError, check_options, option, processes_option, strategy_option
+from rlhf.preferences import DEFAULT_LEVEL_MARGINS, MARGIN_CHOICES
 
 from .lora import ALL_LINEAR, TrainableError, parse_target_modules
 
@@ -177,3 +178,73 @@ class SFTConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class DPOConfig:
+    """Direct preference optimization (Rafailov et al. 2023) and IPO (Azar et al. 2023) on preference pairs: the
+    pairwise sigmoid loss on the policy's log-probability ratios to a frozen reference, no reward model, no rollouts.
+    """
+
+    epochs: int = option(1, low=1, high=1000)
+    learning_rate: float = option(1e-6, low=1e-9, high=1.0)
+    beta: float = option(0.1, low=1e-4, high=100.0, label="β", help="How far from the reference; smaller: farther.")
+    loss_type: str = option(
+        "sigmoid",
+        choices=(("sigmoid", "DPO: −log σ(β·h − margin)"), ("ipo", "IPO: (h − 1/(2β))²")),
+        label="Loss",
+        help="h: the chosen answer's log-ratio to the reference minus the rejected one's.",
+    )
+    batch_size: int = option(4, low=1, high=1024, help="Pairs per step.")
+    margin: str = option(
+        "none", choices=MARGIN_CHOICES, help="Llama-2 style, as the reward model's: clear preferences win by more."
+    )
+    level_margins: dict = field(default_factory=lambda: dict(DEFAULT_LEVEL_MARGINS))
+    eval_fraction: float = option(0.2, low=0.0, high=0.9, help="Share of prompts held out for evaluation.")
+    max_length: int = option(512, low=8, high=32_768, advanced=True, help="Tokens per prompt and answer.")
+    max_prompt_length: int = option(
+        256, low=4, high=32_768, advanced=True, help="Longer prompts keep their end (the latest turns)."
+    )
+    eval_every: int = option(
+        0, low=0, high=1_000_000, advanced=True, help="Steps between held-out evaluations; 0: after each epoch."
+    )
+    # The final comparison on held-out prompts (with a reward model): how answers are sampled, as REINFORCE's.
+    eval_max_prompts: int = option(8, low=1, high=10_000, advanced=True, help="Held-out prompts sampled at the end.")
+    samples_per_prompt: int = option(
+        4, low=1, high=64, advanced=True, label="Answers per held-out prompt", help="For a ranking batch."
+    )
+    max_new_tokens: int = option(32, low=1, high=4096, advanced=True, help="Longest answer sampled at the end.")
+    temperature: float = option(1.0, low=0.0, high=10.0, advanced=True, help="Sampling temperature; 0: greedy.")
+    seed: int = option(0, low=0, high=2**31 - 1, advanced=True)
+    log_every: int = option(1, low=1, high=1_000_000, advanced=True)
+    max_grad_norm: float = option(1.0, low=1e-6, high=1000.0, advanced=True, label="Max gradient norm")
+    weight_decay: float = option(0.0, low=0.0, high=1.0, advanced=True)
+    checkpoint_every: int = option(
+        50, low=0, high=1_000_000, advanced=True, help="Steps between resumable checkpoints; 0: none."
+    )
+    processes: int = processes_option()
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.processes > 1:
+            # The trainer reads hidden states past the DDP wrapper (logits on answer tokens only); not shared yet.
+            raise OptionError("processes", "processes: DPO trains in one process for now; set processes to 1.")
+        if self.loss_type == "ipo" and self.margin != "none":
+            raise OptionError("margin", "margin: IPO has no margin (its target gap is 1/(2β)); use the sigmoid loss.")
+        if self.max_prompt_length >= self.max_length:
+            raise OptionError("max_prompt_length", "max_prompt_length must be below max_length: answers need room.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def reinforce_sampling(self) -> ReinforceConfig:
+        """The sampling settings of the final held-out comparison, in the form REINFORCE's evaluation takes."""
+        return ReinforceConfig(
+            samples_per_prompt=self.samples_per_prompt,
+            baseline="loo" if self.samples_per_prompt > 1 else "none",
+            max_new_tokens=self.max_new_tokens,
+            max_prompt_tokens=max(8, self.max_prompt_length),
+            temperature=self.temperature,
+            eval_max_prompts=self.eval_max_prompts,
+            seed=self.seed,
+        )

@@ -54,12 +54,17 @@ def _assistant_spans(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -
     return plain_dialogue(messages, eos=tokenizer.eos_token or "")
 
 
-def sft_label_mask(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> tuple[list[int], list[int]]:
-    """input_ids of the dialogue and labels that are -100 except on the tokens of every assistant turn."""
+def sft_label_mask(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict], last_turn_only: bool = False
+) -> tuple[list[int], list[int]]:
+    """input_ids of the dialogue and labels that are -100 except on the tokens of every assistant turn (SFT), or of
+    the last one only (`last_turn_only`: the answer a preference pair compares, its prompt's turns masked; DPO)."""
     check_messages(messages, allow_empty=True)
     if not any(message["role"] == "assistant" for message in messages):
         raise ValueError("a dialogue needs at least one assistant message to learn from")
     text, spans = _assistant_spans(tokenizer, messages)
+    if last_turn_only:
+        spans = spans[-1:]
     encoded = tokenizer(
         text,
         add_special_tokens=not has_chat_template(tokenizer),

@@ -381,18 +381,7 @@ def train_reinforce(
         "train_reward_mean": metrics["reward_mean"],
         "elapsed_s": time.monotonic() - started,
         "model_path": final_path,
-        "eval_samples": [
-            {
-                "prompt": messages,
-                "policy_response": evaluation["policy"]["responses"][index],
-                "reference_response": reference_eval["responses"][index],
-                "policy_reward": evaluation["policy"]["rewards"][index],
-                "reference_reward": reference_eval["rewards"][index],
-                "policy_responses": ranked["responses"][index],
-                "policy_rewards": ranked["rewards"][index],
-            }
-            for index, messages in enumerate(eval_prompts)
-        ],
+        "eval_samples": held_out_answers(eval_prompts, evaluation, reference_eval, ranked),
     }
 
 
@@ -509,6 +498,23 @@ def _evaluate(
     )
     metrics = {**comparison, "eval_kl": sum(kls) / len(kls), "eval_length": sum(lengths) / len(lengths)}
     return {"metrics": metrics, "policy": sampled}
+
+
+def held_out_answers(prompts: list[list[dict]], evaluation: dict, reference_eval: dict, ranked: dict) -> list[dict]:
+    """The run's `eval_samples`: per held-out prompt, the policy's and the reference's answer and reward, and the
+    policy's n answers (what "send to annotators" pairs or ranks)."""
+    return [
+        {
+            "prompt": messages,
+            "policy_response": evaluation["policy"]["responses"][index],
+            "reference_response": reference_eval["responses"][index],
+            "policy_reward": evaluation["policy"]["rewards"][index],
+            "reference_reward": reference_eval["rewards"][index],
+            "policy_responses": ranked["responses"][index],
+            "policy_rewards": ranked["rewards"][index],
+        }
+        for index, messages in enumerate(prompts)
+    ]
 
 
 def _eval_samples(prompts: list[list[dict]], sampled: dict, kind: str) -> list[dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from annotate.models import Batch, Item
+from annotate.models import Batch, Item, Judgment
 from policy.models import PolicyRun
 from rewardmodel.models import RewardModelRun
 from runs.models import RunStatus
@@ -71,3 +71,22 @@ def finished_run_with_answers(reward_run: RewardModelRun, answers: int = 4) -> P
             for n in range(answers)
         ],
     )
+
+
+def judged_batch(annotators, name: str = "prefs") -> Batch:
+    """Items whose first answer ("hello sure") every annotator prefers to the second ("a b"), in the tiny policy's
+    vocabulary; the last annotator's judgment of the first item is marked wrong (it must not train)."""
+    batch = Batch.objects.create(name=name)
+    for number, prompt in enumerate(PROMPTS):
+        item = Item.objects.create(
+            batch=batch,
+            external_id=str(number),
+            prompt=[{"role": "user", "content": prompt}],
+            response_1="hello sure",
+            response_2="a b",
+        )
+        for annotator in annotators:
+            Judgment.objects.create(item=item, annotator=annotator, rating=-2 if number % 2 else -1)
+    wrong = Judgment.objects.filter(item__batch=batch, annotator=annotators[-1]).order_by("pk").first()
+    Judgment.objects.filter(pk=wrong.pk).update(excluded_at=timezone.now())
+    return batch

@@ -58,6 +58,7 @@ PAGES = [
     Page("policy:run_new", "get", "/dashboard/policy/new/", RESEARCHER),
     Page("policy:run_new_sft", "get", "/dashboard/policy/new/sft/", RESEARCHER),
     Page("policy:base_checkpoints", "get", "/dashboard/policy/new/base-checkpoints/", RESEARCHER),
+    Page("policy:run_new_dpo", "get", "/dashboard/policy/new/dpo/", RESEARCHER),
     Page("policy:run_detail", "get", "/dashboard/policy/{policy_run}/", RESEARCHER),
     Page("policy:run_live", "get", "/dashboard/policy/{policy_run}/live/", RESEARCHER),
     Page("policy:run_samples", "get", "/dashboard/policy/{policy_run}/samples/", RESEARCHER),
