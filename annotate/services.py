@@ -29,6 +29,7 @@ from django.utils.translation import ngettext
 
 from annotate.models import UNSCORED_FIRST, Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
+from rlhf.active import exploration_places, exploration_start
 from rlhf.rankings import RankingError, Tiers, check_tiers
 
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
@@ -181,11 +182,11 @@ def candidate_orders(
 ) -> list[tuple[QuerySet[Item], int]]:
     """In which orders a new HIT takes its `wanted` regular items: (ordered candidates, fill up to this many) in turn.
 
-    Import order: by primary key. Model-ordered ("uncertainty"): each of the `wanted` places is, with probability
-    `batch.exploration_share`, an exploration place (the rule of rlhf.active.uncertainty_order); exploration places
-    are filled from a random point of the batch onward (wrapping round), the rest with unscored items first, then the
-    smallest stored `Item.uncertainty`. Places exploration cannot fill fall to the uncertainty order. Only the order
-    changes: which candidates qualify, the locking and the overlap re-count stay the caller's.
+    Import order: by primary key. Model-ordered ("uncertainty"): the rule of rlhf.active (`hand_out` runs the same
+    rule on lists for bench/curve_active.py): `exploration_places` of the `wanted` places are filled from
+    `exploration_start` onward in id order (wrapping round), the rest with unscored items first, then the smallest
+    stored `Item.uncertainty`. Only the order changes: which candidates qualify, the locking and the overlap re-count
+    stay the caller's.
     """
     if batch.assignment_order != Batch.AssignmentOrder.UNCERTAINTY:
         return [(candidates.order_by("pk"), wanted)]
@@ -196,17 +197,12 @@ def candidate_orders(
     bounds = Item.objects.filter(batch=batch).aggregate(low=Min("pk"), high=Max("pk"))
     if bounds["low"] is None:
         return [(by_uncertainty, wanted)]  # an empty batch
-    start = rng.randint(bounds["low"], bounds["high"])
+    start = exploration_start(bounds["low"], bounds["high"], rng)
     return [
         (candidates.filter(pk__gte=start).order_by("pk"), n_random),
         (candidates.filter(pk__lt=start).order_by("pk"), n_random),
         (by_uncertainty, wanted),
     ]
-
-
-def exploration_places(wanted: int, share: float, rng: random.Random | ModuleType) -> int:
-    """How many of `wanted` places go to random items: each one independently with probability `share`."""
-    return sum(rng.random() < share for _ in range(wanted))
 
 
 def _response_counts(item_ids: list[int]) -> dict[int, int]:
