@@ -20,7 +20,7 @@ from rewardmodel import train as trainer  # torch loads on the first call into i
 from rewardmodel.models import RewardModelRun
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
 from rlhf.options import OptionError
-from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
+from rlhf.preferences import AGGREGATIONS, Preference, item_preferences, loss_margin
 from rlhf.prompts import join_input, prompt_group_id
 from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings
 from rlhf.training import TrainingStopped
@@ -132,7 +132,7 @@ def preference_pair(
         chosen=responses[winner],
         rejected=responses[3 - winner],
         level="" if isinstance(preference, int) else preference.strength,
-        margin=0.0 if isinstance(preference, int) else preference.margin,
+        margin=0.0 if isinstance(preference, int) else loss_margin(preference.strength),
         group=prompt_group_id(messages),
     )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rlhf.distributed import check_strategy
 from rlhf.options import check_options, option, processes_option, strategy_option
+from rlhf.preferences import LEVEL_MARGINS
 
 HUB_FALLBACK = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -57,7 +58,7 @@ class RewardTrainConfig:
         choices=(("none", "No margin"), ("level", "Margin per rating level (clearly > slightly better)")),
         help="Llama-2 style: clear preferences must win by more.",
     )
-    level_margins: dict = field(default_factory=lambda: {"clear": 1.0, "slight": 0.0})
+    level_margins: dict = field(default_factory=lambda: dict(LEVEL_MARGINS))  # rlhf.preferences.loss_margin
     pairs_per_ranking: int = option(
         0,
         low=0,

@@ -51,6 +51,7 @@ from rlhf.distributed import (
     shard_fsdp,
     wrap_ddp,
 )
+from rlhf.preferences import loss_margin
 from rlhf.rankings import kendall_tau, tiers_from_rewards
 from rlhf.training import TrainingStopped
 
@@ -225,7 +226,9 @@ def train_reward_model(
     held_out = [ranking for ranking in rankings or [] if ranking.group_id() in eval_groups]
     eval_rankings = encode_rankings(tokenizer, held_out, config.max_length)
     lengths = [train_set.length(i) for i in range(len(train_set))]
-    margins = [config.level_margins.get(level, 0.0) if config.margin == "level" else 0.0 for level in train_set.levels]
+    margins = [
+        loss_margin(level, config.level_margins) if config.margin == "level" else 0.0 for level in train_set.levels
+    ]
 
     pairs_per_epoch = len(
         sample_pairs(train_set, random.Random(0), config.max_pairs_per_group, config.pairs_per_ranking)[0]

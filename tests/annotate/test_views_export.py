@@ -54,8 +54,8 @@ def test_trl_download_of_one_batch(charlie_client, batches):
     assert response["Content-Disposition"] == 'attachment; filename="preferences-second-trl.jsonl"'
     lines = [json.loads(line) for line in content.decode().splitlines()]
     assert [(r["prompt"], r["chosen"], r["rejected"], r["margin"]) for r in lines] == [
-        ("Prompt of second", "Two", "One", 2.0),
-        ("Prompt of second", "One", "Two", 1.0),
+        ("Prompt of second", "Two", "One", 1.0),
+        ("Prompt of second", "One", "Two", 0.0),
     ]
 
 
