@@ -70,9 +70,16 @@ from django.utils import timezone
 from annotate.models import Batch, Judgment, Rating
 from arbiter.streams import ChunkSink
 from rlhf.options import OptionError, check_options, option
-from rlhf.preferences import AGGREGATIONS, item_direction, item_preferences, loss_margin
+from rlhf.preferences import AGGREGATION_CHOICES, item_direction, item_preferences, loss_margin
 from rlhf.prompts import join_input, lecture_transcript
-from rlhf.rankings import RANKING_AGGREGATIONS, RankingError, Tiers, item_rankings, pairs_of, parse_pair_mode
+from rlhf.rankings import (
+    RANKING_AGGREGATION_CHOICES,
+    RankingError,
+    Tiers,
+    item_rankings,
+    pairs_of,
+    parse_pair_mode,
+)
 
 CHUNK_SIZE = 2000
 FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet", "rankings")
@@ -163,15 +170,6 @@ class ExportOptionError(ExportError, OptionError):
     """An export option out of bounds; `name` is the option's (forms and the API put the message there)."""
 
 
-AGGREGATION_LABELS = {
-    "each": "each: a pair per judgment",
-    "majority": "majority: one pair per item, in the direction most judgments took",
-    "agreed": "agreed: one pair per item whose judgments all agree",
-}
-RANKING_AGGREGATION_LABELS = {
-    "each": "each: one ranking per judgment",
-    "borda": "borda: one ranking per item, by Borda count",
-}
 # Pairs from a ranking say they came from one; their margin is rlhf.preferences.loss_margin's for it (0.0).
 RANKED_STRENGTH = "ranked"
 
@@ -191,13 +189,13 @@ class ExportFilters:
     annotators: list[str] | None = None
     exclude_annotators: list[str] = field(default_factory=list)
     min_judgments: int = option(1, low=1, high=1000, help="Only items with at least this many judgments.")
-    aggregate: str = option("each", choices=[(a, AGGREGATION_LABELS.get(a, a)) for a in AGGREGATIONS])
+    aggregate: str = option("each", choices=AGGREGATION_CHOICES)
     exclude_flagged: bool = option(False, label="Exclude flagged annotators", help="As the quality page flags them.")
     usernames: bool = option(False, label="Usernames instead of pseudonyms", help="Raw, csv and rankings only.")
     ranking_aggregate: str = option(
         "each",
         label="Rankings aggregated",
-        choices=[(a, RANKING_AGGREGATION_LABELS[a]) for a in RANKING_AGGREGATIONS],
+        choices=RANKING_AGGREGATION_CHOICES,
         help="Ranking batches: one ranking per annotator, or one per item by Borda count.",
     )
     pairs: str = option(

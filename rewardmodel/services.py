@@ -20,9 +20,9 @@ from rewardmodel import train as trainer  # torch loads on the first call into i
 from rewardmodel.models import RewardModelRun
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
 from rlhf.options import OptionError
-from rlhf.preferences import AGGREGATIONS, Preference, item_preferences, loss_margin
+from rlhf.preferences import Preference, check_aggregation, item_preferences, loss_margin
 from rlhf.prompts import join_input, prompt_group_id
-from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings
+from rlhf.rankings import check_ranking_aggregation, item_rankings
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -73,7 +73,7 @@ def pairs_from_judgments(
 ) -> list[PreferencePair]:
     """One pair per rating judgment ("each", in the judgments' order) or per kept item (in order of first judgment),
     then the pairs of the rankings (`rankings_from_judgments`)."""
-    _check_aggregation(aggregate)
+    _check_aggregations(aggregate, ranking_aggregate)
     # Judgments staff marked wrong in the review queue never train (judgments_for leaves them out already; this
     # covers callers that pass their own).
     judgments = [judgment for judgment in judgments if judgment.excluded_at is None]
@@ -103,7 +103,7 @@ def rankings_from_judgments(
 ) -> list[tuple[str, RankedResponses]]:
     """(key, ranking) for the ranking judgments: one per judgment ("each") or one per item, the Borda count of its
     judgments ("borda", rlhf.rankings.borda). The key names where the ranking came from; its pairs share it."""
-    _check_ranking_aggregation(ranking_aggregate)
+    _check_aggregations(ranking_aggregate=ranking_aggregate)
     ranked = [judgment for judgment in judgments if judgment.ranking is not None]
     # "each" keeps the judgments' order; "borda" gives one ranking per item (in order of first judgment).
     groups = [[judgment] for judgment in ranked] if ranking_aggregate == "each" else _by_item(ranked)
@@ -137,16 +137,13 @@ def preference_pair(
     )
 
 
-def _check_ranking_aggregation(ranking_aggregate: str) -> None:
-    if ranking_aggregate not in RANKING_AGGREGATIONS:
-        raise RewardRunError(
-            f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {ranking_aggregate!r}."
-        )
-
-
-def _check_aggregation(aggregate: str) -> None:
-    if aggregate not in AGGREGATIONS:
-        raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, not {aggregate!r}.")
+def _check_aggregations(aggregate: str = "each", ranking_aggregate: str = "each") -> None:
+    """rlhf.preferences.check_aggregation and rlhf.rankings.check_ranking_aggregation, as RewardRunError."""
+    try:
+        check_aggregation(aggregate)
+        check_ranking_aggregation(ranking_aggregate)
+    except ValueError as error:
+        raise RewardRunError(f"{error}.") from None
 
 
 # Starting and running ----------------------------------------------------------------------------
@@ -196,8 +193,7 @@ def start_reward_run(
     batches = list(batches)
     if not batches:
         raise RewardRunError("Pick at least one batch.")
-    _check_aggregation(aggregate)
-    _check_ranking_aggregation(ranking_aggregate)
+    _check_aggregations(aggregate, ranking_aggregate)
     if base_run is not None:
         if base_run.artifact_location is None:
             raise RewardRunError(

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 
 AGGREGATIONS = ("each", "majority", "agreed")
 AGGREGATION_LABELS = {
-    "each": "Each judgment is a pair",
-    "majority": "Majority per item (ties dropped)",
-    "agreed": "Only items whose judgments all agree",
+    "each": "each: a pair per judgment",
+    "majority": "majority: one pair per item, in the direction most judgments took (ties dropped)",
+    "agreed": "agreed: one pair per item whose judgments all agree",
 }
+# The choices every form, command and API option offers (labels worded once, here).
+AGGREGATION_CHOICES = [(name, AGGREGATION_LABELS[name]) for name in AGGREGATIONS]
 LEVELS = ("clear", "slight")
 # The mean rating toward the winner from which a preference counts as clear: halfway between "slightly" (1) and
 # "clearly" (2) better.
