@@ -37,7 +37,10 @@ def model_location(value: str, name: str, default: str = "") -> str:
 def build_options(config_class: type, values: dict) -> Any:
     """The config from the options given (None: the default); model options are checked against the roots.
 
-    Raises OptionError naming the option: the one refusal every way in reports."""
+    The one path from a user's options to a trainer config: the services (rewardmodel.services.build_config,
+    policy.configs.build_config), the start forms (ConfigOptionsForm.clean), the API serializers and the commands all
+    build through it, so no caller skips the model-location check. Raises OptionError naming the option: the one
+    refusal every way in reports."""
     given = {k: v for k, v in values.items() if v is not None}
     for field in option_fields(config_class):
         if field.option.model and field.name in given:
@@ -128,8 +131,6 @@ class ConfigOptionsForm(forms.Form):
                 continue
             try:
                 given[field.name] = check_option(field, value)
-                if field.option.model:
-                    given[field.name] = model_location(value, field.name, field.default)
             except OptionError as exc:
                 self.add_error(field.name, str(exc))
         if not any(name in self.errors for name in self.option_names):

@@ -6,6 +6,7 @@ import dataclasses
 
 from django.utils.translation import ngettext
 
+from arbiter.options import build_options
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun
 from policy.reinforce import ReinforceConfig, SFTConfig
@@ -33,7 +34,7 @@ def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
         label = ngettext("option", "options", len(unknown))
         raise PolicyRunError(f"Unknown {kind} {label}: {', '.join(unknown)}.")
     try:
-        return config_class(kind)(**{k: v for k, v in options.items() if v is not None})
+        return build_options(config_class(kind), options)  # model folders checked against the roots
     except OptionError as exc:
         raise PolicyRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:

@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from annotate.models import Batch
+from arbiter.options import model_location
 from policy import reinforce as trainer  # torch loads on the first call into it, not at import
 from policy.configs import build_config, config_fields
 from policy.data import (
@@ -30,6 +31,7 @@ from policy.models import PolicyRun, PolicySample
 from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import REWARD_MODEL_LOADER, scorer_for
+from rlhf.options import OptionError
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -75,6 +77,11 @@ def start_policy_run(
     base_path = (base_path or "").strip()
     if base_run is not None and base_path:
         raise PolicyRunError("Give either a base policy run or a base path, not both.")
+    if base_path:
+        try:
+            base_path = model_location(base_path, "base_path")  # here, so no caller can skip it
+        except OptionError as exc:
+            raise PolicyRunError(str(exc)) from None
     if base_run is not None and base_run.artifact_location is None:
         raise PolicyRunError(f"Base {base_run} has no trained model (status: {base_run.get_status_display()}).")
     base_checkpoint = (base_checkpoint or "").strip()

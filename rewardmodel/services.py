@@ -16,6 +16,7 @@ from django.utils.translation import ngettext
 
 from annotate.models import Batch, Judgment
 from annotate.quality import flagged_annotators
+from arbiter.options import build_options
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
@@ -162,7 +163,7 @@ def build_config(**options) -> RewardTrainConfig:
     options = {k: v for k, v in options.items() if v is not None}
     options.setdefault("backbone", DEFAULT_BACKBONE)
     try:
-        config = RewardTrainConfig(**options)  # validates itself
+        config = build_options(RewardTrainConfig, options)  # model folders checked against the roots; validates itself
     except OptionError as exc:
         raise RewardRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:

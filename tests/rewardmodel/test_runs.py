@@ -314,13 +314,15 @@ def test_training_a_run_twice_trains_it_once(charlie, alice, tiny_backbone, arti
 
 
 @pytest.mark.django_db
-def test_a_bad_backbone_fails_the_run_with_the_reason_and_leaves_no_folder(charlie, alice, artifacts):
-    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone="/no/such/backbone", dispatch=False)
+def test_a_bad_backbone_fails_the_run_with_the_reason_and_leaves_no_folder(charlie, alice, artifacts, tmp_path):
+    not_a_model = tmp_path / "not-a-model"  # inside the model roots (start_reward_run refuses folders outside them)
+    not_a_model.mkdir()
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=str(not_a_model), dispatch=False)
 
     run = run_reward_training(run)  # does not raise
 
     assert run.status == RunStatus.FAILED
-    assert "/no/such/backbone" in run.error
+    assert "tokenizer" in run.error  # the loader's reason: the folder holds no model
     assert run.finished_at is not None
     assert not (artifacts / f"reward-{run.pk}").exists()
     assert not (artifacts / f"reward-{run.pk}.partial").exists()
