@@ -170,6 +170,20 @@ class ExportOptionError(ExportError, OptionError):
     """An export option out of bounds; `name` is the option's (forms and the API put the message there)."""
 
 
+def check_date_range(since: date | datetime | str | None, until: date | datetime | str | None) -> None:
+    """ExportOptionError on `until` unless the range holds some time: since (inclusive) before until (a bare date as
+    `until` includes that day). The rule of ExportFilters, so the form, the command and the API refuse alike."""
+    bounds = []
+    for name, value, end_of_day in (("since", since, False), ("until", until, True)):
+        try:
+            bounds.append(_as_datetime(value, end_of_day))
+        except ExportError as exc:
+            raise ExportOptionError(name, f"{name}: {exc}") from None
+    start, end = bounds
+    if start and end and start >= end:
+        raise ExportOptionError("until", f"until ({until}) must not be before since ({since}).")
+
+
 # Pairs from a ranking say they came from one; their margin is rlhf.preferences.loss_margin's for it (0.0).
 RANKED_STRENGTH = "ranked"
 
@@ -209,6 +223,9 @@ class ExportFilters:
         try:
             check_options(self)
             parse_pair_mode(self.pairs)
+            check_date_range(self.since, self.until)
+        except ExportOptionError:
+            raise
         except OptionError as exc:
             raise ExportOptionError(exc.name, str(exc)) from None
         except RankingError as exc:

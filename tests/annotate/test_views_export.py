@@ -75,6 +75,13 @@ def test_parquet_and_csv_downloads(charlie_client, batches):
     assert content.decode().count("\n") == 5
 
 
+def test_a_reversed_date_range_shows_the_filters_message_on_until(charlie_client, batches):
+    response = charlie_client.get(
+        reverse("quality:export"), {"format": "trl", "since": "2024-02-01", "until": "2024-01-01"}
+    )
+    assert "until (2024-01-01) must not be before since (2024-02-01)." in response.content.decode()
+
+
 def test_bad_options_show_the_form_with_the_error(charlie_client, batches):
     response = charlie_client.get(reverse("quality:export"), {"format": "trl", "annotators": "zed"})
     assert response.status_code == 400
