@@ -97,15 +97,30 @@ def test_a_finished_run_keeps_its_status():
 def test_progress_and_eta_follow_the_steps_done():
     run = _queued_run()
     run.claim()
-    RewardModelRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(seconds=100))
+    ticks = iter([100.0, 102.0])
+    on_progress = run.progress_recorder(clock=lambda: next(ticks))
+    on_progress(24, 100, "training")
+    assert run.eta is None, "no pace before two steps"
+    on_progress(25, 100, "training")  # 2 s a step, 75 steps left
     run.refresh_from_db()
-    run.record_progress(25, 100)
 
     assert run.progress_percent == 25
-    assert timedelta(seconds=290) <= run.eta <= timedelta(seconds=310)
+    assert timedelta(seconds=140) <= run.eta <= timedelta(seconds=150)
     run.mark_succeeded({}, "")
     assert run.progress_percent == 100
     assert run.eta is None
+
+
+@pytest.mark.django_db
+def test_the_stop_checker_beats_at_the_heartbeat_setting(settings):
+    run = _queued_run()
+    run.claim()
+    long_ago = timezone.now() - timedelta(hours=1)
+    RewardModelRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    settings.RUN_HEARTBEAT_SECONDS = 0  # one setting for the thread and the stop checker
+    run.stop_checker()()
+    run.refresh_from_db()
+    assert run.heartbeat_at > long_ago
 
 
 def test_step_pace_measures_the_recent_window_and_ignores_repeats():
