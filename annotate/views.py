@@ -23,6 +23,7 @@ from annotate.models import Hit, Rating
 from annotate.ranking_screen import ranking_context
 from annotate.rendering import render_markdown_cached
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample_at
+from runs.permissions import is_staff_member
 
 # A whole number as a form sends it: ASCII digits, an optional minus, no padding, sign or leading zero.
 WHOLE_NUMBER = re.compile(r"-?[1-9][0-9]{0,8}|0")
@@ -38,7 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
     Reading a page never hands out work: without a current HIT the page offers a button that POSTs to next_hit.
     """
     current = services.current_hit(request.user)
-    if current is not None and not request.user.is_staff:
+    if current is not None and not is_staff_member(request.user):
         return redirect("hit", hit_id=current.pk)
     return render(request, "annotate/home.html", {"current_hit": current})
 
