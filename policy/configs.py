@@ -27,14 +27,14 @@ def config_fields(kind: str) -> set[str]:
     return {f.name for f in dataclasses.fields(config_class(kind))}
 
 
-def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig:
+def build_config(kind: str, check_models: bool = True, **options) -> ReinforceConfig | SFTConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - config_fields(kind))
     if unknown:
         label = ngettext("option", "options", len(unknown))
         raise PolicyRunError(f"Unknown {kind} {label}: {', '.join(unknown)}.")
     try:
-        return build_options(config_class(kind), options)  # model folders checked against the roots
+        return build_options(config_class(kind), options, check_models)  # model folders checked against the roots
     except OptionError as exc:
         raise PolicyRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:

@@ -212,7 +212,7 @@ def save_policy_samples(run: PolicyRun, step: int, samples: list[dict]) -> None:
 def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     kind = run.kind
     options = {k: v for k, v in run.config.items() if k in config_fields(kind)}
-    config = build_config(kind, **options)
+    config = build_config(kind, check_models=False, **options)  # checked by start_policy_run
     data = read_run_data(run)
     base = base_model_path(run)
 

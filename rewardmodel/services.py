@@ -154,7 +154,7 @@ def train_config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(RewardTrainConfig)}
 
 
-def build_config(**options) -> RewardTrainConfig:
+def build_config(check_models: bool = True, **options) -> RewardTrainConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - train_config_fields())
     if unknown:
@@ -163,7 +163,7 @@ def build_config(**options) -> RewardTrainConfig:
     options = {k: v for k, v in options.items() if v is not None}
     options.setdefault("backbone", DEFAULT_BACKBONE)
     try:
-        config = build_options(RewardTrainConfig, options)  # model folders checked against the roots; validates itself
+        config = build_options(RewardTrainConfig, options, check_models)  # model folders against the roots; validates
     except OptionError as exc:
         raise RewardRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:
@@ -269,7 +269,7 @@ def run_reward_training(run: RewardModelRun, on_log: OnLog | None = None) -> Rew
 
 def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
     options = {k: v for k, v in run.config.items() if k in train_config_fields()}
-    config = build_config(**options)
+    config = build_config(check_models=False, **options)  # checked by start_reward_run; the worker's roots may differ
     if run.base_run_id:
         base_dir = run.base_run.artifact_dir
         if base_dir is None:
