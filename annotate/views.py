@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from annotate import services
 from annotate.models import Hit, Rating
@@ -140,9 +140,7 @@ def answer_refused(
     (htmx swaps it in place), or the whole page with the reason under `key`."""
     if request.htmx:
         response = render(request, partial, {key: reason}, status=status)
-        response["HX-Retarget"] = "#" + key.replace("_", "-")
-        response["HX-Reswap"] = "outerHTML"
-        return response
+        return reswap(retarget(response, "#" + key.replace("_", "-")), "outerHTML")
     positions = hit_progress(hit).positions
     context = _sample_context(hit, position if position in positions else None, page=True)
     return render(request, "annotate/hit.html", {**context, key: reason}, status=status)
