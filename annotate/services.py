@@ -295,6 +295,18 @@ class SavedRating:
         return [position for position, marked in self.progress.marked.items() if marked]
 
 
+def check_rating(screen_rating: int | None) -> None:
+    """AnnotationError on `rating` unless it is a rating of the scale: the one check for pages, API and commands."""
+    if screen_rating not in Rating.values:
+        allowed = ", ".join(str(value) for value in Rating.values)
+        raise AnnotationError(f"rating must be one of {allowed}.", field="rating")
+
+
+def samples_missing(progress: HitProgress, given_back: set[int]) -> int:
+    """Samples still to answer before the HIT can be submitted; given-back ones cannot be and do not hold it up."""
+    return progress.total - progress.completed - len(given_back)
+
+
 def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) -> Judgment:
     """Save (or change) the rating the annotator clicked for sample `position` of `hit` (see rate_sample)."""
     return rate_sample(hit.pk, hit.annotator_id, position, screen_rating, elapsed_ms).judgment
@@ -302,7 +314,12 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
 
 @transaction.atomic
 def rate_sample(
-    hit_id: int, annotator_id: int, position: int, screen_rating: int, elapsed_ms: int = 0, with_item: bool = False
+    hit_id: int,
+    annotator_id: int,
+    position: int,
+    screen_rating: int | None,
+    elapsed_ms: int = 0,
+    with_item: bool = False,
 ) -> SavedRating:
     """Save (or change) the rating the annotator clicked for sample `position`.
 
@@ -326,8 +343,7 @@ def rate_sample(
     if not touched:
         Hit.objects.get(pk=hit_id, annotator_id=annotator_id)  # Hit.DoesNotExist when it is not theirs
         raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
-    if screen_rating not in Rating.values:
-        raise AnnotationError(f"Unknown rating {screen_rating!r}.", field="rating")
+    check_rating(screen_rating)
     own = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=annotator_id)
     slots = list(
         HitSlot.objects.filter(hit_id=hit_id)
@@ -488,9 +504,7 @@ def submit_hit(hit: Hit) -> Hit:
     hit = Hit.objects.select_for_update(of=("self",)).select_related("batch").get(pk=hit.pk)
     if hit.is_submitted:
         return hit
-    progress = hit_progress(hit)
-    # Samples given back cannot be rated any more; they do not hold up the rest.
-    missing = progress.total - progress.completed - len(given_back_positions(hit))
+    missing = samples_missing(hit_progress(hit), given_back_positions(hit))
     if missing and hit.batch.is_ranking:
         raise AnnotationError(
             ngettext(

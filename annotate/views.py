@@ -99,10 +99,6 @@ def rate(request: HttpRequest, hit_id: int) -> HttpResponse:
     if position is None:
         hit = _own_hit(request, hit_id)
         return _rating_refused(request, hit, None, "position must be a sample number (plain digits, like 2).")
-    if screen_rating is None or screen_rating not in Rating.values:
-        hit = _own_hit(request, hit_id)
-        allowed = ", ".join(str(value) for value in Rating.values)
-        return _rating_refused(request, hit, position, f"rating must be one of {allowed}.")
     try:
         # The service finds the HIT with its annotator while locking it; a HIT not theirs is not found.
         saved = services.rate_sample(hit_id, request.user.pk, position, screen_rating, elapsed_ms, with_item=True)
@@ -219,8 +215,7 @@ def _sample_context(
         "total": progress.total,
         "completed": progress.completed,
         "all_marked": progress.all_marked,
-        # Samples given back to others cannot be rated any more and do not hold up submitting.
-        "can_submit": progress.completed + len(given_back) == progress.total,
+        "can_submit": services.samples_missing(progress, given_back) == 0,  # submit_hit's rule
         "given_back": position in given_back,
         "marked_positions": list(progress.marked.items()),
         "previous_position": positions[index - 1] if index > 0 else None,
