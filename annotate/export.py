@@ -6,9 +6,9 @@ ordered by item, so memory stays flat however many judgments there are.
 
 Formats
 - ``trl``: one JSON line per preference pair, TRL's standard preference format:
-  ``prompt``, ``chosen``, ``rejected`` as plain strings, plus ``margin`` (the
-  strength on the scale: 1.0 slightly, 2.0 clearly better; for aggregated rows the
-  mean rating toward the winner), ``strength`` ("clear" when the margin is >= 1.5), ``batch``,
+  ``prompt``, ``chosen``, ``rejected`` as plain strings, plus ``margin`` (the loss
+  margin our trainer uses, `rlhf.preferences.loss_margin`: 1.0 for a clear pair, 0.0 for a
+  slight or ranked one), ``strength`` ("clear" when the mean rating toward the winner is >= 1.5), ``batch``,
   ``item_id`` (the item's external id), ``item_pk`` and ``n_judgments``.
   The prompt string is the instruction, followed by "\\n\\n" and the input when the
   item has one. A multi-turn prompt is written as a transcript in the lecture's
@@ -27,8 +27,8 @@ Formats
 Ranking items in the pairwise formats (``trl``, ``trl-conversational``, parquet ``trl``): each ranking becomes its
 pairs (`rlhf.rankings.pairs_of`) under ``pairs``: ``all`` (the C(K,2) pairs, each weighted 1/C(K,2), the lecture's
 objective), ``adjacent`` (the K-1 neighbour pairs) or ``sample:M`` (M pairs drawn at random, seeded by the judgment
-so the same export gives the same file). Tied responses give no pair. Such a pair has ``margin`` 1.0 (a ranking says
-which is better, not by how much: the scale's smallest step) and ``strength`` "ranked". When the export holds any
+so the same export gives the same file). Tied responses give no pair. Such a pair has ``margin`` 0.0 (a ranking says
+which is better, not by how much) and ``strength`` "ranked". When the export holds any
 ranking, every row of these formats gets a ``weight`` column: the pair's weight (a ranking's weights sum to 1), 1.0
 for a pair from a pairwise judgment. Exports without rankings are exactly as before. The ``raw`` / ``csv`` tables
 describe pairwise judgments (a rating each) and leave ranking judgments out: those are in ``rankings``.
@@ -70,9 +70,16 @@ from django.utils import timezone
 from annotate.models import Batch, Judgment, Rating, simulated_user_ids
 from arbiter.streams import ChunkSink
 from rlhf.options import OptionError, check_options, option
-from rlhf.preferences import AGGREGATIONS, item_direction, item_preferences
+from rlhf.preferences import AGGREGATION_CHOICES, item_direction, item_preferences, loss_margin
 from rlhf.prompts import join_input, lecture_transcript
-from rlhf.rankings import RANKING_AGGREGATIONS, RankingError, Tiers, item_rankings, pairs_of, parse_pair_mode
+from rlhf.rankings import (
+    RANKING_AGGREGATION_CHOICES,
+    RankingError,
+    Tiers,
+    item_rankings,
+    pairs_of,
+    parse_pair_mode,
+)
 
 CHUNK_SIZE = 2000
 FORMATS = ("trl", "trl-conversational", "raw", "csv", "parquet", "rankings")
@@ -163,17 +170,21 @@ class ExportOptionError(ExportError, OptionError):
     """An export option out of bounds; `name` is the option's (forms and the API put the message there)."""
 
 
-AGGREGATION_LABELS = {
-    "each": "each: a pair per judgment",
-    "majority": "majority: one pair per item, in the direction most judgments took",
-    "agreed": "agreed: one pair per item whose judgments all agree",
-}
-RANKING_AGGREGATION_LABELS = {
-    "each": "each: one ranking per judgment",
-    "borda": "borda: one ranking per item, by Borda count",
-}
-# Pairs from a ranking: a pair carries the scale's smallest margin, and says it came from a ranking.
-RANKED_MARGIN = 1.0
+def check_date_range(since: date | datetime | str | None, until: date | datetime | str | None) -> None:
+    """ExportOptionError on `until` unless the range holds some time: since (inclusive) before until (a bare date as
+    `until` includes that day). The rule of ExportFilters, so the form, the command and the API refuse alike."""
+    bounds = []
+    for name, value, end_of_day in (("since", since, False), ("until", until, True)):
+        try:
+            bounds.append(_as_datetime(value, end_of_day))
+        except ExportError as exc:
+            raise ExportOptionError(name, f"{name}: {exc}") from None
+    start, end = bounds
+    if start and end and start >= end:
+        raise ExportOptionError("until", f"until ({until}) must not be before since ({since}).")
+
+
+# Pairs from a ranking say they came from one; their margin is rlhf.preferences.loss_margin's for it (0.0).
 RANKED_STRENGTH = "ranked"
 
 
@@ -192,7 +203,7 @@ class ExportFilters:
     annotators: list[str] | None = None
     exclude_annotators: list[str] = field(default_factory=list)
     min_judgments: int = option(1, low=1, high=1000, help="Only items with at least this many judgments.")
-    aggregate: str = option("each", choices=[(a, AGGREGATION_LABELS.get(a, a)) for a in AGGREGATIONS])
+    aggregate: str = option("each", choices=AGGREGATION_CHOICES)
     exclude_flagged: bool = option(False, label="Exclude flagged annotators", help="As the quality page flags them.")
     usernames: bool = option(False, label="Usernames instead of pseudonyms", help="Raw, csv and rankings only.")
     include_simulated: bool = option(
@@ -203,7 +214,7 @@ class ExportFilters:
     ranking_aggregate: str = option(
         "each",
         label="Rankings aggregated",
-        choices=[(a, RANKING_AGGREGATION_LABELS[a]) for a in RANKING_AGGREGATIONS],
+        choices=RANKING_AGGREGATION_CHOICES,
         help="Ranking batches: one ranking per annotator, or one per item by Borda count.",
     )
     pairs: str = option(
@@ -217,6 +228,9 @@ class ExportFilters:
         try:
             check_options(self)
             parse_pair_mode(self.pairs)
+            check_date_range(self.since, self.until)
+        except ExportOptionError:
+            raise
         except OptionError as exc:
             raise ExportOptionError(exc.name, str(exc)) from None
         except RankingError as exc:
@@ -326,7 +340,7 @@ def _item_pairs(group: list[dict], filters: ExportFilters) -> list[_Pair]:
     first = group[0]
     if first["ranking"] is None:
         return [
-            _Pair(p.winner, p.loser, p.margin, p.strength, p.n_judgments)
+            _Pair(p.winner, p.loser, loss_margin(p.strength), p.strength, p.n_judgments)
             for p in item_preferences([row["rating"] for row in group], filters.aggregate)
         ]
     pairs = []
@@ -335,7 +349,7 @@ def _item_pairs(group: list[dict], filters: ExportFilters) -> list[_Pair]:
         rng = random.Random(f"{first['item_id']}:{row['id'] if row else 'borda'}")
         n_judgments = 1 if row else len(group)
         for better, worse, weight in pairs_of(tiers, filters.pairs, rng):
-            pairs.append(_Pair(better, worse, RANKED_MARGIN, RANKED_STRENGTH, n_judgments, weight))
+            pairs.append(_Pair(better, worse, loss_margin(RANKED_STRENGTH), RANKED_STRENGTH, n_judgments, weight))
     return pairs
 
 

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotate.rendering import visible_controls
+from rlhf.active import UNSCORED
 from rlhf.preferences import strength_of, winner_of
 from rlhf.prompts import MessageError, check_messages, join_input
 from rlhf.rankings import (
@@ -46,8 +47,9 @@ class Rating(models.IntegerChoices):
 
 
 # Model-ordered assignment's sort key: unscored items (uncertainty null) first, then the least certain. The query and
-# the index item_uncertainty_in_batch use this one expression, so the database can walk the index.
-UNSCORED_FIRST = Coalesce(models.F("uncertainty"), models.Value(-1.0))
+# the index item_uncertainty_in_batch use this one expression, so the database can walk the index. The rule is
+# rlhf.active.uncertainty_key's.
+UNSCORED_FIRST = Coalesce(models.F("uncertainty"), models.Value(UNSCORED))
 
 # The order in which assignment hands out batches (and the staff Queue page shows them).
 QUEUE_ORDER = ("-priority", "created_at", "pk")

@@ -13,8 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import krippendorff
-import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
@@ -23,6 +21,8 @@ from scipy.stats import binomtest
 
 from annotate.models import Batch, Item, Judgment, Rating, simulated_user_ids
 from annotate.ranking_quality import RankingQuality, ranking_quality
+from rlhf.agreement import krippendorff_alpha
+from rlhf.preferences import item_direction, winner_of
 
 SCALE = sorted(Rating.values)  # the ordinal scale -2 < -1 < +1 < +2
 
@@ -115,11 +115,7 @@ class _Row:
 
     @property
     def chosen(self) -> int:
-        return 2 if self.rating > 0 else 1
-
-    @property
-    def direction(self) -> int:
-        return 1 if self.rating > 0 else -1
+        return winner_of(self.rating)
 
 
 def _batch_q(batches, prefix: str = "") -> Q:
@@ -169,24 +165,9 @@ def pairwise_agreement(ratings_per_item: Iterable[list[int]]) -> tuple[int, int]
 
 
 def ordinal_alpha(ratings_per_item: Iterable[list[int]]) -> float | None:
-    """Krippendorff's alpha on the ordinal four-level scale; None when it is undefined.
-
-    Built from per-item counts of each rating (the `krippendorff` package's value_counts
-    form), so it does not need an annotator x item matrix.
-    """
-    counts = [[ratings.count(v) for v in SCALE] for ratings in ratings_per_item if len(ratings) >= 2]
-    if not counts:
-        return None
-    matrix = np.array(counts, dtype=float)
-    if np.count_nonzero(matrix.sum(axis=0)) < 2:
-        return None  # a single value used throughout: no expected disagreement to compare with
-    alpha = krippendorff.alpha(value_counts=matrix, value_domain=SCALE, level_of_measurement="ordinal")
-    return float(alpha) if math.isfinite(alpha) else None
-
-
-def _majority(directions: list[int]) -> int | None:
-    total = sum(directions)
-    return None if total == 0 else (1 if total > 0 else -1)
+    """Krippendorff's alpha on the ordinal four-level scale (rlhf.agreement); None when it is undefined."""
+    alpha = krippendorff_alpha(ratings_per_item, "ordinal", SCALE)
+    return None if math.isnan(alpha) else alpha
 
 
 def _annotator_stats(rows: list[_Row], thresholds: Thresholds) -> list[AnnotatorQuality]:
@@ -208,17 +189,18 @@ def _annotator_stats(rows: list[_Row], thresholds: Thresholds) -> list[Annotator
 
         agreed = comparable = 0
         for row in own:
-            majority = _majority([o.direction for o in by_item[row.item_id] if o.annotator_id != user_id])
+            others = [o.rating for o in by_item[row.item_id] if o.annotator_id != user_id]
+            majority = item_direction(others, "majority")  # the export's and the trainer's majority rule
             if majority is not None:
                 comparable += 1
-                agreed += row.direction == majority
+                agreed += row.chosen == majority
         quality.comparable = comparable
         quality.agreement = agreed / comparable if comparable else None
 
         gold = [r for r in own if r.gold is not None]
         quality.gold_judgments = len(gold)
         if gold:
-            quality.gold_accuracy = sum(r.direction == (1 if r.gold > 0 else -1) for r in gold) / len(gold)
+            quality.gold_accuracy = sum(r.chosen == winner_of(r.gold) for r in gold) / len(gold)
 
         first = sum(r.chosen == (2 if r.swapped else 1) for r in own)
         quality.first_shown_share = first / len(own)

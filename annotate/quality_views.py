@@ -11,7 +11,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from annotate.export import FORMATS, PARQUET_TABLES, ExportError, ExportFilters, PreferenceExport
+from annotate.export import (
+    FORMATS,
+    PARQUET_TABLES,
+    ExportError,
+    ExportFilters,
+    ExportOptionError,
+    PreferenceExport,
+    check_date_range,
+)
 from annotate.forms import BatchesChoiceField, DateInput, batches_with_counts
 from annotate.models import Batch, Rating
 from annotate.quality import THRESHOLDS, annotator_quality, annotator_report, batch_quality
@@ -156,9 +164,10 @@ class ExportForm(ConfigOptionsForm):
 
     def clean(self):
         cleaned = super().clean()
-        since, until = cleaned.get("since"), cleaned.get("until")
-        if since and until and since > until:
-            self.add_error("until", "Must not be before 'since'.")
+        try:
+            check_date_range(cleaned.get("since"), cleaned.get("until"))  # ExportFilters' rule
+        except ExportOptionError as exc:
+            self.add_error(exc.name, str(exc))
         return cleaned
 
     def export(self) -> PreferenceExport:

@@ -32,6 +32,7 @@ from django.utils.translation import ngettext
 from annotate.models import IDLE_MARGIN, UNSCORED_FIRST, Batch, Hit, HitSlot, Item, Judgment, Rating
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample
 from annotate.table_statistics import analyze_grown
+from rlhf.active import exploration_places, exploration_start
 from rlhf.rankings import RankingError, Tiers, check_tiers
 
 # Rounds of locking when rows we locked turn out to be taken by a HIT committed meanwhile.
@@ -190,11 +191,11 @@ def candidate_orders(
 ) -> list[tuple[QuerySet[Item], int]]:
     """In which orders a new HIT takes its `wanted` regular items: (ordered candidates, fill up to this many) in turn.
 
-    Import order: by primary key. Model-ordered ("uncertainty"): each of the `wanted` places is, with probability
-    `batch.exploration_share`, an exploration place (the rule of rlhf.active.uncertainty_order); exploration places
-    are filled from a random point of the batch onward (wrapping round), the rest with unscored items first, then the
-    smallest stored `Item.uncertainty`. Places exploration cannot fill fall to the uncertainty order. Only the order
-    changes: which candidates qualify, the locking and the overlap re-count stay the caller's.
+    Import order: by primary key. Model-ordered ("uncertainty"): the rule of rlhf.active (`hand_out` runs the same
+    rule on lists for bench/curve_active.py): `exploration_places` of the `wanted` places are filled from
+    `exploration_start` onward in id order (wrapping round), the rest with unscored items first, then the smallest
+    stored `Item.uncertainty`. Only the order changes: which candidates qualify, the locking and the overlap re-count
+    stay the caller's.
     """
     if batch.assignment_order != Batch.AssignmentOrder.UNCERTAINTY:
         return [(candidates.order_by("pk"), wanted)]
@@ -205,17 +206,12 @@ def candidate_orders(
     bounds = Item.objects.filter(batch=batch).aggregate(low=Min("pk"), high=Max("pk"))
     if bounds["low"] is None:
         return [(by_uncertainty, wanted)]  # an empty batch
-    start = rng.randint(bounds["low"], bounds["high"])
+    start = exploration_start(bounds["low"], bounds["high"], rng)
     return [
         (candidates.filter(pk__gte=start).order_by("pk"), n_random),
         (candidates.filter(pk__lt=start).order_by("pk"), n_random),
         (by_uncertainty, wanted),
     ]
-
-
-def exploration_places(wanted: int, share: float, rng: random.Random | ModuleType) -> int:
-    """How many of `wanted` places go to random items: each one independently with probability `share`."""
-    return sum(rng.random() < share for _ in range(wanted))
 
 
 def _response_counts(item_ids: list[int]) -> dict[int, int]:
@@ -349,6 +345,18 @@ class SavedRating:
         return [position for position, marked in self.progress.marked.items() if marked]
 
 
+def check_rating(screen_rating: int | None) -> None:
+    """AnnotationError on `rating` unless it is a rating of the scale: the one check for pages, API and commands."""
+    if screen_rating not in Rating.values:
+        allowed = ", ".join(str(value) for value in Rating.values)
+        raise AnnotationError(f"rating must be one of {allowed}.", field="rating")
+
+
+def samples_missing(progress: HitProgress, given_back: set[int]) -> int:
+    """Samples still to answer before the HIT can be submitted; given-back ones cannot be and do not hold it up."""
+    return progress.total - progress.completed - len(given_back)
+
+
 def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) -> Judgment:
     """Save (or change) the rating the annotator clicked for sample `position` of `hit` (see rate_sample)."""
     return rate_sample(hit.pk, hit.annotator_id, position, screen_rating, elapsed_ms).judgment
@@ -356,7 +364,12 @@ def rate_item(hit: Hit, position: int, screen_rating: int, elapsed_ms: int = 0) 
 
 @transaction.atomic
 def rate_sample(
-    hit_id: int, annotator_id: int, position: int, screen_rating: int, elapsed_ms: int = 0, with_item: bool = False
+    hit_id: int,
+    annotator_id: int,
+    position: int,
+    screen_rating: int | None,
+    elapsed_ms: int = 0,
+    with_item: bool = False,
 ) -> SavedRating:
     """Save (or change) the rating the annotator clicked for sample `position`.
 
@@ -385,8 +398,7 @@ def rate_sample(
             touched = open_hit.update(**Hit.touched(now))
         if not touched:
             raise AnnotationError("This HIT has been submitted; its answers can no longer change.")
-    if screen_rating not in Rating.values:
-        raise AnnotationError(f"Unknown rating {screen_rating!r}.", field="rating")
+    check_rating(screen_rating)
     own = Judgment.objects.filter(item_id=OuterRef("item_id"), annotator_id=annotator_id)
     slots = list(
         HitSlot.objects.filter(hit_id=hit_id)
@@ -579,9 +591,7 @@ def submit_hit(hit: Hit) -> Hit:
     hit = Hit.objects.select_for_update(of=("self",)).select_related("batch").get(pk=hit.pk)
     if hit.is_submitted:
         return hit
-    progress = hit_progress(hit)
-    # Samples given back cannot be rated any more; they do not hold up the rest.
-    missing = progress.total - progress.completed - len(given_back_positions(hit))
+    missing = samples_missing(hit_progress(hit), given_back_positions(hit))
     if missing and hit.batch.is_ranking:
         raise AnnotationError(
             ngettext(

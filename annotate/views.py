@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from annotate import services
 from annotate.models import Hit, Rating
@@ -22,6 +22,7 @@ from annotate.ranking_screen import ranking_context
 from annotate.rendering import render_markdown_cached
 from annotate.selectors import HitProgress, ScreenSample, hit_progress, screen_sample_at
 from rlhf.numbers import INT32_MAX, parse_whole_number
+from runs.permissions import is_staff_member
 
 # Fields read from one submit: a HIT has at most a few dozen samples.
 MAX_TIME_FIELDS = 200
@@ -37,7 +38,7 @@ def home(request: HttpRequest) -> HttpResponse:
     Reading a page never hands out work: without a current HIT the page offers a button that POSTs to next_hit.
     """
     current = services.current_hit(request.user)
-    if current is not None and not request.user.is_staff:
+    if current is not None and not is_staff_member(request.user):
         return redirect("hit", hit_id=current.pk)
     return render(request, "annotate/home.html", {"current_hit": current})
 
@@ -93,10 +94,6 @@ def rate(request: HttpRequest, hit_id: int) -> HttpResponse:
     if position is None:
         hit = _own_hit(request, hit_id)
         return _rating_refused(request, hit, None, "position must be a sample number (plain digits, like 2).")
-    if screen_rating is None or screen_rating not in Rating.values:
-        hit = _own_hit(request, hit_id)
-        allowed = ", ".join(str(value) for value in Rating.values)
-        return _rating_refused(request, hit, position, f"rating must be one of {allowed}.")
     try:
         # The service finds the HIT with its annotator while locking it; a HIT not theirs is not found.
         saved = services.rate_sample(hit_id, request.user.pk, position, screen_rating, elapsed_ms, with_item=True)
@@ -143,9 +140,7 @@ def answer_refused(
     (htmx swaps it in place), or the whole page with the reason under `key`."""
     if request.htmx:
         response = render(request, partial, {key: reason}, status=status)
-        response["HX-Retarget"] = "#" + key.replace("_", "-")
-        response["HX-Reswap"] = "outerHTML"
-        return response
+        return reswap(retarget(response, "#" + key.replace("_", "-")), "outerHTML")
     positions = hit_progress(hit).positions
     context = _sample_context(hit, position if position in positions else None, page=True)
     return render(request, "annotate/hit.html", {**context, key: reason}, status=status)
@@ -234,8 +229,7 @@ def _sample_context(
         "total": progress.total,
         "completed": progress.completed,
         "all_marked": progress.all_marked,
-        # Samples given back to others cannot be rated any more and do not hold up submitting.
-        "can_submit": progress.completed + len(given_back) == progress.total,
+        "can_submit": services.samples_missing(progress, given_back) == 0,  # submit_hit's rule
         "given_back": position in given_back,
         "marked_positions": list(progress.marked.items()),
         "previous_position": positions[index - 1] if index > 0 else None,

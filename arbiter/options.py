@@ -37,13 +37,17 @@ def model_location(value: str, name: str, default: str = "") -> str:
     return check_model_location(value, name=name, roots=model_roots(), is_cached=is_cached_hub_id, trusted=[default])
 
 
-def build_options(config_class: type, values: dict) -> Any:
+def build_options(config_class: type, values: dict, check_models: bool = True) -> Any:
     """The config from the options given (None: the default); model options are checked against the roots.
 
-    Raises OptionError naming the option: the one refusal every way in reports."""
+    The one path from a user's options to a trainer config: the services (rewardmodel.services.build_config,
+    policy.configs.build_config), the start forms (ConfigOptionsForm.clean), the API serializers and the commands all
+    build through it, so no caller skips the model-location check (`check_models=False` only where a stored run's
+    config is rebuilt on the worker: checked when the run started). Raises OptionError naming the option: the one
+    refusal every way in reports."""
     given = {k: v for k, v in values.items() if v is not None}
     for field in option_fields(config_class):
-        if field.option.model and field.name in given:
+        if check_models and field.option.model and field.name in given:
             given[field.name] = model_location(given[field.name], field.name, field.default)
     return config_class(**given)
 
@@ -131,7 +135,7 @@ class ConfigOptionsForm(forms.Form):
                 continue
             try:
                 given[field.name] = check_option(field, value)
-                if field.option.model:
+                if field.option.model:  # here too, so that every bad option is named at once
                     given[field.name] = model_location(value, field.name, field.default)
             except OptionError as exc:
                 self.add_error(field.name, str(exc))

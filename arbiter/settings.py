@@ -14,17 +14,33 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+# Strict, as healthchecks.io reads its environment: a typo (SECURE_SSL_REDIRECT=ture) stops the start with the
+# variable's name instead of silently meaning False.
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
 
 def envbool(name: str, default: str) -> bool:
-    return os.getenv(name, default).lower() in ("1", "true", "yes", "on")
+    value = os.getenv(name, default).strip().lower()
+    if value not in TRUE_WORDS + FALSE_WORDS:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected one of {', '.join(TRUE_WORDS + FALSE_WORDS[:-1])}.")
+    return value in TRUE_WORDS
 
 
 def envint(name: str, default: str) -> int:
-    return int(os.getenv(name, default))
+    value = os.getenv(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number.") from None
 
 
 def envfloat(name: str, default: str) -> float:
-    return float(os.getenv(name, default))
+    value = os.getenv(name, default)
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number.") from None
 
 
 def envlist(name: str, default: str) -> list[str]:
@@ -129,6 +145,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "runs.permissions.staff_context",  # who is staff: one rule for views and templates
             ],
             # `shown`: user-chosen text with its bidirectional controls visible, in every template.
             "builtins": ["annotate.templatetags.display"],

@@ -4,8 +4,10 @@ Simulated annotation on the HH development file: a fixed prompt-disjoint eval sp
 370 pairs); the other 1,479 pairs are the pool, their human labels hidden until "annotated". Each seed starts from the
 same random seed set for both strategies (100 pairs); then, in rounds of 100, the next pairs are picked
 - at random, or
-- by `rlhf.active.uncertainty_order` (the app's rule): smallest |r(y1) − r(y2)| under the head trained so far, with
-  an exploration share of random picks (default 20 %),
+- by the app's model-ordered assignment rule, `rlhf.active.hand_out` (annotate.services.candidate_orders runs the
+  same rule on the database): HITs of `--hit-size` pairs, unscored first, then the smallest |r(y1) − r(y2)| under
+  the head trained so far, an exploration share of each HIT's places (default 20 %) taking consecutive pool ids from
+  one random start,
 their labels are revealed, the head is retrained from scratch, and eval accuracy is recorded, up to the whole pool.
 
 The reward model is a linear head on frozen MiniLM features (bench/simulate.py says why and how). Run:
@@ -36,7 +38,7 @@ from simulate import (  # noqa: E402  (this folder is on sys.path when run as a 
     train_head,
 )
 
-from rlhf.active import uncertainty_order  # noqa: E402
+from rlhf.active import hand_out  # noqa: E402
 
 
 def run_curve(
@@ -48,6 +50,7 @@ def run_curve(
     round_size: int,
     exploration: float | None,
     seed: int,
+    hit_size: int = 6,
 ) -> list[tuple[int, float]]:
     """(labels, eval accuracy) after the seed set and after every round; exploration None: random picks."""
     rng = random.Random(seed * 1000 + 1)
@@ -62,12 +65,17 @@ def run_curve(
         if exploration is None:
             picked = rng.sample(unlabelled, min(round_size, len(unlabelled)))
         else:
-            # The app shows the pair in its stored order; the rule only looks at |margin|, so the order is moot.
-            margins = (
-                rewards(head, chosen[unlabelled], STUDENT) - rewards(head, rejected[unlabelled], STUDENT)
-            ).tolist()
-            order = uncertainty_order(margins, exploration, rng)
-            picked = [unlabelled[i] for i in order[:round_size]]
+            # The pool is the batch (id = position in `pool`). The rule looks at |margin| only: the shown order is moot.
+            margins = rewards(head, chosen[pool], STUDENT) - rewards(head, rejected[pool], STUDENT)
+            uncertainty = margins.abs().tolist()
+            position = {index: place for place, index in enumerate(pool)}
+            left = [position[index] for index in unlabelled]
+            picked = []
+            while left and len(picked) < round_size:
+                hit = hand_out(uncertainty, left, min(hit_size, round_size - len(picked)), exploration, rng)
+                picked += [pool[place] for place in hit]
+                taken_now = set(hit)
+                left = [place for place in left if place not in taken_now]
         labelled.extend(picked)
         taken = set(picked)
         unlabelled = [i for i in unlabelled if i not in taken]
@@ -79,6 +87,7 @@ def main() -> None:
     parser.add_argument("--seed-set", type=int, default=100, help="Random pairs labelled before the first round.")
     parser.add_argument("--round", type=int, default=100, help="Pairs labelled per round.")
     parser.add_argument("--exploration", default="0.2", help="Comma-separated exploration shares to run.")
+    parser.add_argument("--hit-size", type=int, default=6, help="Pairs per HIT (Batch.samples_per_hit's default).")
     parser.add_argument("--json", type=Path, help="Write every curve and the summary here.")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -105,7 +114,9 @@ def main() -> None:
     for seed in range(args.seeds):
         seed_set = random.Random(seed).sample(pool, args.seed_set)
         for name, exploration in strategies.items():
-            curves[name].append(run_curve(chosen, rejected, pool, evaluation, seed_set, args.round, exploration, seed))
+            curves[name].append(
+                run_curve(chosen, rejected, pool, evaluation, seed_set, args.round, exploration, seed, args.hit_size)
+            )
             print(f"seed {seed} {name}: " + " ".join(f"{n}:{a:.3f}" for n, a in curves[name][-1]), flush=True)
 
     summary: dict = {"full_pool_accuracy": full_accuracy, "target": target, "strategies": {}}

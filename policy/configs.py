@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import ngettext
 
+from arbiter.options import build_options
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun
 from policy.reinforce import DPOConfig, ReinforceConfig, SFTConfig
@@ -27,14 +28,14 @@ def config_fields(kind: str) -> set[str]:
     return {f.name for f in option_fields(config_class(kind))}
 
 
-def build_config(kind: str, **options) -> ReinforceConfig | SFTConfig | DPOConfig:
+def build_config(kind: str, check_models: bool = True, **options) -> ReinforceConfig | SFTConfig | DPOConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - config_fields(kind))
     if unknown:
         label = ngettext("option", "options", len(unknown))
         raise PolicyRunError(f"Unknown {kind} {label}: {', '.join(unknown)}.")
     try:
-        return config_class(kind)(**{k: v for k, v in options.items() if v is not None})
+        return build_options(config_class(kind), options, check_models)  # model folders checked against the roots
     except OptionError as exc:
         raise PolicyRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:

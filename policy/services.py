@@ -14,6 +14,7 @@ from django.db import transaction
 
 from annotate.models import Batch
 from annotate.quality import flagged_annotators
+from arbiter.options import model_location
 from policy import reinforce as trainer  # torch loads on the first call into it, not at import
 from policy.configs import build_config, config_fields
 from policy.data import (
@@ -33,6 +34,7 @@ from policy.reinforce import ReinforceConfig, SFTConfig
 from rewardmodel.models import RewardModelRun
 from rewardmodel.services import REWARD_MODEL_LOADER, scorer_for
 from rewardmodel.train import split_by_group
+from rlhf.options import OptionError
 from rlhf.training import TrainingStopped
 from runs.models import EvaluationPlan, OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -89,6 +91,11 @@ def start_policy_run(
     base_path = (base_path or "").strip()
     if base_run is not None and base_path:
         raise PolicyRunError("Give either a base policy run or a base path, not both.")
+    if base_path:
+        try:
+            base_path = model_location(base_path, "base_path")  # here, so no caller can skip it
+        except OptionError as exc:
+            raise PolicyRunError(str(exc)) from None
     if base_run is not None and base_run.artifact_location is None:
         raise PolicyRunError(f"Base {base_run} has no trained model (status: {base_run.get_status_display()}).")
     base_checkpoint = (base_checkpoint or "").strip()
@@ -279,7 +286,7 @@ def _evaluation_plan(config: ReinforceConfig, data: Any) -> EvaluationPlan:
 def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
     kind = run.kind
     options = {k: v for k, v in run.config.items() if k in config_fields(kind)}
-    config = build_config(kind, **options)
+    config = build_config(kind, check_models=False, **options)  # checked by start_policy_run
     data = read_run_data(run)
     base = base_model_path(run)
 

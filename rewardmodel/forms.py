@@ -7,8 +7,8 @@ from annotate.models import Batch
 from arbiter.options import ConfigOptionsForm
 from rewardmodel.models import RewardModelRun
 from rewardmodel.train import RewardTrainConfig
-from rlhf.preferences import AGGREGATION_LABELS, AGGREGATIONS
-from rlhf.rankings import RANKING_AGGREGATION_LABELS, RANKING_AGGREGATIONS
+from rlhf.preferences import AGGREGATION_CHOICES
+from rlhf.rankings import RANKING_AGGREGATION_CHOICES
 from runs.forms import queue_form_field
 from runs.models import RunStatus
 
@@ -19,12 +19,12 @@ class RewardRunForm(ConfigOptionsForm):
     config_class = RewardTrainConfig
     batches = BatchesChoiceField(queryset=Batch.objects.none(), help_text="Train on the judgments of these batches.")
     aggregate = forms.ChoiceField(
-        choices=[(name, AGGREGATION_LABELS[name]) for name in AGGREGATIONS],
+        choices=AGGREGATION_CHOICES,
         initial="each",
         help_text="When several annotators judged one item.",
     )
     ranking_aggregate = forms.ChoiceField(
-        choices=[(name, RANKING_AGGREGATION_LABELS[name]) for name in RANKING_AGGREGATIONS],
+        choices=RANKING_AGGREGATION_CHOICES,
         initial="each",
         required=False,  # forms made before ranking batches leave it out: "each"
         label="Rankings",

@@ -17,13 +17,14 @@ from django.utils.translation import ngettext
 
 from annotate.models import Batch, Judgment
 from annotate.quality import flagged_annotators
+from arbiter.options import build_options
 from rewardmodel import train as trainer  # torch loads on the first call into it, not at import
 from rewardmodel.models import RewardModelRun, ScoreJob
 from rewardmodel.train import DEFAULT_BACKBONE, PreferencePair, RankedResponses, RewardTrainConfig
 from rlhf.options import OptionError, option_fields
-from rlhf.preferences import AGGREGATIONS, Preference, item_preferences
+from rlhf.preferences import Preference, check_aggregation, item_preferences, loss_margin
 from rlhf.prompts import join_input, prompt_group_id, prompt_half
-from rlhf.rankings import RANKING_AGGREGATIONS, item_rankings
+from rlhf.rankings import check_ranking_aggregation, item_rankings
 from rlhf.training import TrainingStopped
 from runs.models import OnLog, RunQueueError, RunStatus, check_run_queue
 
@@ -79,7 +80,7 @@ def pairs_from_judgments(
 ) -> list[PreferencePair]:
     """One pair per rating judgment ("each", in the judgments' order) or per kept item (in order of first judgment),
     then the pairs of the rankings (`rankings_from_judgments`)."""
-    _check_aggregation(aggregate)
+    _check_aggregations(aggregate, ranking_aggregate)
     # Judgments staff marked wrong in the review queue never train (judgments_for leaves them out already; this
     # covers callers that pass their own).
     judgments = [judgment for judgment in judgments if judgment.excluded_at is None]
@@ -109,7 +110,7 @@ def rankings_from_judgments(
 ) -> list[tuple[str, RankedResponses]]:
     """(key, ranking) for the ranking judgments: one per judgment ("each") or one per item, the Borda count of its
     judgments ("borda", rlhf.rankings.borda). The key names where the ranking came from; its pairs share it."""
-    _check_ranking_aggregation(ranking_aggregate)
+    _check_aggregations(ranking_aggregate=ranking_aggregate)
     ranked = [judgment for judgment in judgments if judgment.ranking is not None]
     # "each" keeps the judgments' order; "borda" gives one ranking per item (in order of first judgment).
     groups = [[judgment] for judgment in ranked] if ranking_aggregate == "each" else _by_item(ranked)
@@ -138,21 +139,18 @@ def preference_pair(
         chosen=responses[winner],
         rejected=responses[3 - winner],
         level="" if isinstance(preference, int) else preference.strength,
-        margin=0.0 if isinstance(preference, int) else preference.margin,
+        margin=0.0 if isinstance(preference, int) else loss_margin(preference.strength),
         group=prompt_group_id(messages),
     )
 
 
-def _check_ranking_aggregation(ranking_aggregate: str) -> None:
-    if ranking_aggregate not in RANKING_AGGREGATIONS:
-        raise RewardRunError(
-            f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {ranking_aggregate!r}."
-        )
-
-
-def _check_aggregation(aggregate: str) -> None:
-    if aggregate not in AGGREGATIONS:
-        raise RewardRunError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, not {aggregate!r}.")
+def _check_aggregations(aggregate: str = "each", ranking_aggregate: str = "each") -> None:
+    """rlhf.preferences.check_aggregation and rlhf.rankings.check_ranking_aggregation, as RewardRunError."""
+    try:
+        check_aggregation(aggregate)
+        check_ranking_aggregation(ranking_aggregate)
+    except ValueError as error:
+        raise RewardRunError(f"{error}.") from None
 
 
 # Starting and running ----------------------------------------------------------------------------
@@ -164,7 +162,7 @@ def train_config_fields() -> set[str]:
     return {f.name for f in option_fields(RewardTrainConfig)}
 
 
-def build_config(**options) -> RewardTrainConfig:
+def build_config(check_models: bool = True, **options) -> RewardTrainConfig:
     """The trainer's config: its defaults, overridden by `options` (unknown names are an error)."""
     unknown = sorted(set(options) - train_config_fields())
     if unknown:
@@ -173,7 +171,7 @@ def build_config(**options) -> RewardTrainConfig:
     options = {k: v for k, v in options.items() if v is not None}
     options.setdefault("backbone", DEFAULT_BACKBONE)
     try:
-        config = RewardTrainConfig(**options)  # validates itself
+        config = build_options(RewardTrainConfig, options, check_models)  # model folders against the roots; validates
     except OptionError as exc:
         raise RewardRunError(str(exc)) from exc  # names the option, as the form and the command say it
     except (TypeError, ValueError) as exc:
@@ -204,8 +202,7 @@ def start_reward_run(
     batches = list(batches)
     if not batches:
         raise RewardRunError("Pick at least one batch.")
-    _check_aggregation(aggregate)
-    _check_ranking_aggregation(ranking_aggregate)
+    _check_aggregations(aggregate, ranking_aggregate)
     if base_run is not None:
         if base_run.artifact_location is None:
             raise RewardRunError(
@@ -280,7 +277,7 @@ def run_reward_training(run: RewardModelRun, on_log: OnLog | None = None) -> Rew
 
 def _train(run: RewardModelRun, output_dir: Path, on_log: OnLog | None) -> dict:
     options = {k: v for k, v in run.config.items() if k in train_config_fields()}
-    config = build_config(**options)
+    config = build_config(check_models=False, **options)  # checked by start_reward_run; the worker's roots may differ
     if run.base_run_id:
         base_dir = run.base_run.artifact_dir
         if base_dir is None:

@@ -8,39 +8,47 @@ Aggregations (`AGGREGATIONS`):
 - ``majority``: one pair per item, in the direction most judgments took; a tie drops the item.
 - ``agreed``: one pair per item whose judgments all point the same way; any dissent drops the item.
 
-The strength rule (one rule for export and reward-model training alike): the margin of an item's pair is the mean
-rating toward the winner over ALL its judgments (dissenting ones count against it), and the pair is "clear" when
-that margin is at least 1.5, "slight" otherwise. A single judgment is therefore clear exactly when it was rated
-clearly better, and ratings (+2, +2, -1) make a slight pair with margin 1.0: one dissent weakens the preference.
+The strength rule (one rule for export and reward-model training alike): the mean rating toward the winner over ALL
+an item's judgments (dissenting ones count against it, `Preference.margin`) decides; the pair is "clear" when it is
+at least 1.5, "slight" otherwise. A single judgment is therefore clear exactly when it was rated clearly better, and
+ratings (+2, +2, -1) make a slight pair (mean 1.0): one dissent weakens the preference.
+
+The loss margin (one rule for the trainer's `margin="level"` and the export's ``margin`` column, so that TRL trained
+on our export sees the margins we train with): `loss_margin(strength)`, Llama 2's discrete margin per level, 1.0 for
+a clear pair and 0.0 for a slight one or a pair from a ranking (a ranking says which is better, not by how much).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 AGGREGATIONS = ("each", "majority", "agreed")
 AGGREGATION_LABELS = {
-    "each": "Each judgment is a pair",
-    "majority": "Majority per item (ties dropped)",
-    "agreed": "Only items whose judgments all agree",
+    "each": "each: a pair per judgment",
+    "majority": "majority: one pair per item, in the direction most judgments took (ties dropped)",
+    "agreed": "agreed: one pair per item whose judgments all agree",
 }
+# The choices every form, command and API option offers (labels worded once, here).
+AGGREGATION_CHOICES = [(name, AGGREGATION_LABELS[name]) for name in AGGREGATIONS]
 LEVELS = ("clear", "slight")
 # The mean rating toward the winner from which a preference counts as clear: halfway between "slightly" (1) and
 # "clearly" (2) better.
 CLEAR_MARGIN = 1.5
+# The reward-model loss margin per strength (Llama 2: subtracted from r(chosen) − r(rejected)); any other strength
+# (a ranking's pairs, an unknown level) gets 0.
+LEVEL_MARGINS = {"clear": 1.0, "slight": 0.0}
 
 
 # The optional loss margin of a pair from its strength (Llama 2's margin): one rule for the reward model and DPO.
 MARGIN_CHOICES = (("none", "No margin"), ("level", "Margin per rating level (clearly > slightly better)"))
-DEFAULT_LEVEL_MARGINS = {"clear": 1.0, "slight": 0.0}
 
 
-def level_margin(level: str, margin: str, level_margins: dict | None = None) -> float:
+def level_margin(level: str, margin: str, level_margins: Mapping[str, float] | None = None) -> float:
     """The margin a pair of strength `level` must win by under the `margin` option ("none" or "level")."""
     if margin != "level":
         return 0.0
-    return float((DEFAULT_LEVEL_MARGINS if level_margins is None else level_margins).get(level, 0.0))
+    return loss_margin(level, LEVEL_MARGINS if level_margins is None else level_margins)
 
 
 def winner_of(rating: int) -> int:
@@ -50,6 +58,11 @@ def winner_of(rating: int) -> int:
 
 def strength_of(margin: float) -> str:
     return "clear" if margin >= CLEAR_MARGIN else "slight"
+
+
+def loss_margin(strength: str, level_margins: Mapping[str, float] = LEVEL_MARGINS) -> float:
+    """The margin a pair of this strength gets in the loss and in the export's ``margin`` column (module docstring)."""
+    return float(level_margins.get(strength, 0.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ import math
 import random
 from collections.abc import Sequence
 
+from rlhf.agreement import krippendorff_alpha
+
 Tiers = list[list[int]]
 
 MIN_RANKING_SIZE = 3  # a ranking batch shows at least 3 responses (2 is a pairwise item)
@@ -26,9 +28,10 @@ LETTERS = "ABCDEFGHI"  # how the K responses are labelled on screen
 PAIR_MODES = ("all", "adjacent", "sample")
 RANKING_AGGREGATIONS = ("each", "borda")
 RANKING_AGGREGATION_LABELS = {
-    "each": "Each ranking counts (an item ranked by three people counts three times)",
-    "borda": "One ranking per item: the Borda count of its rankings (ties where totals are equal)",
+    "each": "each: one ranking per judgment (an item ranked by three people counts three times)",
+    "borda": "borda: one ranking per item, the Borda count of its rankings (ties where totals are equal)",
 }
+RANKING_AGGREGATION_CHOICES = [(name, RANKING_AGGREGATION_LABELS[name]) for name in RANKING_AGGREGATIONS]
 
 
 class RankingError(ValueError):
@@ -173,11 +176,16 @@ def item_rankings(rankings: Sequence[Tiers], size: int, aggregate: str) -> list[
 
     The ranking twin of rlhf.preferences.item_preferences: the export and reward-model training both call it.
     """
-    if aggregate not in RANKING_AGGREGATIONS:
-        raise RankingError(f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {aggregate!r}")
+    check_ranking_aggregation(aggregate)
     if aggregate == "borda":
         return [(borda(rankings, size), None)]
     return [(tiers, index) for index, tiers in enumerate(rankings)]
+
+
+def check_ranking_aggregation(aggregate: str) -> None:
+    """RankingError unless `aggregate` is one of RANKING_AGGREGATIONS (the twin of preferences.check_aggregation)."""
+    if aggregate not in RANKING_AGGREGATIONS:
+        raise RankingError(f"ranking aggregate must be one of {', '.join(RANKING_AGGREGATIONS)}, not {aggregate!r}")
 
 
 def kendall_tau(first: Tiers, second: Tiers) -> float:
@@ -217,28 +225,13 @@ def krippendorff_alpha_ranks(units: Sequence[Sequence[Tiers]]) -> float:
     """Krippendorff's alpha (interval metric on ranks) for agreement between annotators' rankings.
 
     `units` holds, per item, the rankings its annotators gave; each (item, response) is a unit whose values are the
-    ranks it received. Items ranked by fewer than two annotators carry no information and are skipped. 1 means
-    perfect agreement, 0 agreement at chance, below 0 systematic disagreement; nan when nothing is pairable.
+    ranks it received (rlhf.agreement.krippendorff_alpha). nan when nothing is pairable.
     """
     values_by_unit: list[list[float]] = []
     for rankings in units:
-        if len(rankings) < 2:
-            continue
         per_response: dict[int, list[float]] = {}
         for tiers in rankings:
             for number, rank in ranks_of(tiers).items():
                 per_response.setdefault(number, []).append(rank)
-        values_by_unit.extend(values for values in per_response.values() if len(values) >= 2)
-    pairable = [value for values in values_by_unit for value in values]
-    n = len(pairable)
-    if n < 2:
-        return math.nan
-    observed = 0.0
-    for values in values_by_unit:
-        m = len(values)
-        observed += sum((a - b) ** 2 for a, b in itertools.permutations(values, 2)) / (m - 1)
-    observed /= n
-    mean = sum(pairable) / n
-    # Expected disagreement over all pairable values: the closed form of the sum over all their pairs.
-    expected = 2 * n * sum((value - mean) ** 2 for value in pairable) / (n * (n - 1))
-    return 1.0 - observed / expected if expected else math.nan
+        values_by_unit.extend(per_response.values())
+    return krippendorff_alpha(values_by_unit, "interval")

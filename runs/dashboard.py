@@ -14,13 +14,12 @@ from pathlib import Path
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRefresh, HttpResponseStopPolling
 
 from arbiter.streams import ChunkSink
 from runs import storage
 from runs.models import TrainingRun
-
-# htmx stops polling when a response has this status.
-HTMX_STOP_POLLING = 286
 
 
 def render_polled(
@@ -32,12 +31,15 @@ def render_polled(
     more than the polled fragment (samples, human evaluation, score box), and the "… is queued." message of the
     page it was opened with is stale by then.
     """
-    response = render(request, template_name, context)
-    if done:
-        response.status_code = HTMX_STOP_POLLING
-        if refresh_when_done and request.htmx:
-            response["HX-Refresh"] = "true"
-    return response
+    if not done:
+        return render(request, template_name, context)
+    content = render_to_string(template_name, context, request)
+    if refresh_when_done and request.htmx:
+        refresh = HttpResponseClientRefresh()
+        refresh.status_code = HTMX_STOP_POLLING  # and poll no more while the page reloads
+        refresh.content = content  # the fragment as it stands, for a client that does not reload
+        return refresh
+    return HttpResponseStopPolling(content)
 
 
 def cancel_and_redirect(request: HttpRequest, run: TrainingRun, cancel: Callable[[TrainingRun], bool]) -> HttpResponse:

@@ -45,8 +45,6 @@ logger = logging.getLogger(__name__)
 
 # How often a running trainer re-reads the cancel flag from the database.
 CANCEL_POLL_SECONDS = 1.0
-# How often a running trainer says it is alive; a run silent for RUN_STALE_MINUTES has lost its worker.
-HEARTBEAT_SECONDS = 30.0
 
 
 def this_process() -> str:
@@ -551,12 +549,10 @@ class TrainingRun(models.Model):
     ) -> None:
         """Save the trainer's position without touching status (one UPDATE).
 
-        `eta_seconds` is the time left as the trainer's recent pace says (see `StepPace`). A caller that knows no
-        phase either gets the pace since the start once a step is done.
+        `eta_seconds` is the time left as the trainer's recent pace says: `StepPace`, the one ETA rule, through
+        `progress_recorder`; None while no pace is known.
         """
         now = timezone.now()
-        if phase is None and eta_seconds is None and step and total_steps and self.started_at is not None:
-            eta_seconds = (now - self.started_at).total_seconds() / step * max(0, total_steps - step)
         fields: dict[str, Any] = {
             "step": step,
             "total_steps": total_steps,
@@ -723,13 +719,13 @@ class TrainingRun(models.Model):
 
     def stop_checker(self) -> Callable[[], bool]:
         """The trainer's `should_stop`: reads the cancel flag at most every CANCEL_POLL_SECONDS, and
-        beats the heartbeat every HEARTBEAT_SECONDS."""
+        beats the heartbeat every RUN_HEARTBEAT_SECONDS (the setting, as `beating` uses)."""
         last_check, last_beat = 0.0, time.monotonic()
 
         def should_stop() -> bool:
             nonlocal last_check, last_beat
             now = time.monotonic()
-            if now - last_beat >= HEARTBEAT_SECONDS:
+            if now - last_beat >= settings.RUN_HEARTBEAT_SECONDS:
                 last_beat = now
                 self.beat()
             if now - last_check < CANCEL_POLL_SECONDS:

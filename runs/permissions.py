@@ -26,6 +26,11 @@ def is_staff_member(user) -> bool:
     return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
 
 
+def staff_context(request) -> dict[str, bool]:
+    """Template context processor: `is_staff_member` for templates, the same rule the views use."""
+    return {"is_staff_member": is_staff_member(request.user)}
+
+
 def has_permissions(user, *perms: str) -> bool:
     """Staff holding every one of `perms` (directly or through a group)."""
     return is_staff_member(user) and user.has_perms(perms)

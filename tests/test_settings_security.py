@@ -56,6 +56,32 @@ def test_without_secret_key_and_debug_off_the_app_refuses_to_start():
     assert "ImproperlyConfigured: SECRET_KEY is not set" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "SECURE_SSL_REDIRECT",
+            "ture",
+            "SECURE_SSL_REDIRECT='ture': expected one of 1, true, yes, on, 0, false, no, off.",
+        ),
+        ("SECURE_HSTS_SECONDS", "1y", "SECURE_HSTS_SECONDS='1y': expected a whole number."),
+        ("RUN_HEARTBEAT_SECONDS", "thirty", "RUN_HEARTBEAT_SECONDS='thirty': expected a number."),
+    ],
+)
+def test_a_mistyped_setting_stops_the_start_naming_the_variable(variable, value, message):
+    """Strict env parsing (as healthchecks.io): SECURE_SSL_REDIRECT=ture used to mean False, silently."""
+    result = run_django("print('started')", SECRET_KEY="k" * 50, **{variable: value})
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert f"ImproperlyConfigured: {message}" in result.stderr
+
+
+def test_boolean_settings_read_the_usual_words():
+    code = "from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_PRELOAD)"
+    result = run_django(code, SECRET_KEY="k" * 50, SECURE_SSL_REDIRECT=" Yes", SECURE_HSTS_PRELOAD="off")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+
+
 def test_the_development_key_needs_debug_on():
     code = "from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY)"
     result = run_django(code, DEBUG="true")

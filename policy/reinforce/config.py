@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from rlhf.distributed import FSDP_REINFORCE_MISSING, check_strategy
 from rlhf.options import OptionError, check_options, option, processes_option, strategy_option
-from rlhf.preferences import DEFAULT_LEVEL_MARGINS, MARGIN_CHOICES
+from rlhf.preferences import LEVEL_MARGINS, MARGIN_CHOICES
 
 from .lora import ALL_LINEAR, TrainableError, parse_target_modules
 
@@ -199,7 +199,7 @@ class DPOConfig:
     margin: str = option(
         "none", choices=MARGIN_CHOICES, help="Llama-2 style, as the reward model's: clear preferences win by more."
     )
-    level_margins: dict = field(default_factory=lambda: dict(DEFAULT_LEVEL_MARGINS))
+    level_margins: dict = field(default_factory=lambda: dict(LEVEL_MARGINS))
     eval_fraction: float = option(0.2, low=0.0, high=0.9, help="Share of prompts held out for evaluation.")
     max_length: int = option(512, low=8, high=32_768, advanced=True, help="Tokens per prompt and answer.")
     max_prompt_length: int = option(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rlhf.distributed import check_strategy
 from rlhf.options import check_options, option, processes_option, strategy_option
-from rlhf.preferences import DEFAULT_LEVEL_MARGINS, MARGIN_CHOICES
+from rlhf.preferences import LEVEL_MARGINS, MARGIN_CHOICES
 
 HUB_FALLBACK = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -74,7 +74,7 @@ class RewardTrainConfig:
         choices=MARGIN_CHOICES,
         help="Llama-2 style: clear preferences must win by more.",
     )
-    level_margins: dict = field(default_factory=lambda: dict(DEFAULT_LEVEL_MARGINS))
+    level_margins: dict = field(default_factory=lambda: dict(LEVEL_MARGINS))  # rlhf.preferences.loss_margin
     pairs_per_ranking: int = option(
         0,
         low=0,

@@ -24,8 +24,8 @@ class PreferencePair:
     level: str = ""  # "clear" | "slight" | "" unknown
     weight: float = 1.0
     group: str = ""  # prompt group id: the eval split never puts one group on both sides; "" -> from the prompt
-    # The mean rating toward `chosen` of the judgments behind the pair (0.0 unknown). Only a record: the loss takes
-    # its margin from `level` (RewardTrainConfig.level_margins).
+    # The loss margin of `level` (rlhf.preferences.loss_margin, as the export writes it; 0.0 unknown). Only a record:
+    # the trainer takes it from `level` and RewardTrainConfig.level_margins by the same rule.
     margin: float = 0.0
     # The ranking the pair comes from ("" for a pairwise judgment): the trainer samples `pairs_per_ranking` pairs of
     # each ranking per epoch, and reports held-out accuracy on ranking pairs apart from pairwise ones.

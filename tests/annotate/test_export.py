@@ -69,7 +69,7 @@ def test_trl_line_has_prompt_chosen_rejected_strings_and_the_strength(colours):
         "prompt": "Name a colour.\n\nOne word only.",
         "chosen": "Red.",
         "rejected": "The sky is blue, so blue.",
-        "margin": 2.0,
+        "margin": 1.0,
         "strength": "clear",
         "batch": "colours",
         "item_id": "c-1",
@@ -90,7 +90,7 @@ def test_trl_prompt_of_a_multi_turn_item_is_a_transcript(alice):
     assert line["prompt"] == (
         "<User> How are you today?\n\n<Assistant> I'm doing well, thank you!\n\n<User> Can you tell me a joke?"
     )
-    assert (line["chosen"], line["margin"], line["strength"]) == ("The sky is blue, so blue.", 1.0, "slight")
+    assert (line["chosen"], line["margin"], line["strength"]) == ("The sky is blue, so blue.", 0.0, "slight")
 
 
 def test_trl_conversational_line_has_message_lists(colours):
@@ -98,7 +98,7 @@ def test_trl_conversational_line_has_message_lists(colours):
     assert line["prompt"] == [{"role": "user", "content": "Name a colour.\n\nOne word only."}]
     assert line["chosen"] == [{"role": "assistant", "content": "Red."}]
     assert line["rejected"] == [{"role": "assistant", "content": "The sky is blue, so blue."}]
-    assert (line["margin"], line["batch"], line["item_id"]) == (2.0, "colours", "c-1")
+    assert (line["margin"], line["batch"], line["item_id"]) == (1.0, "colours", "c-1")
 
 
 def test_raw_line_describes_the_judgment_with_a_stable_pseudonym(colours, alice):
@@ -194,10 +194,11 @@ def test_min_judgments_and_aggregation_per_item(alice, bob, charlie):
 
     assert len(items()) == 8
     assert {i for i, *_ in items(min_judgments=2)} == {"split", "tie", "agreed"}
-    assert items(min_judgments=3) == [("split", "two", 2.0, 1), ("split", "two", 1.0, 1), ("split", "one", 2.0, 1)]
-    # majority: one pair per item, margin = mean rating toward the winner ((2 + 1 - 2) / 3); the tie is dropped
-    assert items(aggregate="majority", min_judgments=2) == [("split", "two", 0.3333, 3), ("agreed", "left", 1.5, 2)]
-    assert items(aggregate="agreed", min_judgments=2) == [("agreed", "left", 1.5, 2)]
+    assert items(min_judgments=3) == [("split", "two", 1.0, 1), ("split", "two", 0.0, 1), ("split", "one", 1.0, 1)]
+    # majority: one pair per item; the mean rating toward the winner ((2 + 1 - 2) / 3) makes it slight (margin 0.0),
+    # (-2, -1) is clear (mean 1.5, margin 1.0); the tie is dropped
+    assert items(aggregate="majority", min_judgments=2) == [("split", "two", 0.0, 3), ("agreed", "left", 1.0, 2)]
+    assert items(aggregate="agreed", min_judgments=2) == [("agreed", "left", 1.0, 2)]
     assert [r["strength"] for r in export_lines("trl", aggregate="agreed", min_judgments=2)] == ["clear"]
     # the raw table keeps one row per judgment, of the items that agree
     assert [r["item_id"] for r in export_lines("raw", aggregate="agreed", min_judgments=2)] == ["agreed", "agreed"]

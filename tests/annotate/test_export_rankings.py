@@ -81,7 +81,7 @@ def test_trl_gives_every_pair_of_a_ranking_weighted_one_over_c_k_2(ranked):
     }
     assert all(line["weight"] == pytest.approx(1 / 6) for line in lines)
     assert math.isclose(sum(line["weight"] for line in lines), 1.0)
-    assert {(line["margin"], line["strength"], line["n_judgments"]) for line in lines} == {(1.0, "ranked", 1)}
+    assert {(line["margin"], line["strength"], line["n_judgments"]) for line in lines} == {(0.0, "ranked", 1)}
 
 
 def test_adjacent_and_sampled_pairs(ranked):
@@ -110,7 +110,7 @@ def test_mixed_exports_give_every_row_the_same_columns(ranked, pairwise):
     assert len(lines) == 13
     assert {tuple(line) for line in lines} == {tuple(lines[0])}
     [pair] = [line for line in lines if line["batch"] == "pairs"]
-    assert (pair["chosen"], pair["margin"], pair["strength"], pair["weight"]) == ("Hello", 2.0, "clear", 1.0)
+    assert (pair["chosen"], pair["margin"], pair["strength"], pair["weight"]) == ("Hello", 1.0, "clear", 1.0)
     filters = ExportFilters()
     for conversational in (False, True):
         expected = [json.dumps(row, ensure_ascii=False) + "\n" for row in trl_rows(filters, conversational)]

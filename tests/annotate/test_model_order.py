@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from annotate.models import Batch, HitSlot, Item, Rating
-from annotate.services import assign_hit, exploration_places
+from annotate.services import assign_hit
+from rlhf.active import hand_out
 from tests.annotate.factories import make_batch
 from tests.annotate.test_assignment import _ask_concurrently, annotators
 
@@ -102,13 +103,23 @@ def test_concurrent_first_round_hands_out_distinct_items_in_model_order(transact
     assert len(item_ids) == len(set(item_ids)) == 40
 
 
-def test_exploration_places_follow_the_share():
-    rng = random.Random(7)
-    places = 20_000
-    drawn = sum(exploration_places(10, 0.2, rng) for _ in range(places // 10))
-    sd = (places * 0.2 * 0.8) ** 0.5
-    assert abs(drawn - 0.2 * places) < 4 * sd
-    assert exploration_places(10, 0.0, rng) == 0 and exploration_places(10, 1.0, rng) == 10
+def test_the_app_hands_out_what_the_rule_on_lists_picks(db, alice):
+    """bench/curve_active.py simulates with rlhf.active.hand_out: the app picks the same items from the same draws."""
+    batch = model_ordered(make_batch(n_items=60, samples_per_hit=6, overlap=1), share=0.5)
+    items = list(Item.objects.filter(batch=batch).order_by("pk"))
+    assert [item.pk - items[0].pk for item in items] == list(range(60)), "ids are consecutive: index = pk - first"
+    scores = random.Random(1)
+    uncertainty = [None if index % 7 == 0 else round(scores.uniform(0, 3), 3) for index in range(60)]
+    for item, value in zip(items, uncertainty, strict=True):
+        item.uncertainty = value
+    Item.objects.bulk_update(items, ["uncertainty"])
+    left = list(range(60))
+    for seed, user in enumerate(annotators(8)):
+        random.seed(seed)
+        app = [slot.item_id - items[0].pk for slot in assign_hit(user).ordered_slots()]
+        rule = hand_out(uncertainty, left, 6, 0.5, random.Random(seed))
+        assert sorted(app) == sorted(rule), f"annotator {seed}"
+        left = [index for index in left if index not in rule]
 
 
 def test_handed_out_items_explore_at_the_share_within_binomial_noise(db):

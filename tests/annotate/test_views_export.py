@@ -54,8 +54,8 @@ def test_trl_download_of_one_batch(charlie_client, batches):
     assert response["Content-Disposition"] == 'attachment; filename="preferences-second-trl.jsonl"'
     lines = [json.loads(line) for line in content.decode().splitlines()]
     assert [(r["prompt"], r["chosen"], r["rejected"], r["margin"]) for r in lines] == [
-        ("Prompt of second", "Two", "One", 2.0),
-        ("Prompt of second", "One", "Two", 1.0),
+        ("Prompt of second", "Two", "One", 1.0),
+        ("Prompt of second", "One", "Two", 0.0),
     ]
 
 
@@ -73,6 +73,13 @@ def test_parquet_and_csv_downloads(charlie_client, batches):
     response, content = download(charlie_client, format="csv")
     assert response["Content-Type"].startswith("text/csv")
     assert content.decode().count("\n") == 5
+
+
+def test_a_reversed_date_range_shows_the_filters_message_on_until(charlie_client, batches):
+    response = charlie_client.get(
+        reverse("quality:export"), {"format": "trl", "since": "2024-02-01", "until": "2024-01-01"}
+    )
+    assert "until (2024-01-01) must not be before since (2024-02-01)." in response.content.decode()
 
 
 def test_bad_options_show_the_form_with_the_error(charlie_client, batches):

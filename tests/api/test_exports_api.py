@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+from django.core.management import CommandError, call_command
+
 from annotate.export import export_preferences
 from annotate.services import assign_hit, rate_item
 
@@ -48,3 +51,22 @@ def test_bad_export_options_are_400_naming_the_option(clients, batch):
     assert response.status_code == 400 and response.json() == {"detail": "No batch named 'missing'."}
     response = clients["charlie"].get("/api/exports/preferences/", {"min_judgments": 0})
     assert "min_judgments" in response.json()
+
+
+def test_a_reversed_date_range_is_refused_alike_by_the_api_and_the_command(clients, alice, batch):
+    """ExportFilters checks since <= until itself: the API and the command no longer export an empty range."""
+    judged(alice, batch)
+    message = "until (2024-01-01) must not be before since (2024-02-01)."
+    response = clients["charlie"].get(
+        "/api/exports/preferences/", {"fmt": "trl", "since": "2024-02-01", "until": "2024-01-01"}
+    )
+    assert response.status_code == 400 and response.json()["until"] == [message]
+    with pytest.raises(CommandError, match=r"until \(2024-01-01\) must not be before since \(2024-02-01\)"):
+        call_command(
+            "export_preferences", "--format", "trl", "--since", "2024-02-01", "--until", "2024-01-01",
+            stdout=io.StringIO(),
+        )  # fmt: skip
+    same_day = clients["charlie"].get(
+        "/api/exports/preferences/", {"fmt": "trl", "since": "2024-01-01", "until": "2024-01-01"}
+    )
+    assert same_day.status_code == 200, "a bare date as until includes that day"

@@ -274,3 +274,20 @@ def test_the_reinforce_form_tells_reward_runs_apart(charlie_client, alice, tmp_p
     page = html.unescape(charlie_client.get(reverse("policy:run_new")).content.decode())
 
     assert f"Reward run {run.pk} · demo, hh-helpful · deberta-v3-small · held-out accuracy 0.750 · 2025-03-14" in page
+
+
+@pytest.mark.django_db
+def test_the_services_check_model_locations_themselves(alice, tmp_path):
+    """A caller of the services (a script, a future view) cannot skip the model-folder check the form does."""
+    from policy.errors import PolicyRunError
+    from policy.services import start_policy_run
+    from rewardmodel.services import RewardRunError, start_reward_run
+
+    batch = judged_batch("judged", alice, items=2)
+    with pytest.raises(RewardRunError, match="backbone: /etc is not inside a model folder root"):
+        start_reward_run(None, [batch], backbone="/etc", dispatch=False)
+    reward_run = succeeded_reward_run(tmp_path / "rm")
+    prompts = prompts_batch("prompts")
+    with pytest.raises(PolicyRunError, match="base_path: /etc is not inside a model folder root"):
+        start_policy_run(None, "reinforce", reward_run=reward_run, base_path="/etc", data_batch=prompts, dispatch=False)
+    assert RewardModelRun.objects.count() == 1 and not PolicyRun.objects.exists()  # only the base reward run

@@ -99,8 +99,11 @@ def test_a_run_without_a_checkpoint_resumes_from_the_start(charlie, alice, tiny_
 
 
 @pytest.mark.django_db
-def test_a_failed_or_cancelled_run_cannot_be_resumed(charlie, alice, tiny_backbone):
-    broken = start_reward_run(charlie, [judged_batch("b", alice)], backbone="/no/such/backbone", dispatch=False)
+def test_a_failed_or_cancelled_run_cannot_be_resumed(charlie, alice, tiny_backbone, tmp_path):
+    (tmp_path / "not-a-model").mkdir()  # inside the model roots, and no model in it: the run fails
+    broken = start_reward_run(
+        charlie, [judged_batch("b", alice)], backbone=str(tmp_path / "not-a-model"), dispatch=False
+    )
     run_reward_training(broken)
     broken.refresh_from_db()
 

@@ -97,15 +97,30 @@ def test_a_finished_run_keeps_its_status():
 def test_progress_and_eta_follow_the_steps_done():
     run = _queued_run()
     run.claim()
-    RewardModelRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(seconds=100))
+    ticks = iter([100.0, 102.0])
+    on_progress = run.progress_recorder(clock=lambda: next(ticks))
+    on_progress(24, 100, "training")
+    assert run.eta is None, "no pace before two steps"
+    on_progress(25, 100, "training")  # 2 s a step, 75 steps left
     run.refresh_from_db()
-    run.record_progress(25, 100)
 
     assert run.progress_percent == 25
-    assert timedelta(seconds=290) <= run.eta <= timedelta(seconds=310)
+    assert timedelta(seconds=140) <= run.eta <= timedelta(seconds=150)
     run.mark_succeeded({}, "")
     assert run.progress_percent == 100
     assert run.eta is None
+
+
+@pytest.mark.django_db
+def test_the_stop_checker_beats_at_the_heartbeat_setting(settings):
+    run = _queued_run()
+    run.claim()
+    long_ago = timezone.now() - timedelta(hours=1)
+    RewardModelRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    settings.RUN_HEARTBEAT_SECONDS = 0  # one setting for the thread and the stop checker
+    run.stop_checker()()
+    run.refresh_from_db()
+    assert run.heartbeat_at > long_ago
 
 
 def test_step_pace_measures_the_recent_window_and_ignores_repeats():
@@ -349,13 +364,15 @@ def test_training_a_run_twice_trains_it_once(charlie, alice, tiny_backbone, arti
 
 
 @pytest.mark.django_db
-def test_a_bad_backbone_fails_the_run_with_the_reason_and_leaves_no_folder(charlie, alice, artifacts):
-    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone="/no/such/backbone", dispatch=False)
+def test_a_bad_backbone_fails_the_run_with_the_reason_and_leaves_no_folder(charlie, alice, artifacts, tmp_path):
+    not_a_model = tmp_path / "not-a-model"  # inside the model roots (start_reward_run refuses folders outside them)
+    not_a_model.mkdir()
+    run = start_reward_run(charlie, [judged_batch("b", alice)], backbone=str(not_a_model), dispatch=False)
 
     run = run_reward_training(run)  # does not raise
 
     assert run.status == RunStatus.FAILED
-    assert "/no/such/backbone" in run.error
+    assert "tokenizer" in run.error  # the loader's reason: the folder holds no model
     assert run.finished_at is not None
     assert not (artifacts / f"reward-{run.pk}").exists()
     assert not (artifacts / f"reward-{run.pk}.partial").exists()

@@ -41,17 +41,21 @@ def test_the_worker_trains_a_started_run_to_a_downloadable_model(celery_worker, 
     assert run.logs.count() == run.total_steps == run.step
 
 
-def test_a_failed_run_keeps_its_reason_and_the_worker_takes_the_next_one(celery_worker, charlie, alice, tiny_backbone):
+def test_a_failed_run_keeps_its_reason_and_the_worker_takes_the_next_one(
+    celery_worker, charlie, alice, tiny_backbone, tmp_path
+):
     batch = judged_batch("b", alice)
     pid = celery_worker.process.pid
-    broken = start_reward_run(charlie, [batch], backbone="/no/such/backbone", **TINY)
+    not_a_model = tmp_path / "not-a-model"  # inside the model roots (start_reward_run refuses folders outside them)
+    not_a_model.mkdir()
+    broken = start_reward_run(charlie, [batch], backbone=str(not_a_model), **TINY)
     good = start_reward_run(charlie, [batch], backbone=tiny_backbone, **TINY)
 
     wait_for(lambda: _finished(broken), timeout=60, message=f"the broken run to end\n{celery_worker.log()}")
     wait_for(lambda: _finished(good), timeout=60, message=f"the next run to end\n{celery_worker.log()}")
 
     assert broken.status == RunStatus.FAILED
-    assert "/no/such/backbone" in broken.error
+    assert "tokenizer" in broken.error  # the loader's reason: the folder holds no model
     assert not Path(broken.artifact_path or "/no/such/artifact").exists()
     assert good.status == RunStatus.SUCCEEDED, good.error
     assert celery_worker.alive and celery_worker.process.pid == pid

@@ -67,7 +67,7 @@ def test_export_and_reward_training_build_the_same_pairs(judged, aggregate):
 
 
 def test_two_clear_votes_against_one_slight_dissent_are_slight_on_both_paths(judged):
-    expected = [("dissent-2", "dissent-1", "slight", 1.0)]
+    expected = [("dissent-2", "dissent-1", "slight", 0.0)]
     assert [row for row in _exported("majority") if row[0] == "dissent-2"] == expected
     assert [row for row in _trained(judged, "majority") if row[0] == "dissent-2"] == expected
     assert "dissent-2" not in {row[0] for row in _trained(judged, "agreed")}
@@ -75,8 +75,8 @@ def test_two_clear_votes_against_one_slight_dissent_are_slight_on_both_paths(jud
 
 def test_aggregated_pairs_hold_the_expected_items(judged):
     assert _trained(judged, "agreed") == [
-        ("lone-2", "lone-1", "slight", 1.0),
-        ("unanimous-1", "unanimous-2", "clear", 1.6667),
+        ("lone-2", "lone-1", "slight", 0.0),
+        ("unanimous-1", "unanimous-2", "clear", 1.0),
     ]
     assert len(_trained(judged, "each")) == Judgment.objects.count()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlhf.preferences import AGGREGATIONS, Preference, item_direction, item_preferences, strength_of
+from rlhf.preferences import AGGREGATIONS, Preference, item_direction, item_preferences, loss_margin, strength_of
 
 
 def summary(ratings: list[int], aggregate: str) -> list[tuple[int, str, float, int]]:
@@ -58,3 +58,9 @@ def test_unknown_aggregation_is_refused_naming_the_choices():
 def test_strength_threshold_and_loser():
     assert (strength_of(1.49), strength_of(1.5), strength_of(2.0)) == ("slight", "clear", "clear")
     assert Preference(winner=1, margin=2.0, n_judgments=1).loser == 2
+
+
+def test_the_loss_margin_is_one_for_clear_and_zero_otherwise():
+    """One rule for the trainer's margin="level" and the export's margin column (TRL trains on what we train on)."""
+    assert [loss_margin(strength) for strength in ("clear", "slight", "ranked", "")] == [1.0, 0.0, 0.0, 0.0]
+    assert loss_margin("slight", {"clear": 2.0, "slight": 0.5}) == 0.5

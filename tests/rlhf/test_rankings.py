@@ -118,8 +118,8 @@ def test_krippendorff_alpha_on_ranks():
     assert math.isnan(krippendorff_alpha_ranks([[[[1], [2], [3]]]])), "one annotator per item: nothing to compare"
 
 
-def test_krippendorff_alpha_matches_the_krippendorff_package_on_random_rankings():
-    """Our closed form (Django- and numpy-free) against the maintained package's interval alpha on the same ranks."""
+def test_krippendorff_alpha_on_random_rankings_is_the_packages_interval_alpha_on_an_annotator_matrix():
+    """Alpha does not depend on which annotator gave which rank: per-unit values give the annotator matrix's alpha."""
     import krippendorff
     import numpy as np
 
