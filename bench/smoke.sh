@@ -69,6 +69,11 @@ smoke bench/profile_requests.py --path browser --rounds 1  # the API path is the
 smoke bench/bench_worker_kills.py --kills 1 --kinds child --epochs 3 --checkpoint-every 1 --redis-url redis://127.0.0.1:6379/12 \
   --database-url "$DATABASE_URL"
 skip bench/bench_reinforce.py "needs the converted SmolLM2 policy (a download); tests/policy runs its code on tiny models"
+smoke bench/bench_import_memory.py --bomb-mib 1 --array-mib 1
+skip bench/bench_dpo.py "needs the converted SmolLM2 policy and TRL; tests/policy/test_dpo.py runs our trainer on tiny models"
+skip bench/bench_loop.py "the whole loop on the demo policy, 15+ minutes of CPU"
+skip bench/bench_policy_cache.py "times the 90 s GGUF conversion; tests/policy/test_policy_loading.py runs the same code"
+skip bench/fuzz_numbers.py "about 7,400 requests, minutes on 2 cores; run by hand (docs/reliability.md)"
 skip bench/curve_active.py "needs MiniLM features of the HH file (a download); bench/simulate.py's head is in tests"
 skip bench/curve_rankings.py "needs MiniLM features of the HH file (a download)"
 skip bench/simulate.py "a library of the two curve scripts above"

@@ -186,6 +186,9 @@ def batch_for_role(many: bool = False) -> PolymorphicProxySerializer:
 class BatchViewSet(viewsets.ModelViewSet):
     """Staff create, change and delete batches; annotators read the active ones."""
 
+    # JSON only: a form body cannot say null (ranking_size) and quietly drops what it cannot encode, so a request
+    # that breaks the schema could be accepted (schemathesis, ST201).
+    parser_classes = [JSONParser]
     permission_classes = [HasPermissions]
     required_permissions = {
         "list": (),  # annotators: the active batches; staff who may view batches: all, with counts

@@ -33,7 +33,7 @@ from rlhf.training import TrainingStopped
 
 from .config import DPOConfig
 from .loading import load_policy
-from .sft import IGNORE_INDEX, sft_label_mask
+from .sft import IGNORE_INDEX, pad_rows, sft_label_mask
 from .train import (
     RewardFn,
     _eval_samples,
@@ -79,16 +79,7 @@ def encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: list[PreferencePair]
 
 def collate(encoded: list[tuple], indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
     """One batch of 2B rows: the B chosen answers, then the B rejected ones, right-padded to the longest."""
-    rows = [encoded[i][0] for i in indices] + [encoded[i][1] for i in indices]
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, (ids, row_labels) in enumerate(rows):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, : len(ids)] = torch.tensor(row_labels)
-        attention_mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+    return pad_rows([encoded[i][0] for i in indices] + [encoded[i][1] for i in indices], pad_id)
 
 
 def sequence_logps(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -81,20 +81,21 @@ def sft_label_mask(
     return input_ids, labels
 
 
+def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """(token ids, labels) rows as one right-padded batch; padding is ignored by the loss and the attention."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (ids, row_labels) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(ids)] = torch.tensor(row_labels)
+        attention_mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
 def _batches(examples: list[tuple[list[int], list[int]]], size: int, pad_id: int) -> list[dict[str, torch.Tensor]]:
-    batches = []
-    for start in range(0, len(examples), size):
-        chunk = examples[start : start + size]
-        width = max(len(ids) for ids, _ in chunk)
-        input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(chunk), width), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (ids, row_labels) in enumerate(chunk):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            labels[row, : len(ids)] = torch.tensor(row_labels)
-            attention_mask[row, : len(ids)] = 1
-        batches.append({"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask})
-    return batches
+    return [pad_rows(examples[start : start + size], pad_id) for start in range(0, len(examples), size)]
 
 
 def train_sft(
