@@ -292,7 +292,7 @@ def _train(run: PolicyRun, output_dir: Path, on_log: OnLog | None) -> dict:
 
     log = run.progress_logger(on_log, clean=_json_safe)
     should_stop = run.stop_checker()
-    evaluations = None if kind == PolicyRun.Kind.SFT else _evaluation_plan(config, data)
+    evaluations = _evaluation_plan(config, data) if kind == PolicyRun.Kind.REINFORCE else None
     on_progress = run.progress_recorder(evaluations=evaluations)
 
     if kind == PolicyRun.Kind.SFT and config.processes > 1:

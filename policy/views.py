@@ -279,7 +279,7 @@ def _model_rates(run: PolicyRun) -> list[tuple[str, object]]:
     """(who judged, WinRate) for the final held-out evaluation: the reward model trained against, and the judge."""
     if not run.is_judged or run.status != "succeeded":
         return []
-    rates = [("Reward model (trained against)", run.reward_model_win_rate)]
+    rates = [("Reward model (trained against)" if run.is_reinforce else "Reward model", run.reward_model_win_rate)]
     if run.judge_run_id:
         rates.append((f"Judge: {run.judge_run}", run.judge_win_rate))
     return [(label, rate) for label, rate in rates if rate is not None]

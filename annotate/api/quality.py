@@ -16,6 +16,9 @@ class AnnotatorQualitySerializer(serializers.Serializer):
     rankings = serializers.IntegerField(
         default=0, help_text="Ranking judgments (their figures: /api/annotators/{id}/quality/)."
     )
+    simulated = serializers.BooleanField(
+        default=False, help_text="One of the simulated annotators (manage.py simulate_annotators), not a person."
+    )
     median_seconds = serializers.FloatField(allow_null=True, help_text="Median time per item.")
     agreement = serializers.FloatField(
         allow_null=True, help_text="Share of comparable judgments that agree with the majority of the others."

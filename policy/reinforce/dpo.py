@@ -40,6 +40,7 @@ from .train import (
     _evaluate,
     _sample_and_score,
     _sample_n_and_score,
+    final_evaluation,
     held_out_answers,
     save_model_dir,
     seed_everything,
@@ -364,10 +365,6 @@ def _compare_with_reference(model, base_path, tokenizer, reward_fn, prompts, con
     metrics = evaluation["metrics"]
     del reference
     return {
-        "reward_policy": metrics["eval_reward_policy"],
-        "reward_reference": metrics["eval_reward_reference"],
-        "win_rate": metrics["eval_win_rate"],
-        "kl": metrics["eval_kl"],
-        "response_length": metrics["eval_length"],
+        **final_evaluation(metrics, len(prompts)),
         "eval_samples": held_out_answers(prompts, evaluation, reference_eval, ranked),
     }

@@ -371,13 +371,7 @@ def train_reinforce(
     eval_metrics = evaluation["metrics"]
     return {
         "steps": config.steps,
-        "reward_policy": eval_metrics["eval_reward_policy"],
-        "reward_reference": eval_metrics["eval_reward_reference"],
-        "win_rate": eval_metrics["eval_win_rate"],
-        **{key.removeprefix("eval_"): value for key, value in eval_metrics.items() if key.startswith(_FINAL_PREFIXES)},
-        "eval_prompts": len(eval_prompts),
-        "kl": eval_metrics["eval_kl"],
-        "response_length": eval_metrics["eval_length"],
+        **final_evaluation(eval_metrics, len(eval_prompts)),
         "train_reward_mean": metrics["reward_mean"],
         "elapsed_s": time.monotonic() - started,
         "model_path": final_path,
@@ -461,6 +455,19 @@ def _rollouts(
 
 # Evaluation metrics the final result repeats without the "eval_" prefix (win_wins, judge_win_rate, ...).
 _FINAL_PREFIXES = ("eval_win_", "eval_judge_")
+
+
+def final_evaluation(eval_metrics: dict, eval_prompts: int) -> dict:
+    """What a policy run's result says of its last held-out evaluation (REINFORCE and DPO alike)."""
+    return {
+        "reward_policy": eval_metrics["eval_reward_policy"],
+        "reward_reference": eval_metrics["eval_reward_reference"],
+        "win_rate": eval_metrics["eval_win_rate"],
+        **{key.removeprefix("eval_"): value for key, value in eval_metrics.items() if key.startswith(_FINAL_PREFIXES)},
+        "eval_prompts": eval_prompts,
+        "kl": eval_metrics["eval_kl"],
+        "response_length": eval_metrics["eval_length"],
+    }
 
 
 @torch.no_grad()

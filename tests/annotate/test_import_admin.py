@@ -146,13 +146,19 @@ def test_a_background_import_keeps_the_new_batchs_settings(charlie_client, setti
     settings.IMPORT_BACKGROUND_BYTES = 10
     data = {"file": upload("prefs.jsonl", TRL), "batch_name": "later", "format": "auto", "overlap": "2"}
     response = charlie_client.post(IMPORT_URL, {**data, "guidelines": "Be kind."}, follow=True)
-    # The job page says what the job waits for (no worker runs in this test).
-    assert "Queued: waiting for a light worker (queue celery) to start it." in response.content.decode()
+    # The job page says what the job waits for: its message was never sent here (no commit, so no dispatch) ...
+    assert "Queued — waiting for the task queue" in response.content.decode()
+
+    from django.utils import timezone
 
     from annotate.import_jobs import run_import_job
     from annotate.models import ImportJob
 
     job = ImportJob.objects.get()
+    # ... and once the message is with the broker, for a light worker (none runs in this test).
+    ImportJob.objects.filter(pk=job.pk).update(dispatched_at=timezone.now())
+    page = charlie_client.get(response.redirect_chain[-1][0]).content.decode()
+    assert "Queued: waiting for a light worker (queue celery) to start it." in page
     assert job.batch_settings == {"guidelines": "Be kind.", "overlap": 2, "samples_per_hit": None}
     run_import_job(job.pk)
     batch = Batch.objects.get(name="later")

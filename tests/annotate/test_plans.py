@@ -152,7 +152,11 @@ def test_the_annotator_statements_keep_index_plans_as_the_tables_grow(kind, alic
 
     grow(batch, GROWN_HITS)  # a rush: 10,000 HITs, the statistics still those of the empty tables
     # The next new HIT's commit notices the growth (its rule is what the API and the pages run).
-    assert sorted(analyze_grown()) == ["annotate_hit", "annotate_hitslot", "annotate_judgment"]
+    # (Which of them outgrew their statistics depends on the pages earlier tests left behind: rolled-back rows keep
+    # theirs until a vacuum. The HIT table always does: nothing else writes 10,000 HITs.)
+    grown = grown_tables(ASSIGNMENT_TABLES)
+    assert "annotate_hit" in grown
+    assert sorted(analyze_grown()) == grown
     assert grown_tables(ASSIGNMENT_TABLES) == [], "analyzed once per growth, not on every HIT"
     statements += annotator_statements(bob) + annotator_statements(charlie)
     for sql in statements:

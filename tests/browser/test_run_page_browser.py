@@ -101,10 +101,18 @@ def test_a_message_from_before_the_end_does_not_stay_on_the_finished_page(live_s
     assert RewardModelRun.objects.get(pk=run.pk).finished_at <= timezone.now()
 
 
-def test_a_queued_run_says_what_it_waits_for_and_its_page_follows_it_through_evaluation(live_server, page, staff):
+def test_a_queued_run_says_what_it_waits_for_and_its_page_follows_it_through_evaluation(
+    live_server, page, staff, monkeypatch
+):
     """Resumed behind a training run, a run's page names that run; it updates by itself once the worker takes it (the
     "is queued" message goes), and evaluation shows its own progress, not "Step 4 of 4 (100%) · almost done"."""
     from playwright.sync_api import expect
+
+    from arbiter.celery import app
+
+    # The broker takes the message and no worker is free (a worker another test left running would train the run).
+    sent: list[str] = []
+    monkeypatch.setattr(app, "send_task", lambda name, **options: sent.append(name))
 
     busy = RewardModelRun.objects.create(config={"epochs": 1})
     busy.claim()
@@ -116,6 +124,7 @@ def test_a_queued_run_says_what_it_waits_for_and_its_page_follows_it_through_eva
 
     page.get_by_role("button", name=re.compile("^Resume")).click()
     expect(page.locator(".messages")).to_contain_text(f"{run} is queued again.")
+    assert sent == ["policy.tasks.train_policy_run"]
     phase = page.locator(".run-phase")
     expect(phase).to_contain_text(f"Queued behind {busy} (step 3 of 10 (30%)) on queue gpu")
     expect(phase.get_by_role("link", name=str(busy))).to_have_attribute("href", busy.get_absolute_url())

@@ -117,7 +117,7 @@ def test_train_dpo_command_judges_the_result_like_a_reinforce_run(db, alice, cha
     browser.force_login(charlie)
     html = browser.get(run.get_absolute_url()).content.decode()
     assert "Implicit-reward accuracy" in html and "Log-probability of the answers" in html
-    assert "reward-model win rate" in html
+    assert 'id="model-winrates"' in html and "Reward model<" in html  # its win rate with count and interval
 
 
 def test_train_dpo_command_names_a_missing_batch_and_reward_run(db):

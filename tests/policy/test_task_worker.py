@@ -77,6 +77,7 @@ def test_cancel_stops_a_running_run_and_keeps_no_model(celery_worker, charlie, t
 
 def test_a_failure_is_recorded_with_its_reason(celery_worker, charlie, tmp_path):
     reward_run = succeeded_reward_run(tmp_path / "reward")
+    (tmp_path / "no-such-model").mkdir()  # inside the model roots (the start refuses folders outside), no model in it
     run = start_policy_run(
         charlie,
         "reinforce",
@@ -87,5 +88,5 @@ def test_a_failure_is_recorded_with_its_reason(celery_worker, charlie, tmp_path)
     )
     wait_for(lambda: fresh(run).is_finished, timeout=60, message=f"run to finish\n{celery_worker.log()}")
     assert run.status == RunStatus.FAILED
-    assert "no-such-model" in run.error
+    assert "tokenizer" in run.error  # the loader's reason: the folder holds no model
     assert celery_worker.alive
