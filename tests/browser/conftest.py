@@ -47,4 +47,7 @@ def page(browser):
     page = context.new_page()
     page.set_default_timeout(BROWSER_TIMEOUT_MS)
     yield page
+    # A page sends what it holds when it is hidden (hit.js: time on a sample), so closing it would write to the
+    # live server's database while the test database is flushed: a deadlock seen in CI. Nothing leaves after the test.
+    context.route("**/*", lambda route: route.abort())
     context.close()
