@@ -242,7 +242,7 @@ def main() -> None:
         username="benchkill", defaults={"is_staff": True, "is_superuser": True}
     )
     batch = judged_batch(f"benchkill-{int(time.time())}", user, items=8)
-    backbone = build_tiny_backbone(Path(settings.VAR_DIR) / "tiny-backbone")
+    backbone = build_tiny_backbone(Path(settings.VAR_DIR) / "models" / "tiny-backbone")  # inside the model roots
     worker, _ = new_worker()
     try:
         for kind in ARGS.kinds.split(","):
