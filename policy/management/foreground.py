@@ -11,6 +11,7 @@ from arbiter.options import model_location
 from policy.errors import PolicyRunError
 from policy.models import PolicyRun
 from policy.services import run_policy_training, start_policy_run
+from rewardmodel.models import RewardModelRun
 from rlhf.options import OptionError
 from runs.management.foreground import ForegroundTrainingCommand
 
@@ -39,6 +40,16 @@ class PolicyTrainingCommand(ForegroundTrainingCommand):
             metavar="NAME",
             help='With --base-run: "final" (the default) or one of its checkpoint-<step> folders.',
         )
+
+    @staticmethod
+    def reward_run(run_id: int | None, flag: str = "") -> RewardModelRun | None:
+        """The reward-model run an option names (None when not given); CommandError when there is no such run."""
+        if run_id is None:
+            return None
+        run = RewardModelRun.objects.filter(pk=run_id).first()
+        if run is None:
+            raise CommandError(f"No reward-model run {run_id}{f' ({flag})' if flag else ''}.")
+        return run
 
     def start_and_train(self, options: dict, batch_name: str | None, file_name: str | None, **start) -> None:
         try:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from arbiter.options import add_option_arguments
 from policy.management.foreground import PolicyTrainingCommand
 from policy.models import PolicyRun
 from policy.reinforce import DPOConfig
-from rewardmodel.models import RewardModelRun
 from rlhf.preferences import AGGREGATIONS
 from rlhf.rankings import RANKING_AGGREGATIONS
 
@@ -37,11 +36,7 @@ class Command(PolicyTrainingCommand):
         self.add_queue_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        reward_run = None
-        if options.get("reward_run") is not None:
-            reward_run = RewardModelRun.objects.filter(pk=options["reward_run"]).first()
-            if reward_run is None:
-                raise CommandError(f"No reward-model run {options['reward_run']}.")
+        reward_run = self.reward_run(options.get("reward_run"))
         training = self.checked_options(DPOConfig, options)
         self.start_and_train(
             options,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from arbiter.options import add_option_arguments
 from policy.management.foreground import PolicyTrainingCommand
 from policy.models import PolicyRun
 from policy.reinforce import ReinforceConfig
-from rewardmodel.models import RewardModelRun
 
 
 class Command(PolicyTrainingCommand):
@@ -35,14 +34,8 @@ class Command(PolicyTrainingCommand):
         self.add_queue_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        reward_run = RewardModelRun.objects.filter(pk=options["reward_run"]).first()
-        if reward_run is None:
-            raise CommandError(f"No reward-model run {options['reward_run']}.")
-        judge_run = None
-        if options.get("judge_run") is not None:
-            judge_run = RewardModelRun.objects.filter(pk=options["judge_run"]).first()
-            if judge_run is None:
-                raise CommandError(f"No reward-model run {options['judge_run']} (--judge-run).")
+        reward_run = self.reward_run(options["reward_run"])
+        judge_run = self.reward_run(options.get("judge_run"), "--judge-run")
         training = self.checked_options(ReinforceConfig, options)
         self.start_and_train(
             options,
